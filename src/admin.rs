@@ -1,0 +1,141 @@
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Kept apart from the proxy listener so that probes and scrapes never
+//! compete with proxied traffic and are never routed to a vendor.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
+use crate::request_id;
+use crate::response::{full, json_response};
+use crate::Body;
+
+/// What the admin endpoints report on.
+#[derive(Debug)]
+pub struct AdminState {
+    /// The gateway's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Set once the proxy listener serves; cleared when shutdown begins.
+    pub ready: AtomicBool,
+}
+
+/// Serves the admin endpoints on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(5));
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let state = state.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, &request)) }
+            });
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Answers one admin request.
+pub fn handle(state: &AdminState, request: &Request<Incoming>) -> Response<Body> {
+    let request_id = request_id::take_or_make(request.headers());
+    let path = request.uri().path();
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &serde_json::json!({"error": {"code": "method_not_allowed", "message": "use GET"}}),
+            &request_id,
+        );
+    }
+    match path {
+        "/healthz" => json_response(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok"}),
+            &request_id,
+        ),
+        "/readyz" => {
+            let ready = state.ready.load(Ordering::Acquire);
+            let (status, word) = if ready {
+                (StatusCode::OK, "ready")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+            };
+            json_response(
+                status,
+                &serde_json::json!({"status": word, "checks": {"proxy_listening": ready}}),
+                &request_id,
+            )
+        }
+        "/metrics" => match state.metrics.render() {
+            Ok(text) => {
+                let mut response = Response::new(full(text));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                response
+            }
+            Err(_) => json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &serde_json::json!({"error": {"code": "metrics", "message": "metrics could not be rendered"}}),
+                &request_id,
+            ),
+        },
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"error": {"code": "not_found", "message": "no such admin endpoint"}}),
+            &request_id,
+        ),
+    }
+}
+
+/// Asks a running gateway's `/healthz` (the container health check).
+///
+/// # Errors
+/// No answer within three seconds, or an answer other than 200.
+pub async fn probe(url: &http::Uri) -> Result<(), String> {
+    use http_body_util::Empty;
+    use hyper_util::client::legacy::Client;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    match tokio::time::timeout(Duration::from_secs(3), client.get(url.clone())).await {
+        Err(_) => Err(format!("{url}: no answer within 3s")),
+        Ok(Err(e)) => Err(format!("{url}: {e}")),
+        Ok(Ok(response)) if response.status() == StatusCode::OK => Ok(()),
+        Ok(Ok(response)) => Err(format!("{url}: status {}", response.status())),
+    }
+}

@@ -1,0 +1,485 @@
+//! The gateway's configuration: one TOML file in which every key is optional.
+//!
+//! Unknown keys are errors that name the key (and the line, as the TOML parser
+//! reports it); values are checked after parsing so that a bad address, URL or
+//! prefix is refused at start, never discovered by the first request.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use serde::Deserialize;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or did not match the expected keys and types.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file (or `<embedded default>`).
+        path: PathBuf,
+        /// The parser's message, which names the key and the line.
+        message: String,
+    },
+    /// A value parsed but cannot be used.
+    #[error("{path}: `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key, e.g. `upstream[1].url`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// What to do with a call that is not an erasure call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Passthrough {
+    /// Forward it untouched.
+    #[default]
+    Allow,
+    /// Refuse it.
+    Deny,
+}
+
+/// Whether decisions are enforced or only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Denied calls are refused.
+    #[default]
+    Enforce,
+    /// Denied calls are recorded and forwarded anyway.
+    Shadow,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The proxy listener and its limits.
+    pub proxy: ProxyConfig,
+    /// The admin listener.
+    pub admin: AdminConfig,
+    /// Where policies live and how they are applied.
+    pub policies: PoliciesConfig,
+    /// The decision trail.
+    pub audit: AuditConfig,
+    /// The vendor APIs the gateway stands in front of.
+    pub upstream: Vec<UpstreamConfig>,
+    /// Known callers, by the SHA-256 of their credential.
+    pub caller: Vec<CallerConfig>,
+}
+
+/// `[proxy]`: the listener clients talk to, and the limits that protect it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// PEM certificate chain; with `tls_key`, the listener speaks TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle; when set, clients must present a certificate it signed.
+    pub client_ca: Option<PathBuf>,
+    /// What to do with calls that are not erasure calls.
+    pub passthrough: Passthrough,
+    /// How long a client may take to send the request head (slowloris guard).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long the upstream may take to answer with a response head.
+    #[serde(with = "humantime_serde")]
+    pub upstream_timeout: Duration,
+    /// How long connecting to an upstream (TCP and TLS) may take.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Requests handled at once; beyond it the gateway answers 503.
+    pub max_concurrency: usize,
+    /// Largest erasure-call body the gateway buffers and parses.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            passthrough: Passthrough::Allow,
+            header_read_timeout: Duration::from_secs(10),
+            upstream_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_concurrency: 1024,
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[admin]`: health, readiness, metrics and (later) control endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// SHA-256 hex of the admin token; when set, mutating calls require it.
+    pub token_sha256: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            token_sha256: None,
+        }
+    }
+}
+
+/// `[policies]`: the Cedar policy set and its entities.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoliciesConfig {
+    /// Directory with `*.cedar`, `schema.cedarschema`, `entities.json`, `tests/`.
+    pub dir: PathBuf,
+    /// Enforce decisions, or only record them.
+    pub mode: Mode,
+    /// Optional entity directory: `GET {url}/{type}/{id}`.
+    pub directory_url: Option<String>,
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("policies"),
+            mode: Mode::Enforce,
+            directory_url: None,
+        }
+    }
+}
+
+/// `[audit]`: the decision trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The JSON Lines file decisions are appended to.
+    pub path: PathBuf,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("audit/decisions.jsonl"),
+        }
+    }
+}
+
+/// `[[upstream]]`: one vendor API and how requests reach it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Name used in metrics, logs and the trail.
+    pub name: String,
+    /// Vendor profile: built-in `seam`, `kore`, `botpenguin`, or a `[[profile]]`.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Base URL, `http://` or `https://`, optionally with a base path.
+    pub url: String,
+    /// Path prefix that routes to this upstream; stripped before forwarding.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Host (`Host`/`:authority`, without port) that routes to this upstream.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Extra PEM trust root for this upstream's TLS certificate.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+}
+
+/// `[[caller]]`: a known caller, matched by the SHA-256 of its credential.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerConfig {
+    /// Caller id, the `Gateway::Caller` entity id.
+    pub id: String,
+    /// SHA-256 hex of the token or API key (never the token itself).
+    pub token_sha256: String,
+    /// `Gateway::Role` ids the caller belongs to.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            proxy: ProxyConfig::default(),
+            admin: AdminConfig::default(),
+            policies: PoliciesConfig::default(),
+            audit: AuditConfig::default(),
+            upstream: default_upstreams(),
+            caller: Vec::new(),
+        }
+    }
+}
+
+/// The three seed vendors' public APIs, routed by path prefix.
+fn default_upstreams() -> Vec<UpstreamConfig> {
+    [
+        ("seam", "https://connect.getseam.com", "/seam"),
+        ("kore", "https://platform.kore.ai", "/kore"),
+        ("botpenguin", "https://api.v7.botpenguin.com", "/botpenguin"),
+    ]
+    .into_iter()
+    .map(|(name, url, prefix)| UpstreamConfig {
+        name: name.to_owned(),
+        profile: Some(name.to_owned()),
+        url: url.to_owned(),
+        path_prefix: Some(prefix.to_owned()),
+        host: None,
+        ca: None,
+    })
+    .collect()
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    ///
+    /// # Errors
+    /// The file cannot be read, does not parse, has an unknown key, or holds a
+    /// value that cannot be used; the error names the file and the key.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks configuration text; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// As [`Config::load`], without the read.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        // A file that names no `[[upstream]]` keeps the seed vendors (the
+        // container-level `serde(default)` takes them from `Config::default`).
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.check(origin)?;
+        Ok(config)
+    }
+
+    fn check(&self, origin: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            path: origin.to_owned(),
+            key,
+            message,
+        };
+        let proxy = &self.proxy;
+        if proxy.tls_cert.is_some() != proxy.tls_key.is_some() {
+            return Err(invalid(
+                "proxy.tls_cert".into(),
+                "tls_cert and tls_key must be set together".into(),
+            ));
+        }
+        if proxy.client_ca.is_some() && proxy.tls_cert.is_none() {
+            return Err(invalid(
+                "proxy.client_ca".into(),
+                "client certificates need TLS: set tls_cert and tls_key".into(),
+            ));
+        }
+        if proxy.max_concurrency == 0 {
+            return Err(invalid(
+                "proxy.max_concurrency".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if proxy.max_body_bytes == 0 {
+            return Err(invalid(
+                "proxy.max_body_bytes".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if let Some(token) = &self.admin.token_sha256 {
+            if !is_sha256_hex(token) {
+                return Err(invalid(
+                    "admin.token_sha256".into(),
+                    "must be 64 hex digits (the SHA-256 of the token, not the token)".into(),
+                ));
+            }
+        }
+        for (i, caller) in self.caller.iter().enumerate() {
+            if caller.id.is_empty() {
+                return Err(invalid(
+                    format!("caller[{i}].id"),
+                    "must not be empty".into(),
+                ));
+            }
+            if !is_sha256_hex(&caller.token_sha256) {
+                return Err(invalid(
+                    format!("caller[{i}].token_sha256"),
+                    "must be 64 hex digits (the SHA-256 of the token, not the token)".into(),
+                ));
+            }
+        }
+        if self.upstream.is_empty() {
+            return Err(invalid(
+                "upstream".into(),
+                "at least one [[upstream]] is needed".into(),
+            ));
+        }
+        for (i, up) in self.upstream.iter().enumerate() {
+            let key = |field: &str| format!("upstream[{i}].{field}");
+            if up.name.is_empty() {
+                return Err(invalid(key("name"), "must not be empty".into()));
+            }
+            if self.upstream[..i].iter().any(|u| u.name == up.name) {
+                return Err(invalid(
+                    key("name"),
+                    format!("`{}` is used by another upstream", up.name),
+                ));
+            }
+            parse_upstream_url(&up.url).map_err(|m| invalid(key("url"), m))?;
+            if let Some(prefix) = &up.path_prefix {
+                check_prefix(prefix).map_err(|m| invalid(key("path_prefix"), m))?;
+            }
+            if up.path_prefix.is_none() && up.host.is_none() {
+                return Err(invalid(
+                    key("path_prefix"),
+                    "an upstream needs a path_prefix, a host, or both".into(),
+                ));
+            }
+            if let Some(host) = &up.host {
+                if host.is_empty() || host.contains(['/', ':', ' ']) {
+                    return Err(invalid(
+                        key("host"),
+                        "must be a bare host name, without scheme or port".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A route prefix: starts with `/`, has no trailing `/` (unless it is `/`),
+/// and holds only unreserved path characters so that matching it is exact.
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    if !prefix.starts_with('/') {
+        return Err("must start with `/`".into());
+    }
+    if prefix.len() > 1 && prefix.ends_with('/') {
+        return Err("must not end with `/`".into());
+    }
+    if prefix.contains("//")
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
+    {
+        return Err("may hold only letters, digits, `/`, `-`, `.`, `_`, `~`".into());
+    }
+    Ok(())
+}
+
+/// Parses an upstream base URL: `http` or `https`, a host, no query.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_upstream_url(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err("must start with http:// or https://".into()),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    if uri.query().is_some() {
+        return Err("must not carry a query string".into());
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("gw.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_the_embedded_default() {
+        let config = parse("").expect("empty config is valid");
+        assert_eq!(config.proxy.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.admin.listen, "127.0.0.1:9090".parse().unwrap());
+        let prefixes: Vec<_> = config
+            .upstream
+            .iter()
+            .map(|u| u.path_prefix.as_deref().unwrap())
+            .collect();
+        assert_eq!(prefixes, ["/seam", "/kore", "/botpenguin"]);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = parse("[proxy]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("gw.toml"), "{text}");
+        assert!(text.contains("listen_port"), "{text}");
+        assert!(text.contains("line 3"), "{text}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = parse("[proxy]\nlisten = \"not an address\"\n").unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+        let err = parse("[proxy]\nupstream_timeout = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("upstream_timeout"), "{err}");
+    }
+
+    #[test]
+    fn upstream_checks_name_the_upstream_and_field() {
+        let err = parse("[[upstream]]\nname = \"a\"\nurl = \"ftp://x\"\npath_prefix = \"/a\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("upstream[0].url"), "{err}");
+        let err = parse("[[upstream]]\nname = \"a\"\nurl = \"http://x\"\npath_prefix = \"a/\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("upstream[0].path_prefix"), "{err}");
+        let err = parse("[[upstream]]\nname = \"a\"\nurl = \"http://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("a path_prefix, a host"), "{err}");
+    }
+
+    #[test]
+    fn caller_token_must_be_a_hash_not_a_token() {
+        let err =
+            parse("[[caller]]\nid = \"ops\"\ntoken_sha256 = \"seam_live_token\"\n").unwrap_err();
+        assert!(err.to_string().contains("caller[0].token_sha256"), "{err}");
+    }
+
+    #[test]
+    fn durations_read_as_human_text() {
+        let config = parse("[proxy]\nupstream_timeout = \"250ms\"\n").unwrap();
+        assert_eq!(config.proxy.upstream_timeout, Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,334 @@
+//! Forwarding to an upstream: the pooled client, the request rewrite (URI,
+//! Host, hop-by-hop headers, `x-forwarded-*`) and the response clean-up.
+//!
+//! Bodies stream through untouched in both directions.
+
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::config::{parse_upstream_url, ProxyConfig, UpstreamConfig};
+use crate::request_id::X_REQUEST_ID;
+use crate::response::GatewayError;
+use crate::server::ConnInfo;
+use crate::tls::{self, TlsError};
+use crate::Body;
+
+/// An upstream that cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamSetupError {
+    /// Its `ca` file could not be used.
+    #[error("upstream `{name}`: {source}")]
+    Tls {
+        /// The upstream's name.
+        name: String,
+        /// The TLS error, naming the file.
+        source: TlsError,
+    },
+    /// Its URL could not be used.
+    #[error("upstream `{name}`: url: {message}")]
+    Url {
+        /// The upstream's name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// One upstream with its own connection pool and trust roots.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Name used in logs, metrics and the trail.
+    pub name: String,
+    scheme: Scheme,
+    authority: Authority,
+    host_header: HeaderValue,
+    base_path: String,
+    timeout: Duration,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+}
+
+impl Upstream {
+    /// Builds the upstream and its pooled client.
+    ///
+    /// # Errors
+    /// The URL or the extra CA file cannot be used.
+    pub fn new(config: &UpstreamConfig, proxy: &ProxyConfig) -> Result<Self, UpstreamSetupError> {
+        let url_error = |message: String| UpstreamSetupError::Url {
+            name: config.name.clone(),
+            message,
+        };
+        let uri = parse_upstream_url(&config.url).map_err(url_error)?;
+        let parts = uri.into_parts();
+        let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
+            return Err(url_error("needs a scheme and a host".into()));
+        };
+        let host_header = HeaderValue::from_str(authority.as_str())
+            .map_err(|e| url_error(format!("host is not a valid header value: {e}")))?;
+        let base_path = parts
+            .path_and_query
+            .map(|pq| pq.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+
+        let tls =
+            tls::client_config(config.ca.as_deref()).map_err(|source| UpstreamSetupError::Tls {
+                name: config.name.clone(),
+                source,
+            })?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(proxy.connect_timeout));
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(Self {
+            name: config.name.clone(),
+            scheme,
+            authority,
+            host_header,
+            base_path,
+            timeout: proxy.upstream_timeout,
+            client,
+        })
+    }
+
+    /// The upstream URI for a routed path and the original query.
+    ///
+    /// # Errors
+    /// The path and query do not form a valid URI.
+    pub fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
+        let mut target = String::with_capacity(self.base_path.len() + path.len() + 1);
+        target.push_str(&self.base_path);
+        target.push_str(path);
+        if let Some(q) = query {
+            target.push('?');
+            target.push_str(q);
+        }
+        let path_and_query =
+            PathAndQuery::try_from(target).map_err(|_| GatewayError::BadRequest)?;
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| GatewayError::BadRequest)
+    }
+
+    /// Sends a request and waits (at most `upstream_timeout`) for the
+    /// response head.
+    ///
+    /// # Errors
+    /// Connection refused or failed → unreachable (502); no answer in time →
+    /// timeout (504); the exchange failed later → failed (502).
+    pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, GatewayError> {
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Err(_) => Err(GatewayError::UpstreamTimeout),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) if e.is_connect() => {
+                tracing::warn!(upstream = %self.name, error = %error_chain(&e), "upstream connect failed");
+                Err(GatewayError::UpstreamUnreachable)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(upstream = %self.name, error = %error_chain(&e), "upstream exchange failed");
+                Err(GatewayError::UpstreamFailed)
+            }
+        }
+    }
+
+    /// Turns a client request into the upstream request: new URI, Host set to
+    /// the upstream's, hop-by-hop headers removed, `x-forwarded-*` and
+    /// `x-request-id` set. Method, headers and body are otherwise unchanged.
+    ///
+    /// # Errors
+    /// The routed path does not form a valid URI.
+    pub fn rewrite(
+        &self,
+        request: Request<Body>,
+        path: &str,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
+    ) -> Result<Request<Body>, GatewayError> {
+        let (mut parts, body) = request.into_parts();
+        let original_host = request_host(&parts.uri, &parts.headers).map(str::to_owned);
+        parts.uri = self.uri(path, parts.uri.query())?;
+        // The upstream connection picks its own protocol by ALPN.
+        parts.version = Version::HTTP_11;
+        let headers = &mut parts.headers;
+        strip_hop_by_hop(headers);
+        headers.insert(header::HOST, self.host_header.clone());
+        append_forwarded_for(headers, conn);
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+        );
+        if let Some(host) = original_host.and_then(|h| HeaderValue::from_str(&h).ok()) {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
+        headers.insert(&X_REQUEST_ID, request_id.clone());
+        Ok(Request::from_parts(parts, body))
+    }
+}
+
+/// The upstream's response, cleaned of hop-by-hop headers, body streamed.
+pub fn relay_response(response: Response<Incoming>, request_id: &HeaderValue) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.insert(&X_REQUEST_ID, request_id.clone());
+    Response::from_parts(parts, body.map_err(Into::into).boxed())
+}
+
+/// The host a client addressed: the URI authority (HTTP/2) or `Host`.
+pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    uri.authority()
+        .map(Authority::as_str)
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+}
+
+/// Removes the headers that describe one connection, not the message
+/// (RFC 9110 §7.6.1): `Connection` and every header it lists, and the fixed set.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, conn: &ConnInfo) {
+    let name = HeaderName::from_static("x-forwarded-for");
+    let client = conn.client_addr.ip().to_string();
+    let joined = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .chain(std::iter::once(client.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(value) = HeaderValue::from_str(&joined) {
+        headers.insert(name, value);
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::full;
+
+    fn upstream(url: &str) -> Upstream {
+        let config = UpstreamConfig {
+            name: "t".into(),
+            profile: None,
+            url: url.into(),
+            path_prefix: Some("/t".into()),
+            host: None,
+            ca: None,
+        };
+        Upstream::new(&config, &ProxyConfig::default()).unwrap()
+    }
+
+    fn conn() -> ConnInfo {
+        ConnInfo {
+            client_addr: "10.1.2.3:5555".parse().unwrap(),
+            tls: true,
+            client_cert: None,
+        }
+    }
+
+    #[test]
+    fn uri_joins_base_path_route_path_and_query() {
+        let up = upstream("https://api.example.com/v7/");
+        assert_eq!(
+            up.uri("/customer/1", Some("a=1&a=2")).unwrap(),
+            "https://api.example.com/v7/customer/1?a=1&a=2"
+        );
+        assert_eq!(up.uri("/", None).unwrap(), "https://api.example.com/v7/");
+    }
+
+    #[test]
+    fn rewrite_strips_hop_by_hop_and_sets_forwarding_headers() {
+        let up = upstream("http://127.0.0.1:9999");
+        let request = Request::builder()
+            .method("POST")
+            .uri("/t/x?q=1")
+            .header("host", "gw.local:8080")
+            .header("connection", "keep-alive, x-secret-hop")
+            .header("x-secret-hop", "1")
+            .header("keep-alive", "timeout=5")
+            .header("te", "trailers")
+            .header("trailer", "x-t")
+            .header("upgrade", "h2c")
+            .header("proxy-authorization", "Basic xyz")
+            .header("x-forwarded-for", "192.0.2.1")
+            .header("authorization", "Bearer keep-me")
+            .body(full("body"))
+            .unwrap();
+        let id = HeaderValue::from_static("rid");
+        let out = up.rewrite(request, "/x", &conn(), &id).unwrap();
+        let h = out.headers();
+        for gone in [
+            "connection",
+            "x-secret-hop",
+            "keep-alive",
+            "te",
+            "trailer",
+            "upgrade",
+            "proxy-authorization",
+        ] {
+            assert!(!h.contains_key(gone), "{gone} should be stripped");
+        }
+        assert_eq!(h["host"], "127.0.0.1:9999");
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1, 10.1.2.3");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "gw.local:8080");
+        assert_eq!(h["x-request-id"], "rid");
+        assert_eq!(h["authorization"], "Bearer keep-me");
+        assert_eq!(out.uri(), "http://127.0.0.1:9999/x?q=1");
+        assert_eq!(out.method(), "POST");
+    }
+}

@@ -1,0 +1,144 @@
+//! erasure-gateway: a reverse proxy in front of vendor data-erasure APIs.
+//!
+//! Requests flow one way: [`server`] (accept, TLS, hyper) → [`proxy`] (the
+//! pipeline) → [`route`] → [`forward`] → response, with [`response`] the one
+//! place that turns errors into answers. [`admin`] serves health and metrics.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod certs;
+pub mod config;
+pub mod forward;
+pub mod metrics;
+pub mod proxy;
+pub mod request_id;
+pub mod response;
+pub mod route;
+pub mod server;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+/// Any error, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every request and response the gateway handles.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A TLS file of the proxy listener could not be used.
+    #[error("proxy TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// An upstream could not be set up.
+    #[error(transparent)]
+    Upstream(#[from] forward::UpstreamSetupError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The two bound listeners.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Where clients send vendor calls.
+    pub proxy: TcpListener,
+    /// Health, readiness and metrics.
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both listeners at the configured addresses.
+    ///
+    /// # Errors
+    /// An address is in use or not available.
+    pub async fn bind(config: &Config) -> Result<Self, StartError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        Ok(Self {
+            proxy: bind(config.proxy.listen).await?,
+            admin: bind(config.admin.listen).await?,
+        })
+    }
+}
+
+/// Runs the gateway on the given listeners until `shutdown` resolves, then
+/// drains in-flight requests (up to `shutdown_grace`) and returns.
+///
+/// # Errors
+/// TLS files or upstreams cannot be set up; nothing is served then.
+pub async fn run(
+    config: &Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let gateway = Arc::new(proxy::Gateway::new(config, metrics.clone())?);
+    let tls = match (&config.proxy.tls_cert, &config.proxy.tls_key) {
+        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+            cert,
+            key,
+            config.proxy.client_ca.as_deref(),
+        )?)),
+        _ => None,
+    };
+    let admin_state = Arc::new(admin::AdminState {
+        metrics,
+        ready: true.into(),
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let readiness = admin_state.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        readiness.ready.store(false, Ordering::Release);
+        let _ = stop_tx.send(true);
+    });
+
+    tracing::info!(
+        proxy = %local_addr(&listeners.proxy),
+        admin = %local_addr(&listeners.admin),
+        tls = tls.is_some(),
+        upstreams = config.upstream.len(),
+        "listening"
+    );
+    let admin = tokio::spawn(admin::serve(
+        listeners.admin,
+        admin_state,
+        stopped(stop_rx.clone()),
+    ));
+    let settings = server::ServerSettings {
+        header_read_timeout: config.proxy.header_read_timeout,
+        shutdown_grace: config.proxy.shutdown_grace,
+    };
+    server::serve(listeners.proxy, tls, gateway, settings, stopped(stop_rx)).await;
+    let _ = admin.await;
+    Ok(())
+}
+
+fn local_addr(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|e| format!("<{e}>"), |a| a.to_string())
+}

@@ -1,0 +1,168 @@
+//! Prometheus metrics for the admin listener's `/metrics`.
+//!
+//! Requests by upstream and status class, upstream latency, requests in flight.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of a finished request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Upstream name, or `none` when the request was not routed.
+    pub upstream: String,
+    /// `2xx`, `4xx`, …
+    pub status_class: &'static str,
+}
+
+/// Labels of an upstream exchange.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// Upstream name.
+    pub upstream: String,
+}
+
+type HistogramFamily = Family<UpstreamLabels, Histogram, fn() -> Histogram>;
+
+/// The gateway's metrics and the registry that renders them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    upstream_latency: HistogramFamily,
+    in_flight: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("erasure_gateway");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by upstream and status class",
+            requests.clone(),
+        );
+        let upstream_latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_latency_seconds",
+            "Time from forwarding a request to the upstream's response head",
+            upstream_latency.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "in_flight_requests",
+            "Requests being handled now",
+            in_flight.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            upstream_latency,
+            in_flight,
+        }
+    }
+
+    /// Counts a finished request.
+    pub fn request_done(&self, upstream: &str, status: http::StatusCode) {
+        let status_class = match status.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                upstream: upstream.to_owned(),
+                status_class,
+            })
+            .inc();
+    }
+
+    /// Records how long an upstream took to answer.
+    pub fn upstream_latency(&self, upstream: &str, elapsed: Duration) {
+        self.upstream_latency
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Marks a request as started; the guard marks it finished when dropped.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// The OpenMetrics text exposition.
+    ///
+    /// # Errors
+    /// Encoding failed (it writes to a `String`, so it does not).
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Decrements the in-flight gauge when dropped.
+#[derive(Debug)]
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_requests_latency_and_in_flight() {
+        let metrics = Metrics::new();
+        metrics.request_done("seam", http::StatusCode::OK);
+        metrics.request_done("seam", http::StatusCode::BAD_GATEWAY);
+        metrics.upstream_latency("seam", Duration::from_millis(3));
+        let guard = metrics.in_flight();
+        let text = metrics.render().unwrap();
+        assert!(
+            text.contains(
+                r#"erasure_gateway_requests_total{upstream="seam",status_class="2xx"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"status_class="5xx"} 1"#), "{text}");
+        assert!(
+            text.contains("erasure_gateway_upstream_latency_seconds_count{upstream=\"seam\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("erasure_gateway_in_flight_requests 1"),
+            "{text}"
+        );
+        drop(guard);
+        assert!(metrics
+            .render()
+            .unwrap()
+            .contains("erasure_gateway_in_flight_requests 0"));
+    }
+}

@@ -1,0 +1,119 @@
+//! TLS material: the proxy's server configuration (with optional client
+//! certificate verification) and each upstream's client configuration.
+//!
+//! Everything uses rustls with the `ring` provider. Errors name the file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+/// A TLS file that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct TlsError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl TlsError {
+    fn new(path: &Path, message: impl Into<String>) -> Self {
+        Self {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads every certificate of a PEM file; an empty file is an error.
+///
+/// # Errors
+/// The file is missing, unreadable, not PEM, or holds no certificate.
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TlsError::new(path, e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::new(path, format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsError::new(path, "holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+fn read_roots(path: &Path, roots: &mut RootCertStore) -> Result<(), TlsError> {
+    for cert in read_certificates(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::new(path, format!("not a usable CA certificate: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The proxy listener's TLS configuration, offering HTTP/2 and HTTP/1.1 by
+/// ALPN. With `client_ca`, a client must present a certificate it signed.
+///
+/// # Errors
+/// A file is missing or malformed, or the key does not match the certificate.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = read_certificates(cert)?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| TlsError::new(key, format!("not a PEM private key: {e}")))?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::new(cert, e.to_string()))?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            read_roots(ca, &mut roots)?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| TlsError::new(ca, e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key_der)
+        .map_err(|e| TlsError::new(key, format!("does not fit {}: {e}", cert.display())))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// An upstream's TLS client configuration: the public web PKI roots, plus an
+/// extra trust root when the upstream names one (`ca`).
+///
+/// # Errors
+/// The extra root cannot be read.
+pub fn client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca) = extra_ca {
+        read_roots(ca, &mut roots)?;
+    }
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::new(extra_ca.unwrap_or(Path::new("<tls>")), e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+/// The subject of a verified client certificate, as an RFC 4514 string.
+pub fn certificate_subject(cert: &CertificateDer<'_>) -> Option<String> {
+    x509_parser::parse_x509_certificate(cert.as_ref())
+        .ok()
+        .map(|(_, parsed)| parsed.subject().to_string())
+}
