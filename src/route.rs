@@ -138,7 +138,8 @@ mod tests {
     #[test]
     fn routes_by_prefix_host_or_both() {
         let t = table();
-        let cases: &[(Option<&str>, &str, Result<(usize, &str), RouteError>)] = &[
+        type Case<'a> = (Option<&'a str>, &'a str, Result<(usize, &'a str), RouteError>);
+        let cases: &[Case] = &[
             (
                 None,
                 "/seam/customers/delete_data",

@@ -1,0 +1,258 @@
+//! The `erasure-gateway` binary: exit codes, config errors, graceful
+//! shutdown on SIGTERM, dev certificates and the health check.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{http1_client, request, send, spawn_vendor, Behaviour};
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_erasure-gateway"))
+}
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("eg-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn an_unknown_config_key_is_named_with_its_line_and_exits_2() {
+    let path = temp_file(
+        "unknown.toml",
+        "[proxy]\nlisten = \"127.0.0.1:0\"\nlissten = \"x\"\n",
+    );
+    let out = binary()
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lissten"), "{stderr}");
+    assert!(stderr.contains("unknown.toml"), "{stderr}");
+    assert!(stderr.contains("line 3"), "{stderr}");
+}
+
+#[test]
+fn a_bad_value_and_a_missing_file_exit_2_naming_what_is_wrong() {
+    let path = temp_file(
+        "bad.toml",
+        "[[upstream]]\nname = \"x\"\nurl = \"gopher://old\"\npath_prefix = \"/x\"\n",
+    );
+    let out = binary()
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("upstream[0].url"));
+
+    let out = binary()
+        .args(["serve", "--config", "/nonexistent/gw.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gw.toml"));
+}
+
+#[test]
+fn a_bad_certificate_file_is_a_startup_error_naming_the_file() {
+    let cert = temp_file("not-a-cert.pem", "hello");
+    let key = temp_file("not-a-key.pem", "hello");
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+        cert.display(),
+        key.display()
+    );
+    let path = temp_file("badcert.toml", &text);
+    let out = binary()
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not-a-cert.pem"));
+}
+
+#[test]
+fn a_usage_error_exits_2() {
+    let out = binary()
+        .arg("serve")
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Starts the binary and returns it with its proxy and admin addresses, read
+/// from the JSON `listening` log line.
+fn start(config: &str) -> (Child, String, String, std::thread::JoinHandle<()>) {
+    let path = temp_file(&format!("run-{}.toml", rand_suffix()), config);
+    let mut child = binary()
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !sent {
+                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if json["message"] == "listening" {
+                        let _ = tx.send((
+                            json["proxy"].as_str().unwrap_or_default().to_owned(),
+                            json["admin"].as_str().unwrap_or_default().to_owned(),
+                        ));
+                        sent = true;
+                    }
+                }
+            }
+        }
+    });
+    let (proxy, admin) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the gateway logs its listening addresses");
+    (child, proxy, admin, reader)
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
+    let vendor = spawn_vendor(Behaviour::Slow(Duration::from_millis(1500))).await;
+    let config = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"10s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [[upstream]]\nname = \"v\"\nurl = \"{}\"\npath_prefix = \"/v\"\n",
+        vendor.url("http")
+    );
+    let (mut child, proxy, _admin, reader) = start(&config);
+    let url = format!("http://{proxy}/v/slow");
+    let in_flight = tokio::spawn(async move {
+        send(&http1_client(), request("GET", &url, ""))
+            .await
+            .map(|(p, _)| p.status)
+    });
+    for _ in 0..200 {
+        if !vendor.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        vendor.received().len(),
+        1,
+        "the slow request reached the vendor"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let status = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(status, 200);
+    let code = tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "exit code after SIGTERM");
+    reader.join().unwrap();
+}
+
+#[tokio::test]
+async fn healthcheck_is_0_against_a_running_gateway_and_1_against_nothing() {
+    let config = "[proxy]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let (mut child, _proxy, admin, reader) = start(config);
+    let ok = binary()
+        .args(["healthcheck", "--url", &format!("http://{admin}/healthz")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)),
+        Some(0),
+        "exit code after SIGINT"
+    );
+    reader.join().unwrap();
+
+    let down = binary()
+        .args(["healthcheck", "--url", &format!("http://{admin}/healthz")])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+}
+
+#[test]
+fn certs_dev_writes_a_ca_server_and_client_certificate() {
+    let dir = std::env::temp_dir().join(format!("eg-cli-certs-{}", std::process::id()));
+    let out = binary()
+        .args(["certs", "dev", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    for name in [
+        "ca.pem",
+        "gateway.pem",
+        "gateway-key.pem",
+        "client.pem",
+        "client-key.pem",
+    ] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        assert!(text.starts_with("-----BEGIN "), "{name}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("gateway-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "private keys are not readable by others");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,0 +1,367 @@
+//! Shared setup for integration tests: stand-in vendors that record what
+//! arrives, the real gateway on `127.0.0.1:0`, and HTTP clients (plain, h2c,
+//! TLS with or without a client certificate).
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use erasure_gateway::certs::DevCerts;
+use erasure_gateway::config::Config;
+use http::{HeaderMap, Request, Response, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+
+/// A request as the stand-in vendor received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: http::Method,
+    pub path_and_query: String,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// How the stand-in vendor answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Behaviour {
+    /// 200 with the request body echoed back, plus hop-by-hop headers the
+    /// gateway must strip.
+    Echo,
+    /// Record, then wait this long before answering 200.
+    Slow(Duration),
+    /// Record, then never answer.
+    Hang,
+}
+
+/// A running stand-in vendor.
+pub struct Vendor {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Vendor {
+    pub fn received(&self) -> Vec<Recorded> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, scheme: &str) -> String {
+        let host = if scheme == "https" {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
+        format!("{scheme}://{host}:{}", self.addr.port())
+    }
+}
+
+/// Starts a plain-HTTP stand-in vendor (HTTP/1.1 and h2c).
+pub async fn spawn_vendor(behaviour: Behaviour) -> Vendor {
+    spawn_vendor_inner(behaviour, None).await
+}
+
+/// Starts a TLS stand-in vendor with the dev server certificate.
+pub async fn spawn_tls_vendor(behaviour: Behaviour, certs: &DevCerts) -> Vendor {
+    let chain = CertificateDer::pem_slice_iter(certs.server_cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(certs.server_key.as_bytes()).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    spawn_vendor_inner(
+        behaviour,
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+    )
+    .await
+}
+
+async fn spawn_vendor_inner(
+    behaviour: Behaviour,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Vendor {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let recorder = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let recorder = recorder.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let recorder = recorder.clone();
+                    async move { Ok::<_, Infallible>(vendor_answer(req, &recorder, behaviour).await) }
+                });
+                let builder = auto::Builder::new(TokioExecutor::new());
+                match tls {
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    None => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    Vendor { addr, received }
+}
+
+async fn vendor_answer(
+    req: Request<Incoming>,
+    recorder: &Mutex<Vec<Recorded>>,
+    behaviour: Behaviour,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    recorder.lock().unwrap().push(Recorded {
+        method: parts.method.clone(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default(),
+        version: parts.version,
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+    match behaviour {
+        Behaviour::Echo => {}
+        Behaviour::Slow(d) => tokio::time::sleep(d).await,
+        Behaviour::Hang => std::future::pending::<()>().await,
+    }
+    let mut builder = Response::builder()
+        .status(200)
+        .header("x-vendor", "stand-in")
+        .header("x-vendor-method", parts.method.as_str());
+    if parts.version == Version::HTTP_11 {
+        builder = builder
+            .header("connection", "x-vendor-hop")
+            .header("x-vendor-hop", "must-not-reach-the-client")
+            .header("keep-alive", "timeout=5");
+    }
+    builder.body(Full::new(body)).unwrap()
+}
+
+/// A gateway running in this process on `127.0.0.1:0`.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn tls_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Begins graceful shutdown and waits for the gateway to return.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("gateway stops within 10s")
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// A configuration from TOML text, with both listeners on port 0.
+pub fn config(toml_text: &str) -> Config {
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\n{toml_text}\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+    );
+    // `[proxy]` may appear twice if the caller sets proxy keys: merge by
+    // putting the caller's keys into the first table instead.
+    let text = merge_proxy_tables(&text);
+    Config::parse(&text, Path::new("test.toml")).expect("test config is valid")
+}
+
+fn merge_proxy_tables(text: &str) -> String {
+    let mut out = String::new();
+    let mut seen_proxy = false;
+    for line in text.lines() {
+        if line.trim() == "[proxy]" {
+            if seen_proxy {
+                continue;
+            }
+            seen_proxy = true;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Starts the real gateway in this process.
+pub async fn spawn_gateway(config: Config) -> Gateway {
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = proxy.local_addr().unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listeners = erasure_gateway::Listeners { proxy, admin };
+    let task = tokio::spawn(async move {
+        erasure_gateway::run(&config, listeners, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("gateway starts");
+    });
+    Gateway {
+        addr,
+        admin: admin_addr,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// A plain HTTP/1.1 client.
+pub fn http1_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// An HTTP/2 client with prior knowledge (h2c).
+pub fn h2c_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+/// A TLS client trusting the dev CA, optionally presenting the dev client
+/// certificate; ALPN offers h2 and http/1.1.
+pub fn tls_client(
+    certs: &DevCerts,
+    with_client_cert: bool,
+) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(certs.ca_cert.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = if with_client_cert {
+        let chain = CertificateDer::pem_slice_iter(certs.client_cert.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(certs.client_key.as_bytes()).unwrap();
+        builder.with_client_auth_cert(chain, key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// Sends a request and collects the whole response.
+pub async fn send<C>(
+    client: &Client<C, Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> Result<(http::response::Parts, Bytes), hyper_util::client::legacy::Error>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let response = tokio::time::timeout(Duration::from_secs(20), client.request(request))
+        .await
+        .expect("response within 20s")?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("whole body").to_bytes();
+    Ok((parts, body))
+}
+
+/// A request with a body.
+pub fn request(method: &str, url: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::new(body.into()))
+        .unwrap()
+}
+
+/// Writes the dev certificates into a fresh temporary directory.
+pub fn cert_dir(certs: &DevCerts, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "eg-test-{name}-{}-{}",
+        std::process::id(),
+        uuid_like()
+    ));
+    certs.write(&dir).unwrap();
+    dir
+}
+
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// A deterministic body of `len` bytes that is not all one value.
+pub fn pattern(len: usize) -> Bytes {
+    (0..len)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 7)) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
