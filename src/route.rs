@@ -138,7 +138,11 @@ mod tests {
     #[test]
     fn routes_by_prefix_host_or_both() {
         let t = table();
-        type Case<'a> = (Option<&'a str>, &'a str, Result<(usize, &'a str), RouteError>);
+        type Case<'a> = (
+            Option<&'a str>,
+            &'a str,
+            Result<(usize, &'a str), RouteError>,
+        );
         let cases: &[Case] = &[
             (
                 None,
