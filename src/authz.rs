@@ -18,6 +18,8 @@ use miette::Diagnostic;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use crate::vendor::Target;
+
 /// The schema file's name inside the policies directory.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
 /// The entities file's name inside the policies directory.
@@ -132,15 +134,6 @@ pub struct PolicySnapshot {
     policy_files: BTreeMap<String, PathBuf>,
 }
 
-/// One erasure target as Cedar sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TargetRef {
-    /// Full entity type, e.g. `Seam::Customer`.
-    pub entity_type: String,
-    /// Entity id as the vendor names it.
-    pub id: String,
-}
-
 /// The caller, as a Cedar principal.
 #[derive(Debug, Clone, Copy)]
 pub struct Principal<'a> {
@@ -160,7 +153,7 @@ pub struct DecisionInput<'a> {
     /// The action id, e.g. `delete_data`.
     pub action: &'a str,
     /// Every target of the call.
-    pub targets: &'a [TargetRef],
+    pub targets: &'a [Target],
     /// The Cedar context (a JSON object; entity references as `__entity`).
     pub context: serde_json::Value,
     /// Entities fetched for this call (Cedar entity JSON), e.g. from the
@@ -466,7 +459,7 @@ impl PolicySnapshot {
         principal: &EntityUid,
         action: &EntityUid,
         context: &Context,
-        target: &TargetRef,
+        target: &Target,
     ) -> TargetDecision {
         let mut decision = TargetDecision {
             entity_type: target.entity_type.clone(),
@@ -764,7 +757,7 @@ mod tests {
         ];
         for case in cases {
             let roles: Vec<String> = case.roles.iter().map(|r| (*r).to_owned()).collect();
-            let targets = [TargetRef {
+            let targets = [Target {
                 entity_type: case.target.0.into(),
                 id: case.target.1.into(),
             }];
@@ -803,11 +796,11 @@ mod tests {
         let snapshot = shipped();
         let roles = vec!["privacy-officer".to_owned()];
         let targets = [
-            TargetRef {
+            Target {
                 entity_type: "Kore::User".into(),
                 id: "u-ordinary-0001".into(),
             },
-            TargetRef {
+            Target {
                 entity_type: "Kore::User".into(),
                 id: "owner@example.com".into(),
             },
@@ -843,11 +836,11 @@ mod tests {
         )
         .expect("the set validates strictly");
         let targets = [
-            TargetRef {
+            Target {
                 entity_type: "Seam::Customer".into(),
                 id: "a".into(),
             },
-            TargetRef {
+            Target {
                 entity_type: "Seam::Customer".into(),
                 id: "b".into(),
             },

@@ -11,6 +11,8 @@ use std::time::Duration;
 use http::Uri;
 use serde::Deserialize;
 
+use crate::vendor::{self, VendorProfile};
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -80,6 +82,8 @@ pub struct Config {
     pub upstream: Vec<UpstreamConfig>,
     /// Known callers, by the SHA-256 of their credential.
     pub caller: Vec<CallerConfig>,
+    /// Vendor profiles beyond the built-in ones, in the built-ins' format.
+    pub profile: Vec<VendorProfile>,
 }
 
 /// `[proxy]`: the listener clients talk to, and the limits that protect it.
@@ -233,6 +237,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             upstream: default_upstreams(),
             caller: Vec::new(),
+            profile: Vec::new(),
         }
     }
 }
@@ -338,6 +343,19 @@ impl Config {
                 ));
             }
         }
+        for (i, profile) in self.profile.iter().enumerate() {
+            profile
+                .validate()
+                .map_err(|e| invalid(format!("profile[{i}]"), e.to_string()))?;
+            if vendor::BUILTIN_NAMES.contains(&profile.name.as_str())
+                || self.profile[..i].iter().any(|p| p.name == profile.name)
+            {
+                return Err(invalid(
+                    format!("profile[{i}].name"),
+                    format!("`{}` is already a profile name", profile.name),
+                ));
+            }
+        }
         if self.upstream.is_empty() {
             return Err(invalid(
                 "upstream".into(),
@@ -359,6 +377,9 @@ impl Config {
             if let Some(prefix) = &up.path_prefix {
                 check_prefix(prefix).map_err(|m| invalid(key("path_prefix"), m))?;
             }
+            if let Some(name) = &up.profile {
+                self.profile_named(name).map_err(|m| invalid(key("profile"), m))?;
+            }
             if up.path_prefix.is_none() && up.host.is_none() {
                 return Err(invalid(
                     key("path_prefix"),
@@ -375,6 +396,32 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The vendor profile an upstream uses, if it names one.
+    ///
+    /// # Errors
+    /// The name is neither built in nor a `[[profile]]`.
+    pub fn profile_for(&self, upstream: &UpstreamConfig) -> Result<Option<VendorProfile>, String> {
+        upstream
+            .profile
+            .as_deref()
+            .map(|name| self.profile_named(name))
+            .transpose()
+    }
+
+    fn profile_named(&self, name: &str) -> Result<VendorProfile, String> {
+        if let Some(profile) = self.profile.iter().find(|p| p.name == name) {
+            return Ok(profile.clone());
+        }
+        if vendor::BUILTIN_NAMES.contains(&name) {
+            return vendor::builtin(name).map_err(|e| e.to_string());
+        }
+        let mut known: Vec<&str> = vendor::BUILTIN_NAMES.to_vec();
+        known.extend(self.profile.iter().map(|p| p.name.as_str()));
+        Err(format!("no profile `{name}`; known: {}", known.join(", ")))
     }
 }
 
@@ -475,6 +522,50 @@ mod tests {
         let err =
             parse("[[caller]]\nid = \"ops\"\ntoken_sha256 = \"seam_live_token\"\n").unwrap_err();
         assert!(err.to_string().contains("caller[0].token_sha256"), "{err}");
+    }
+
+    #[test]
+    fn an_upstream_profile_must_exist() {
+        let err = parse("[[upstream]]\nname = \"a\"\nurl = \"http://x\"\npath_prefix = \"/a\"\nprofile = \"zendesk\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("upstream[0].profile"), "{err}");
+        assert!(err.to_string().contains("known: seam, kore, botpenguin"), "{err}");
+    }
+
+    #[test]
+    fn a_custom_profile_is_read_in_the_builtin_format() {
+        let text = r#"
+[[upstream]]
+name = "acme"
+url = "http://acme.internal"
+path_prefix = "/acme"
+profile = "acme"
+
+[[profile]]
+name = "acme"
+namespace = "Acme"
+action = "forget"
+path = "/people/{person_id}"
+allowed_fields = []
+[[profile.methods]]
+method = "DELETE"
+params = "none"
+[[profile.targets]]
+path_param = "person_id"
+entity_type = "Person"
+[profile.credential]
+header = "authorization"
+scheme = "Bearer"
+[profile.error]
+content_type = "application/json"
+body = { error = "{message}" }
+"#;
+        let config = parse(text).unwrap_or_else(|e| panic!("{e}"));
+        let profile = config.profile_for(&config.upstream[0]).unwrap().unwrap();
+        assert_eq!(profile.namespace, "Acme");
+        let err = parse(&text.replace("path = \"/people/{person_id}\"", "path = \"/people\""))
+            .unwrap_err();
+        assert!(err.to_string().contains("profile[0]"), "{err}");
     }
 
     #[test]

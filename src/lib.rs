@@ -18,6 +18,7 @@ pub mod response;
 pub mod route;
 pub mod server;
 pub mod tls;
+pub mod vendor;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -7,7 +7,115 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use crate::request_id::X_REQUEST_ID;
+use crate::vendor::ErrorShape;
 use crate::Body;
+
+/// The header that tells a client how the gateway decided an erasure call:
+/// `allow`, `deny`, or `would-deny` (shadow mode).
+pub static X_ERASURE_DECISION: http::header::HeaderName =
+    http::header::HeaderName::from_static("x-erasure-decision");
+
+/// Why an erasure call was not forwarded. Answered in the vendor's own error
+/// shape so that its SDKs raise their own API error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request could be read as the erasure call by the upstream but not
+    /// exactly classified by the gateway (encoded path, override header, …).
+    Ambiguous(String),
+    /// The erasure call is malformed (strict parsing).
+    Invalid(String),
+    /// The body is larger than `max_body_bytes`.
+    TooLarge,
+    /// The credential was presented but failed verification (JWT).
+    Unauthenticated(String),
+    /// Policy denied at least one target.
+    Denied {
+        /// Why, one line per kind of denial.
+        reasons: Vec<String>,
+        /// The determining policy ids.
+        policies: Vec<String>,
+    },
+    /// Entity data could not be fetched (directory down or slow).
+    EntitiesUnavailable,
+    /// The upstream failed after the call was allowed.
+    Upstream(GatewayError),
+}
+
+impl Refusal {
+    /// The HTTP status for this refusal.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Ambiguous(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Denied { .. } => StatusCode::FORBIDDEN,
+            Self::EntitiesUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream(e) => e.status(),
+        }
+    }
+
+    /// A short machine-readable type (Seam's `error.type`).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Ambiguous(_) => "ambiguous_erasure_request",
+            Self::Invalid(_) => "invalid_input",
+            Self::TooLarge => "payload_too_large",
+            Self::Unauthenticated(_) => "unauthorized",
+            Self::Denied { .. } => "erasure_denied_by_policy",
+            Self::EntitiesUnavailable => "service_unavailable",
+            Self::Upstream(e) => e.code(),
+        }
+    }
+
+    /// The message the client sees: a reason and policy ids, no internals.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Ambiguous(reason) => format!(
+                "Refused by the erasure gateway: the request could be read as an erasure call but is ambiguous: {reason}"
+            ),
+            Self::Invalid(reason) => format!("Refused by the erasure gateway: {reason}"),
+            Self::TooLarge => "Refused by the erasure gateway: the body is larger than the gateway accepts for an erasure call".into(),
+            Self::Unauthenticated(reason) => format!("Refused by the erasure gateway: the credential is not valid ({reason})"),
+            Self::Denied { reasons, policies } => {
+                let mut message = format!("Erasure denied by policy: {}", reasons.join("; "));
+                if !policies.is_empty() {
+                    message.push_str(&format!(" [policies: {}]", policies.join(", ")));
+                }
+                message
+            }
+            Self::EntitiesUnavailable => "The erasure gateway could not look up the entity data needed to decide; retry later".into(),
+            Self::Upstream(e) => e.to_string(),
+        }
+    }
+
+    /// The refusal in the vendor's error shape, with `x-request-id` (and the
+    /// vendor's own request-id header where its SDKs read one) and
+    /// `x-erasure-decision: deny`.
+    pub fn into_response(&self, shape: &ErrorShape, request_id: &HeaderValue) -> Response<Body> {
+        let status = self.status();
+        let id = request_id.to_str().unwrap_or_default();
+        let (content_type, body) =
+            shape.render(status.as_u16(), self.error_type(), &self.message(), id);
+        let mut response = Response::new(full(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(content_type) {
+            headers.insert(CONTENT_TYPE, value);
+        }
+        headers.insert(&X_REQUEST_ID, request_id.clone());
+        if let Some(name) = shape
+            .request_id_header
+            .as_deref()
+            .and_then(|n| http::header::HeaderName::from_bytes(n.as_bytes()).ok())
+        {
+            headers.insert(name, request_id.clone());
+        }
+        if !matches!(self, Self::Upstream(_)) {
+            headers.insert(&X_ERASURE_DECISION, HeaderValue::from_static("deny"));
+        }
+        response
+    }
+}
 
 /// Something the gateway answers itself instead of forwarding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -102,6 +210,40 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vendor::builtin;
+
+    #[test]
+    fn refusals_take_each_vendors_shape_status_and_decision_header() {
+        let id = HeaderValue::from_static("rid-9");
+        let denied = Refusal::Denied {
+            reasons: vec!["Kore::User: forbidden by kore-never-erase-account-owners".into()],
+            policies: vec!["kore-never-erase-account-owners".into()],
+        };
+        for (vendor, probe) in [
+            ("seam", "/error/message"),
+            ("kore", "/errors/0/msg"),
+            ("botpenguin", "/message"),
+        ] {
+            let shape = builtin(vendor).unwrap().error;
+            let response = denied.into_response(&shape, &id);
+            assert_eq!(response.status(), 403, "{vendor}");
+            assert_eq!(response.headers()[&X_ERASURE_DECISION], "deny");
+            assert_eq!(response.headers()[&X_REQUEST_ID], "rid-9");
+            let body = futures_body(response);
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let message = json.pointer(probe).and_then(|m| m.as_str()).unwrap_or_default();
+            assert!(message.contains("kore-never-erase-account-owners"), "{vendor}: {json}");
+        }
+        let seam = builtin("seam").unwrap().error;
+        let response = Refusal::TooLarge.into_response(&seam, &id);
+        assert_eq!(response.status(), 413);
+        assert_eq!(response.headers()["seam-request-id"], "rid-9");
+    }
+
+    fn futures_body(response: Response<Body>) -> bytes::Bytes {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(response.into_body().collect()).unwrap().to_bytes()
+    }
 
     #[test]
     fn each_error_picks_its_status_and_names_no_internals() {
