@@ -380,6 +380,11 @@ impl PolicySnapshot {
         self.policy_files.keys().map(String::as_str)
     }
 
+    /// Whether the policy files describe this entity.
+    pub fn has_entity(&self, entity_type: &str, id: &str) -> bool {
+        uid(entity_type, id).is_ok_and(|uid| self.entities.get(&uid).is_some())
+    }
+
     /// The schema policies are validated against.
     pub fn schema(&self) -> &Schema {
         &self.schema
@@ -402,7 +407,7 @@ impl PolicySnapshot {
                     errors: vec![reason.clone()],
                 })
                 .collect(),
-            reasons: vec![reason.clone()],
+            reasons: vec![reason],
             policy_version: self.version.clone(),
         };
         if input.targets.is_empty() {
@@ -596,7 +601,7 @@ mod tests {
         vendor: &str,
         count: usize,
         kind: &str,
-        extra: serde_json::Value,
+        extra: &serde_json::Value,
     ) -> serde_json::Value {
         let mut ctx = json!({
             "vendor": vendor,
@@ -635,7 +640,7 @@ mod tests {
                 namespace: "Seam",
                 action: "delete_data",
                 target: ("Seam::Customer", "cust-1"),
-                context: context("seam", 1, "api_key", json!({})),
+                context: context("seam", 1, "api_key", &json!({})),
                 allowed: true,
                 policies: &["privacy-officers-may-erase"],
             },
@@ -646,7 +651,7 @@ mod tests {
                 namespace: "Seam",
                 action: "delete_data",
                 target: ("Seam::Customer", "cust-1"),
-                context: context("seam", 1, "api_key", json!({})),
+                context: context("seam", 1, "api_key", &json!({})),
                 allowed: false,
                 policies: &[],
             },
@@ -657,7 +662,7 @@ mod tests {
                 namespace: "BotPenguin",
                 action: "delete_customer",
                 target: ("BotPenguin::Customer", "c-1"),
-                context: context("botpenguin", 1, "none", json!({})),
+                context: context("botpenguin", 1, "none", &json!({})),
                 allowed: false,
                 policies: &["deny-anonymous"],
             },
@@ -668,7 +673,7 @@ mod tests {
                 namespace: "Kore",
                 action: "eraseUsersData",
                 target: ("Kore::User", "owner@example.com"),
-                context: context("kore", 1, "jwt", json!({})),
+                context: context("kore", 1, "jwt", &json!({})),
                 allowed: false,
                 policies: &["kore-never-erase-account-owners"],
             },
@@ -679,7 +684,7 @@ mod tests {
                 namespace: "Kore",
                 action: "eraseUsersData",
                 target: ("Kore::User", "u-codev-0001"),
-                context: context("kore", 1, "jwt", json!({})),
+                context: context("kore", 1, "jwt", &json!({})),
                 allowed: false,
                 policies: &["kore-never-erase-bot-developers"],
             },
@@ -690,7 +695,7 @@ mod tests {
                 namespace: "Kore",
                 action: "eraseUsersData",
                 target: ("Kore::User", "u-ordinary-0001"),
-                context: context("kore", 1, "jwt", json!({"remove_from_all_bots": true})),
+                context: context("kore", 1, "jwt", &json!({"remove_from_all_bots": true})),
                 allowed: true,
                 policies: &["privacy-officers-may-erase"],
             },
@@ -701,7 +706,7 @@ mod tests {
                 namespace: "Seam",
                 action: "delete_data",
                 target: ("Seam::User", "u-1"),
-                context: context("seam", 1, "personal_access_token", json!({})),
+                context: context("seam", 1, "personal_access_token", &json!({})),
                 allowed: false,
                 policies: &["seam-pat-requires-workspace"],
             },
@@ -716,7 +721,7 @@ mod tests {
                     "seam",
                     1,
                     "personal_access_token",
-                    json!({"workspace": "ws_1"}),
+                    &json!({"workspace": "ws_1"}),
                 ),
                 allowed: true,
                 policies: &["privacy-officers-may-erase"],
@@ -728,7 +733,7 @@ mod tests {
                 namespace: "Seam",
                 action: "delete_data",
                 target: ("Seam::Space", "s-1"),
-                context: context("seam", 51, "api_key", json!({})),
+                context: context("seam", 51, "api_key", &json!({})),
                 allowed: false,
                 policies: &["bulk-erasure-requires-role"],
             },
@@ -739,7 +744,7 @@ mod tests {
                 namespace: "Seam",
                 action: "delete_data",
                 target: ("Seam::Space", "s-1"),
-                context: context("seam", 51, "api_key", json!({})),
+                context: context("seam", 51, "api_key", &json!({})),
                 allowed: true,
                 policies: &["privacy-officers-may-erase"],
             },
@@ -750,7 +755,7 @@ mod tests {
                 namespace: "Seam",
                 action: "delete_data",
                 target: ("Seam::Space", "s-1"),
-                context: context("seam", 50, "api_key", json!({})),
+                context: context("seam", 50, "api_key", &json!({})),
                 allowed: true,
                 policies: &["privacy-officers-may-erase"],
             },
@@ -813,7 +818,7 @@ mod tests {
             namespace: "Kore",
             action: "eraseUsersData",
             targets: &targets,
-            context: context("kore", 2, "jwt", json!({})),
+            context: context("kore", 2, "jwt", &json!({})),
             extra_entities: Vec::new(),
         });
         assert!(!decision.allowed);
@@ -853,7 +858,7 @@ mod tests {
             namespace: "Seam",
             action: "delete_data",
             targets: &targets,
-            context: context("seam", 2, "api_key", json!({})),
+            context: context("seam", 2, "api_key", &json!({})),
             extra_entities: Vec::new(),
         });
         assert!(!decision.allowed, "{decision:?}");

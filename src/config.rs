@@ -11,6 +11,8 @@ use std::time::Duration;
 use http::Uri;
 use serde::Deserialize;
 
+use crate::directory::DirectoryConfig;
+use crate::identity::{CallerEntry, JwtConfig};
 use crate::vendor::{self, VendorProfile};
 
 /// Why a configuration could not be used.
@@ -80,8 +82,10 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The vendor APIs the gateway stands in front of.
     pub upstream: Vec<UpstreamConfig>,
-    /// Known callers, by the SHA-256 of their credential.
-    pub caller: Vec<CallerConfig>,
+    /// Known callers, by the SHA-256 of their credential (or JWT subject).
+    pub caller: Vec<CallerEntry>,
+    /// JWT verification for callers that present a JWT (Kore.ai's `auth`).
+    pub jwt: Option<JwtConfig>,
     /// Vendor profiles beyond the built-in ones, in the built-ins' format.
     pub profile: Vec<VendorProfile>,
 }
@@ -163,8 +167,31 @@ pub struct PoliciesConfig {
     pub dir: PathBuf,
     /// Enforce decisions, or only record them.
     pub mode: Mode,
-    /// Optional entity directory: `GET {url}/{type}/{id}`.
+    /// Optional entity directory: `GET {url}/{type}/{id}` → Cedar entity JSON.
     pub directory_url: Option<String>,
+    /// How long a directory answer (including "no such entity") is cached.
+    #[serde(with = "humantime_serde")]
+    pub directory_ttl: Duration,
+    /// How many directory answers are cached at most.
+    pub directory_capacity: u64,
+    /// How long one directory lookup may take before the call is refused (503).
+    #[serde(with = "humantime_serde")]
+    pub directory_timeout: Duration,
+    /// Extra PEM trust root for an https directory.
+    pub directory_ca: Option<PathBuf>,
+}
+
+impl PoliciesConfig {
+    /// The directory client settings, when a directory is configured.
+    pub fn directory(&self) -> Option<DirectoryConfig> {
+        self.directory_url.as_ref().map(|url| DirectoryConfig {
+            url: url.clone(),
+            ttl: self.directory_ttl,
+            capacity: self.directory_capacity,
+            timeout: self.directory_timeout,
+            ca: self.directory_ca.clone(),
+        })
+    }
 }
 
 impl Default for PoliciesConfig {
@@ -173,6 +200,10 @@ impl Default for PoliciesConfig {
             dir: PathBuf::from("policies"),
             mode: Mode::Enforce,
             directory_url: None,
+            directory_ttl: Duration::from_secs(60),
+            directory_capacity: 10_000,
+            directory_timeout: Duration::from_secs(2),
+            directory_ca: None,
         }
     }
 }
@@ -215,19 +246,6 @@ pub struct UpstreamConfig {
     pub ca: Option<PathBuf>,
 }
 
-/// `[[caller]]`: a known caller, matched by the SHA-256 of its credential.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallerConfig {
-    /// Caller id, the `Gateway::Caller` entity id.
-    pub id: String,
-    /// SHA-256 hex of the token or API key (never the token itself).
-    pub token_sha256: String,
-    /// `Gateway::Role` ids the caller belongs to.
-    #[serde(default)]
-    pub roles: Vec<String>,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -237,6 +255,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             upstream: default_upstreams(),
             caller: Vec::new(),
+            jwt: None,
             profile: Vec::new(),
         }
     }
@@ -336,7 +355,11 @@ impl Config {
                     "must not be empty".into(),
                 ));
             }
-            if !is_sha256_hex(&caller.token_sha256) {
+            if caller
+                .token_sha256
+                .as_deref()
+                .is_some_and(|t| !is_sha256_hex(t))
+            {
                 return Err(invalid(
                     format!("caller[{i}].token_sha256"),
                     "must be 64 hex digits (the SHA-256 of the token, not the token)".into(),
@@ -355,6 +378,15 @@ impl Config {
                     format!("`{}` is already a profile name", profile.name),
                 ));
             }
+        }
+        if let Some(jwt) = &self.jwt {
+            jwt.check()
+                .map_err(|e| invalid("jwt".into(), e.to_string()))?;
+        }
+        if let Some(directory) = self.policies.directory() {
+            directory
+                .check()
+                .map_err(|e| invalid("policies.directory_url".into(), e.to_string()))?;
         }
         if self.upstream.is_empty() {
             return Err(invalid(
@@ -378,7 +410,8 @@ impl Config {
                 check_prefix(prefix).map_err(|m| invalid(key("path_prefix"), m))?;
             }
             if let Some(name) = &up.profile {
-                self.profile_named(name).map_err(|m| invalid(key("profile"), m))?;
+                self.profile_named(name)
+                    .map_err(|m| invalid(key("profile"), m))?;
             }
             if up.path_prefix.is_none() && up.host.is_none() {
                 return Err(invalid(
@@ -529,7 +562,10 @@ mod tests {
         let err = parse("[[upstream]]\nname = \"a\"\nurl = \"http://x\"\npath_prefix = \"/a\"\nprofile = \"zendesk\"\n")
             .unwrap_err();
         assert!(err.to_string().contains("upstream[0].profile"), "{err}");
-        assert!(err.to_string().contains("known: seam, kore, botpenguin"), "{err}");
+        assert!(
+            err.to_string().contains("known: seam, kore, botpenguin"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ pub mod admin;
 pub mod authz;
 pub mod certs;
 pub mod config;
+pub mod directory;
 pub mod forward;
+pub mod identity;
 pub mod metrics;
 pub mod proxy;
 pub mod request_id;
@@ -45,6 +47,23 @@ pub enum StartError {
     /// An upstream could not be set up.
     #[error(transparent)]
     Upstream(#[from] forward::UpstreamSetupError),
+    /// The policy set could not be loaded or is invalid.
+    #[error("policies:\n{0}")]
+    Policies(#[from] authz::PolicyErrors),
+    /// An upstream names a profile that cannot be used.
+    #[error("upstream `{upstream}`: profile: {message}")]
+    Profile {
+        /// The upstream's name.
+        upstream: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The caller table or JWT settings cannot be used.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// The entity directory cannot be set up.
+    #[error(transparent)]
+    Directory(#[from] directory::DirectoryError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -93,7 +112,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let metrics = Arc::new(metrics::Metrics::new());
-    let gateway = Arc::new(proxy::Gateway::new(config, metrics.clone())?);
+    let policies = authz::PolicySnapshot::load(&config.policies.dir)?;
+    tracing::info!(
+        policy.version = %policies.version(),
+        policies = policies.policy_ids().count(),
+        dir = %config.policies.dir.display(),
+        "policies loaded"
+    );
+    let gateway = Arc::new(proxy::Gateway::new(config, policies, metrics.clone())?);
     let tls = match (&config.proxy.tls_cert, &config.proxy.tls_key) {
         (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
             cert,

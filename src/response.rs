@@ -231,8 +231,14 @@ mod tests {
             assert_eq!(response.headers()[&X_REQUEST_ID], "rid-9");
             let body = futures_body(response);
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let message = json.pointer(probe).and_then(|m| m.as_str()).unwrap_or_default();
-            assert!(message.contains("kore-never-erase-account-owners"), "{vendor}: {json}");
+            let message = json
+                .pointer(probe)
+                .and_then(|m| m.as_str())
+                .unwrap_or_default();
+            assert!(
+                message.contains("kore-never-erase-account-owners"),
+                "{vendor}: {json}"
+            );
         }
         let seam = builtin("seam").unwrap().error;
         let response = Refusal::TooLarge.into_response(&seam, &id);
@@ -241,8 +247,12 @@ mod tests {
     }
 
     fn futures_body(response: Response<Body>) -> bytes::Bytes {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(response.into_body().collect()).unwrap().to_bytes()
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(response.into_body().collect())
+            .unwrap()
+            .to_bytes()
     }
 
     #[test]

@@ -3,8 +3,6 @@
 //! Pure: a table built from config, and a lookup that returns the upstream's
 //! index and the path with the prefix stripped.
 
-
-
 use crate::config::UpstreamConfig;
 
 /// One routing rule.
