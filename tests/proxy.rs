@@ -14,7 +14,7 @@ use support::{
 };
 
 fn one_upstream(url: &str, extra: &str) -> String {
-    format!("{extra}\n[[upstream]]\nname = \"vendor\"\nurl = \"{url}\"\npath_prefix = \"/v\"\n")
+    format!("[proxy]\n{extra}\n[[upstream]]\nname = \"vendor\"\nurl = \"{url}\"\npath_prefix = \"/v\"\n")
 }
 
 #[tokio::test]
@@ -131,7 +131,7 @@ async fn a_tls_client_gets_h2_by_alpn_and_reaches_a_tls_upstream_trusted_through
         dir.join("gateway-key.pem").display()
     );
     let text = format!(
-        "{extra}\n[[upstream]]\nname = \"vendor\"\nurl = \"{}\"\npath_prefix = \"/v\"\nca = \"{}\"\n",
+        "[proxy]\n{extra}\n[[upstream]]\nname = \"vendor\"\nurl = \"{}\"\npath_prefix = \"/v\"\nca = \"{}\"\n",
         vendor.url("https"),
         dir.join("ca.pem").display()
     );

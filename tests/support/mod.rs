@@ -219,31 +219,27 @@ impl Drop for Gateway {
     }
 }
 
-/// A configuration from TOML text, with both listeners on port 0.
-pub fn config(toml_text: &str) -> Config {
-    let text = format!(
-        "[proxy]\nlisten = \"127.0.0.1:0\"\n{toml_text}\n[admin]\nlisten = \"127.0.0.1:0\"\n"
-    );
-    // `[proxy]` may appear twice if the caller sets proxy keys: merge by
-    // putting the caller's keys into the first table instead.
-    let text = merge_proxy_tables(&text);
-    Config::parse(&text, Path::new("test.toml")).expect("test config is valid")
-}
+/// The repository's shipped policies.
+pub const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
 
-fn merge_proxy_tables(text: &str) -> String {
-    let mut out = String::new();
-    let mut seen_proxy = false;
-    for line in text.lines() {
-        if line.trim() == "[proxy]" {
-            if seen_proxy {
-                continue;
-            }
-            seen_proxy = true;
+/// A configuration from TOML text, with both listeners on port 0 and the
+/// shipped policies, unless the text sets them.
+pub fn config(toml_text: &str) -> Config {
+    let mut table: toml::Table = toml_text.parse().expect("test TOML parses");
+    let mut section = |name: &str, key: &str, value: &str| {
+        let entry = table
+            .entry(name)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(t) = entry.as_table_mut() {
+            t.entry(key)
+                .or_insert_with(|| toml::Value::String(value.to_owned()));
         }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
+    };
+    section("proxy", "listen", "127.0.0.1:0");
+    section("admin", "listen", "127.0.0.1:0");
+    section("policies", "dir", POLICIES);
+    let text = toml::to_string(&table).expect("test TOML serialises");
+    Config::parse(&text, Path::new("test.toml")).unwrap_or_else(|e| panic!("test config: {e}"))
 }
 
 /// Starts the real gateway in this process.

@@ -1,0 +1,943 @@
+//! Erasure calls end to end: the real gateway in front of stand-in Seam,
+//! Kore.ai and BotPenguin servers, decided by the shipped policies.
+//!
+//! The assertion that matters most: a refused call leaves the stand-in
+//! vendor's recorder empty.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use support::{config, h2c_client, http1_client, send, spawn_gateway, spawn_vendor, Behaviour};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const OFFICER: &str = "officer-token-1";
+const BULK: &str = "bulk-officer-token-1";
+const NO_ROLE: &str = "plain-token-1";
+const SEAM_PAT: &str = "seam_at_pat_officer1";
+const JWT_SECRET: &str = "test-only-hs256-secret-not-for-production-use";
+
+fn sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn jwt(sub: &str, exp_offset: i64, secret: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": sub, "exp": now + exp_offset, "iat": now}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+struct Env {
+    gateway: support::Gateway,
+    seam: support::Vendor,
+    kore: support::Vendor,
+    botpenguin: support::Vendor,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir =
+        std::env::temp_dir().join(format!("eg-erasure-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    TempDir(dir)
+}
+
+/// The three vendors behind one gateway, with the test callers.
+async fn env(extra: &str) -> Env {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let kore = spawn_vendor(Behaviour::Echo).await;
+    let botpenguin = spawn_vendor(Behaviour::Echo).await;
+    let dir = temp_dir("env");
+    let secret = dir.0.join("jwt-secret");
+    std::fs::write(&secret, JWT_SECRET).unwrap();
+    let text = format!(
+        r#"{extra}
+[jwt]
+algorithm = "HS256"
+secret_file = "{secret}"
+
+[[caller]]
+id = "privacy-ops"
+token_sha256 = "{officer}"
+roles = ["privacy-officer"]
+
+[[caller]]
+id = "bulk-ops"
+token_sha256 = "{bulk}"
+roles = ["privacy-officer", "bulk-eraser"]
+
+[[caller]]
+id = "intern"
+token_sha256 = "{plain}"
+
+[[caller]]
+id = "seam-pat-ops"
+token_sha256 = "{pat}"
+roles = ["privacy-officer"]
+
+[[caller]]
+id = "kore-officer"
+roles = ["privacy-officer"]
+
+[[upstream]]
+name = "seam"
+profile = "seam"
+url = "{seam}"
+path_prefix = "/seam"
+
+[[upstream]]
+name = "kore"
+profile = "kore"
+url = "{kore}"
+path_prefix = "/kore"
+
+[[upstream]]
+name = "botpenguin"
+profile = "botpenguin"
+url = "{bp}"
+path_prefix = "/botpenguin"
+"#,
+        secret = secret.display(),
+        officer = sha256(OFFICER),
+        bulk = sha256(BULK),
+        plain = sha256(NO_ROLE),
+        pat = sha256(SEAM_PAT),
+        seam = seam.url("http"),
+        kore = kore.url("http"),
+        bp = botpenguin.url("http"),
+    );
+    let gateway = spawn_gateway(config(&text)).await;
+    Env {
+        gateway,
+        seam,
+        kore,
+        botpenguin,
+        _dir: dir,
+    }
+}
+
+impl Env {
+    fn received(&self) -> usize {
+        self.seam.received().len() + self.kore.received().len() + self.botpenguin.received().len()
+    }
+}
+
+async fn call(
+    env: &Env,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (http::response::Parts, Value) {
+    let mut req = support::request(method, &env.gateway.url(path), body.to_owned());
+    for (name, value) in headers {
+        req.headers_mut().append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    let (parts, body) = send(&http1_client(), req).await.unwrap();
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (parts, json)
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+#[tokio::test]
+async fn seam_body_and_query_forms_are_allowed_for_a_privacy_officer() {
+    let env = env("").await;
+    let auth = bearer(OFFICER);
+    let body = r#"{"customer_keys":["cust-1","cust-2"],"user_keys":["user-9"]}"#;
+    let (parts, _) = call(
+        &env,
+        "POST",
+        "/seam/customers/delete_data",
+        &[("authorization", &auth), JSON],
+        body,
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(parts.headers["x-erasure-decision"], "allow");
+
+    let (parts, _) = call(
+        &env,
+        "DELETE",
+        "/seam/customers/delete_data?customer_keys=cust-1&customer_keys=cust-2&user_keys=user-9",
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(parts.headers["x-erasure-decision"], "allow");
+
+    let seen = env.seam.received();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].path_and_query, "/customers/delete_data");
+    assert_eq!(
+        &seen[0].body[..],
+        body.as_bytes(),
+        "body forwarded byte for byte"
+    );
+    assert_eq!(
+        seen[1].path_and_query,
+        "/customers/delete_data?customer_keys=cust-1&customer_keys=cust-2&user_keys=user-9"
+    );
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn kore_documented_sample_is_allowed_for_a_verified_jwt_officer() {
+    let env = env("").await;
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    let body = r#"{
+    "userIds": ["u-ordinary-0001"],
+    "botIds": ["st-11111111-2222-333-4444-555555555555"],
+    "RemoveDataFromAllBots": true
+  }"#;
+    let (parts, _) = call(
+        &env,
+        "DELETE",
+        "/kore/api/public/bot/eraseUsersData",
+        &[("auth", &token), JSON],
+        body,
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(parts.headers["x-erasure-decision"], "allow");
+    assert_eq!(env.kore.received().len(), 1);
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn kore_account_owner_is_never_erased() {
+    let env = env("").await;
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    let body = r#"{"userIds":["u-ordinary-0001","owner@example.com"]}"#;
+    let (parts, json) = call(
+        &env,
+        "DELETE",
+        "/kore/api/public/bot/eraseUsersData",
+        &[("auth", &token), JSON],
+        body,
+    )
+    .await;
+    assert_eq!(parts.status, StatusCode::FORBIDDEN);
+    assert_eq!(parts.headers["x-erasure-decision"], "deny");
+    assert_eq!(parts.headers["content-type"], "application/json");
+    let msg = json["errors"][0]["msg"].as_str().unwrap();
+    assert!(msg.contains("kore-never-erase-account-owners"), "{json}");
+    assert_eq!(json["errors"][0]["code"], 403);
+    assert_eq!(env.received(), 0, "a denied call must not reach the vendor");
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn kore_bot_co_developer_is_never_erased() {
+    let env = env("").await;
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    let body = r#"{"userIds":["u-codev-0001"],"botIds":[],"RemoveDataFromAllBots":false}"#;
+    let (parts, json) = call(
+        &env,
+        "DELETE",
+        "/kore/api/public/bot/eraseUsersData",
+        &[("auth", &token), JSON],
+        body,
+    )
+    .await;
+    assert_eq!(parts.status, StatusCode::FORBIDDEN);
+    assert!(
+        json.to_string().contains("kore-never-erase-bot-developers"),
+        "{json}"
+    );
+    assert_eq!(env.received(), 0);
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn seam_personal_access_token_needs_the_workspace_header() {
+    let env = env("").await;
+    let auth = bearer(SEAM_PAT);
+    let body = r#"{"customer_keys":["cust-1"]}"#;
+    let (parts, json) = call(
+        &env,
+        "POST",
+        "/seam/customers/delete_data",
+        &[("authorization", &auth), JSON],
+        body,
+    )
+    .await;
+    assert_eq!(parts.status, StatusCode::FORBIDDEN);
+    assert_eq!(json["error"]["type"], "erasure_denied_by_policy");
+    assert!(json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("seam-pat-requires-workspace"));
+    assert_eq!(
+        json["error"]["request_id"],
+        parts.headers["x-request-id"].to_str().unwrap()
+    );
+    assert_eq!(
+        parts.headers["seam-request-id"],
+        parts.headers["x-request-id"]
+    );
+    assert_eq!(env.received(), 0);
+
+    let (parts, _) = call(
+        &env,
+        "POST",
+        "/seam/customers/delete_data",
+        &[("authorization", &auth), ("seam-workspace", "ws_1"), JSON],
+        body,
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(env.seam.received().len(), 1);
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_and_role_less_callers_are_denied_in_botpenguin_shape() {
+    let env = env("").await;
+    for (headers, policy) in [
+        (vec![("authtype", "Key")], Some("deny-anonymous")),
+        (
+            vec![
+                ("authorization", "Bearer unknown-token"),
+                ("authtype", "Key"),
+            ],
+            Some("deny-anonymous"),
+        ),
+        (
+            vec![
+                ("authorization", "Bearer plain-token-1"),
+                ("authtype", "Key"),
+            ],
+            None,
+        ),
+    ] {
+        let (parts, json) =
+            call(&env, "DELETE", "/botpenguin/customer/cust-42", &headers, "").await;
+        assert_eq!(parts.status, StatusCode::FORBIDDEN, "{headers:?}");
+        assert_eq!(json["success"], false);
+        assert_eq!(json["code"], 403);
+        let message = json["message"].as_str().unwrap();
+        match policy {
+            Some(id) => assert!(message.contains(id), "{message}"),
+            None => assert!(message.contains("no policy permits"), "{message}"),
+        }
+    }
+    let auth = bearer(OFFICER);
+    let (parts, _) = call(
+        &env,
+        "DELETE",
+        "/botpenguin/customer/cust-42",
+        &[("authorization", &auth), ("authtype", "Key")],
+        "",
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    let seen = env.botpenguin.received();
+    assert_eq!(seen.len(), 1, "only the officer's call reached BotPenguin");
+    assert_eq!(seen[0].path_and_query, "/customer/cust-42");
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn more_than_fifty_targets_need_the_bulk_role() {
+    let env = env("").await;
+    let keys: Vec<String> = (0..51).map(|i| format!("space-{i}")).collect();
+    let body = json!({ "space_keys": keys }).to_string();
+    let officer = bearer(OFFICER);
+    let (parts, json) = call(
+        &env,
+        "POST",
+        "/seam/customers/delete_data",
+        &[("authorization", &officer), JSON],
+        &body,
+    )
+    .await;
+    assert_eq!(parts.status, StatusCode::FORBIDDEN);
+    assert!(json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("bulk-erasure-requires-role"));
+    assert_eq!(env.received(), 0);
+    let bulk = bearer(BULK);
+    let (parts, _) = call(
+        &env,
+        "POST",
+        "/seam/customers/delete_data",
+        &[("authorization", &bulk), JSON],
+        &body,
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(env.seam.received().len(), 1);
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_jwt_with_a_bad_signature_or_expired_is_a_401_in_kore_shape() {
+    let env = env("").await;
+    let body = r#"{"userIds":["u-ordinary-0001"]}"#;
+    for token in [
+        jwt(
+            "kore-officer",
+            300,
+            "another-secret-that-is-also-long-enough-000",
+        ),
+        jwt("kore-officer", -3600, JWT_SECRET),
+    ] {
+        let (parts, json) = call(
+            &env,
+            "DELETE",
+            "/kore/api/public/bot/eraseUsersData",
+            &[("auth", &token), JSON],
+            body,
+        )
+        .await;
+        assert_eq!(parts.status, StatusCode::UNAUTHORIZED, "{json}");
+        assert_eq!(json["errors"][0]["code"], 401);
+        assert!(
+            !json.to_string().contains(&token),
+            "the token must not be echoed"
+        );
+    }
+    assert_eq!(env.received(), 0);
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_erasure_bodies_are_refused_with_400_and_never_forwarded() {
+    let env = env("[proxy]\nmax_body_bytes = 4096").await;
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    let kore = "/kore/api/public/bot/eraseUsersData";
+    let big = json!({ "userIds": vec!["u-ordinary-0001"; 400] }).to_string();
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("not json", "userIds=u-1".into(), 400),
+        ("not an object", r#"["u-1"]"#.into(), 400),
+        (
+            "duplicate key",
+            r#"{"userIds":["u-ordinary-0001"],"userIds":["owner@example.com"]}"#.into(),
+            400,
+        ),
+        (
+            "nested duplicate key",
+            r#"{"userIds":[{"channel_id":"a","channel_id":"b","channel_user_id":"c"}]}"#.into(),
+            400,
+        ),
+        (
+            "unknown field",
+            r#"{"userIds":["u-1"],"deleteEverything":true}"#.into(),
+            400,
+        ),
+        ("empty id", r#"{"userIds":[""]}"#.into(), 400),
+        ("numeric id", r#"{"userIds":[42]}"#.into(), 400),
+        ("wrong type", r#"{"userIds":"u-1"}"#.into(), 400),
+        ("no targets", r#"{"userIds":[]}"#.into(), 400),
+        ("too large", big, 413),
+    ];
+    for (name, body, status) in cases {
+        let (parts, json) = call(&env, "DELETE", kore, &[("auth", &token), JSON], &body).await;
+        assert_eq!(parts.status.as_u16(), status, "{name}: {json}");
+        assert!(
+            json["errors"][0]["msg"].is_string(),
+            "{name}: Kore shape: {json}"
+        );
+        assert_eq!(parts.headers["x-erasure-decision"], "deny", "{name}");
+    }
+    assert_eq!(env.received(), 0);
+    env.gateway.stop().await;
+}
+
+/// Requests an upstream could read as the erasure call: decided exactly, or
+/// refused — never passed through undecided. Every row carries an officer's
+/// credential, so a row wrongly classified as "not erasure" would reach the
+/// vendor and fail the recorder check.
+#[tokio::test]
+async fn the_bypass_matrix_never_reaches_a_vendor_undecided() {
+    let env = env("").await;
+    let officer = bearer(OFFICER);
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    let seam_body = r#"{"customer_keys":["cust-1"]}"#;
+    let kore_body = r#"{"userIds":["owner@example.com"]}"#;
+    // (method, path, extra header, body, expected status)
+    let rows: Vec<(&str, &str, Option<(&str, &str)>, &str, u16)> = vec![
+        // Seam
+        ("POST", "/seam/customers/delete_data/", None, seam_body, 400),
+        ("POST", "/seam/Customers/Delete_Data", None, seam_body, 400),
+        (
+            "POST",
+            "/seam/customers%2Fdelete_data",
+            None,
+            seam_body,
+            400,
+        ),
+        (
+            "POST",
+            "/seam/customers/delete%5Fdata",
+            None,
+            seam_body,
+            400,
+        ),
+        ("POST", "/seam//customers/delete_data", None, seam_body, 400),
+        ("POST", "/seam/customers//delete_data", None, seam_body, 400),
+        (
+            "POST",
+            "/seam/customers/delete_data;x=1",
+            None,
+            seam_body,
+            400,
+        ),
+        (
+            "POST",
+            "/seam/customers/delete_data?customer_keys=cust-1",
+            None,
+            seam_body,
+            400,
+        ),
+        (
+            "PUT",
+            "/seam/customers/delete_data",
+            Some(("x-http-method-override", "POST")),
+            seam_body,
+            400,
+        ),
+        (
+            "POST",
+            "/seam/customers/other",
+            Some(("x-http-method-override", "DELETE")),
+            "{}",
+            200,
+        ),
+        // Kore
+        (
+            "DELETE",
+            "/kore/api/public/bot/eraseusersdata",
+            None,
+            kore_body,
+            400,
+        ),
+        (
+            "DELETE",
+            "/kore/api/public/bot/eraseUsersData/",
+            None,
+            kore_body,
+            400,
+        ),
+        (
+            "DELETE",
+            "/kore/api/public/bot/%65raseUsersData",
+            None,
+            kore_body,
+            400,
+        ),
+        (
+            "DELETE",
+            "/kore/api/public/bot/eraseUsersData?userIds=owner@example.com",
+            None,
+            kore_body,
+            400,
+        ),
+        (
+            "POST",
+            "/kore/api/public/bot/eraseUsersData",
+            Some(("x-http-method-override", "DELETE")),
+            kore_body,
+            400,
+        ),
+        (
+            "POST",
+            "/kore/api/public/bot/eraseUsersData",
+            Some(("x-http-method", "DELETE")),
+            kore_body,
+            400,
+        ),
+        (
+            "POST",
+            "/kore/api/public/bot/eraseUsersData",
+            Some(("x-method-override", "DELETE")),
+            kore_body,
+            400,
+        ),
+        (
+            "DELETE",
+            "/kore/api/public/bot/eraseUsersData",
+            None,
+            kore_body,
+            403,
+        ),
+        // BotPenguin
+        ("DELETE", "/botpenguin/customer/cust-1/", None, "", 400),
+        ("DELETE", "/botpenguin/Customer/cust-1", None, "", 400),
+        ("DELETE", "/botpenguin/customer/cust%2F1", None, "", 400),
+        ("DELETE", "/botpenguin/customer/cust-1;v=2", None, "", 400),
+        (
+            "POST",
+            "/botpenguin/customer/cust-1",
+            Some(("x-http-method-override", "DELETE")),
+            "",
+            400,
+        ),
+        // Dot segments are refused before any profile sees them.
+        ("DELETE", "/botpenguin/x/../customer/cust-1", None, "", 400),
+        (
+            "DELETE",
+            "/botpenguin/customer/%2e%2e/customer/cust-1",
+            None,
+            "",
+            400,
+        ),
+    ];
+    for (method, path, extra, body, status) in &rows {
+        let before = env.received();
+        let mut headers = vec![
+            ("authorization", officer.as_str()),
+            ("auth", token.as_str()),
+            JSON,
+        ];
+        if let Some(h) = extra {
+            headers.push(*h);
+        }
+        let (parts, json) = call(&env, method, path, &headers, body).await;
+        assert_eq!(
+            parts.status.as_u16(),
+            *status,
+            "{method} {path} {extra:?}: {json}"
+        );
+        let reached = env.received() - before;
+        if *status == 200 {
+            assert_eq!(
+                reached, 1,
+                "{method} {path}: a non-erasure call passes through"
+            );
+        } else {
+            assert_eq!(reached, 0, "{method} {path} {extra:?} reached the vendor");
+        }
+    }
+    // A read of the same BotPenguin resource is not an erasure call.
+    let (parts, _) = call(
+        &env,
+        "GET",
+        "/botpenguin/customer/cust-1",
+        &[("authorization", &officer)],
+        "",
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert!(!parts.headers.contains_key("x-erasure-decision"));
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn http2_and_chunked_bodies_are_buffered_and_decided() {
+    let env = env("").await;
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    // HTTP/2 (h2c): the owner is refused, the ordinary user allowed.
+    for (user, status) in [("owner@example.com", 403), ("u-ordinary-0001", 200)] {
+        let mut req = support::request(
+            "DELETE",
+            &env.gateway.url("/kore/api/public/bot/eraseUsersData"),
+            json!({ "userIds": [user] }).to_string(),
+        );
+        req.headers_mut().insert("auth", token.parse().unwrap());
+        req.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        let (parts, _) = send(&h2c_client(), req).await.unwrap();
+        assert_eq!(parts.version, http::Version::HTTP_2);
+        assert_eq!(parts.status.as_u16(), status, "h2 {user}");
+    }
+    assert_eq!(env.kore.received().len(), 1);
+
+    // HTTP/1.1 chunked, written by hand so the body has no length.
+    let body = br#"{"userIds":["owner@example.com"]}"#;
+    let head = format!(
+        "DELETE /kore/api/public/bot/eraseUsersData HTTP/1.1\r\nhost: gw\r\nauth: {token}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    let mut stream = tokio::net::TcpStream::connect(env.gateway.addr)
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(7) {
+        stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
+        stream.write_all(chunk).await.unwrap();
+        stream.write_all(b"\r\n").await.unwrap();
+    }
+    stream.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(
+        answer.contains("kore-never-erase-account-owners"),
+        "{answer}"
+    );
+    assert_eq!(
+        env.kore.received().len(),
+        1,
+        "the chunked owner erasure never reached Kore"
+    );
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn shadow_mode_forwards_a_denied_call_and_marks_it() {
+    let env = env("[policies]\nmode = \"shadow\"").await;
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    let body = r#"{"userIds":["owner@example.com"]}"#;
+    let (parts, _) = call(
+        &env,
+        "DELETE",
+        "/kore/api/public/bot/eraseUsersData",
+        &[("auth", &token), JSON],
+        body,
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(parts.headers["x-erasure-decision"], "would-deny");
+    assert_eq!(env.kore.received().len(), 1);
+    // Malformed calls are still refused: shadow mode decides, it does not guess.
+    let (parts, _) = call(
+        &env,
+        "DELETE",
+        "/kore/api/public/bot/eraseUsersData",
+        &[("auth", &token), JSON],
+        "{",
+    )
+    .await;
+    assert_eq!(parts.status, 400);
+    assert_eq!(env.kore.received().len(), 1);
+    env.gateway.stop().await;
+}
+
+/// A stand-in entity directory: `GET /{type}/{id}` from a fixed map, counting
+/// hits per path, optionally slow.
+struct Directory {
+    addr: SocketAddr,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    total: Arc<AtomicUsize>,
+}
+
+async fn spawn_directory(entities: HashMap<String, Value>, delay: Duration) -> Directory {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(Mutex::new(HashMap::new()));
+    let total = Arc::new(AtomicUsize::new(0));
+    let entities = Arc::new(entities);
+    let (h, t) = (hits.clone(), total.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (entities, hits, total) = (entities.clone(), h.clone(), t.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let (entities, hits, total) = (entities.clone(), hits.clone(), total.clone());
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        *hits.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+                        total.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(delay).await;
+                        let response = match entities.get(&path) {
+                            Some(entity) => {
+                                Response::new(Full::new(Bytes::from(entity.to_string())))
+                            }
+                            None => Response::builder()
+                                .status(404)
+                                .body(Full::new(Bytes::new()))
+                                .unwrap(),
+                        };
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Directory { addr, hits, total }
+}
+
+fn directory_config(addr: SocketAddr) -> String {
+    format!("[policies]\ndirectory_url = \"http://{addr}\"\ndirectory_timeout = \"500ms\"")
+}
+
+#[tokio::test]
+async fn the_directory_decides_unknown_users_hit_miss_and_coalesced() {
+    let owner = json!({
+        "uid": {"type": "Kore::User", "id": "u-dir-owner"},
+        "attrs": {"account_owner": true},
+        "parents": []
+    });
+    let mut entities = HashMap::new();
+    entities.insert("/Kore%3A%3AUser/u-dir-owner".to_owned(), owner);
+    let directory = spawn_directory(entities, Duration::from_millis(150)).await;
+    let env = env(&directory_config(directory.addr)).await;
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    let path = "/kore/api/public/bot/eraseUsersData";
+
+    // Hit: the directory says this user owns an account.
+    let (parts, json) = call(
+        &env,
+        "DELETE",
+        path,
+        &[("auth", &token), JSON],
+        r#"{"userIds":["u-dir-owner"]}"#,
+    )
+    .await;
+    assert_eq!(parts.status, 403, "{json}");
+    assert!(json.to_string().contains("kore-never-erase-account-owners"));
+
+    // Miss: no such entity → an ordinary user.
+    let (parts, _) = call(
+        &env,
+        "DELETE",
+        path,
+        &[("auth", &token), JSON],
+        r#"{"userIds":["u-dir-nobody"]}"#,
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+
+    // Entities in entities.json are not fetched.
+    let (parts, _) = call(
+        &env,
+        "DELETE",
+        path,
+        &[("auth", &token), JSON],
+        r#"{"userIds":["u-ordinary-0001"]}"#,
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert!(!directory
+        .hits
+        .lock()
+        .unwrap()
+        .keys()
+        .any(|k| k.contains("u-ordinary-0001")));
+
+    // Twenty concurrent calls for one uncached user: one directory fetch.
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        let url = env.gateway.url(path);
+        let token = token.clone();
+        calls.push(tokio::spawn(async move {
+            let mut req = support::request("DELETE", &url, r#"{"userIds":["u-dir-fresh"]}"#);
+            req.headers_mut().insert("auth", token.parse().unwrap());
+            req.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            send(&http1_client(), req).await.unwrap().0.status
+        }));
+    }
+    for c in calls {
+        assert_eq!(c.await.unwrap(), 200);
+    }
+    let hits = directory.hits.lock().unwrap().clone();
+    assert_eq!(
+        hits.get("/Kore%3A%3AUser/u-dir-fresh"),
+        Some(&1),
+        "{hits:?}"
+    );
+    assert_eq!(
+        hits.get("/Kore%3A%3AUser/u-dir-owner"),
+        Some(&1),
+        "{hits:?}"
+    );
+    assert_eq!(directory.total.load(Ordering::SeqCst), 3);
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_directory_that_is_down_or_slow_refuses_the_call_with_503() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let slow = spawn_directory(HashMap::new(), Duration::from_secs(5)).await;
+    for addr in [port, slow.addr] {
+        let env = env(&directory_config(addr)).await;
+        let token = jwt("kore-officer", 300, JWT_SECRET);
+        let (parts, json) = call(
+            &env,
+            "DELETE",
+            "/kore/api/public/bot/eraseUsersData",
+            &[("auth", &token), JSON],
+            r#"{"userIds":["u-unknown"]}"#,
+        )
+        .await;
+        assert_eq!(parts.status, 503, "{json}");
+        assert!(json["errors"][0]["msg"].is_string());
+        assert_eq!(env.received(), 0);
+        env.gateway.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn non_erasure_calls_pass_through_untouched_and_undecided() {
+    let env = env("").await;
+    let (parts, _) = call(
+        &env,
+        "GET",
+        "/seam/devices/list",
+        &[("authorization", "Bearer whatever")],
+        "",
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert!(!parts.headers.contains_key("x-erasure-decision"));
+    let (parts, _) = call(
+        &env,
+        "POST",
+        "/kore/api/public/bot/st-1/users",
+        &[JSON],
+        "{\"a\":1}",
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(env.received(), 2);
+    env.gateway.stop().await;
+}
