@@ -498,7 +498,8 @@ async fn the_bypass_matrix_never_reaches_a_vendor_undecided() {
     let seam_body = r#"{"customer_keys":["cust-1"]}"#;
     let kore_body = r#"{"userIds":["owner@example.com"]}"#;
     // (method, path, extra header, body, expected status)
-    let rows: Vec<(&str, &str, Option<(&str, &str)>, &str, u16)> = vec![
+    type Row<'a> = (&'a str, &'a str, Option<(&'a str, &'a str)>, &'a str, u16);
+    let rows: Vec<Row> = vec![
         // Seam
         ("POST", "/seam/customers/delete_data/", None, seam_body, 400),
         ("POST", "/seam/Customers/Delete_Data", None, seam_body, 400),
