@@ -942,3 +942,239 @@ async fn non_erasure_calls_pass_through_untouched_and_undecided() {
     assert_eq!(env.received(), 2);
     env.gateway.stop().await;
 }
+
+/// Whether the upstream could read a request that reached it as the erasure
+/// call: its path normalised the way a lenient server might (decoded, case
+/// folded, slashes collapsed, `;params` and trailing slash dropped) matches,
+/// and the method (or an override header) is one that erases.
+fn upstream_could_erase(vendor: &str, seen: &support::Recorded) -> bool {
+    let raw = seen.path_and_query.split('?').next().unwrap_or_default();
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .to_lowercase();
+    let segments: Vec<&str> = decoded
+        .split('/')
+        .map(|s| s.split(';').next().unwrap_or_default())
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    let overridden = [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ]
+    .iter()
+    .any(|h| seen.headers.contains_key(*h));
+    let method = seen.method.as_str().to_ascii_uppercase();
+    match vendor {
+        "seam" => segments == ["customers", "delete_data"],
+        "kore" => segments == ["api", "public", "bot", "eraseusersdata"],
+        _ => segments.len() == 2 && segments[0] == "customer" && (method == "DELETE" || overridden),
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    FlipCase(usize),
+    DoubleSlash(usize),
+    TrailingSlash,
+    Encode(usize),
+    PathParam,
+    Method(&'static str),
+    Override(&'static str),
+    QueryParams,
+    BodyByte(usize, u8),
+    BodyDuplicateKey,
+}
+
+fn mutation() -> impl proptest::strategy::Strategy<Value = Mutation> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0usize..64).prop_map(Mutation::FlipCase),
+        (0usize..64).prop_map(Mutation::DoubleSlash),
+        Just(Mutation::TrailingSlash),
+        (0usize..64).prop_map(Mutation::Encode),
+        Just(Mutation::PathParam),
+        prop::sample::select(vec![
+            "GET", "POST", "PUT", "PATCH", "DELETE", "delete", "OPTIONS"
+        ])
+        .prop_map(Mutation::Method),
+        prop::sample::select(vec![
+            "x-http-method-override",
+            "x-http-method",
+            "x-method-override"
+        ])
+        .prop_map(Mutation::Override),
+        Just(Mutation::QueryParams),
+        (0usize..64, any::<u8>()).prop_map(|(i, b)| Mutation::BodyByte(i, b)),
+        Just(Mutation::BodyDuplicateKey),
+    ]
+}
+
+struct Seed {
+    vendor: &'static str,
+    method: &'static str,
+    prefix: &'static str,
+    path: &'static str,
+    body: &'static str,
+}
+
+const SEEDS: [Seed; 3] = [
+    Seed {
+        vendor: "seam",
+        method: "POST",
+        prefix: "/seam",
+        path: "/customers/delete_data",
+        body: r#"{"customer_keys":["cust-1"],"user_keys":["u-1"]}"#,
+    },
+    Seed {
+        vendor: "kore",
+        method: "DELETE",
+        prefix: "/kore",
+        path: "/api/public/bot/eraseUsersData",
+        body: r#"{"userIds":["u-ordinary-0001"],"botIds":["st-1"],"RemoveDataFromAllBots":false}"#,
+    },
+    Seed {
+        vendor: "botpenguin",
+        method: "DELETE",
+        prefix: "/botpenguin",
+        path: "/customer/cust-1",
+        body: "",
+    },
+];
+
+fn apply(seed: &Seed, mutations: &[Mutation]) -> (String, String, Vec<(String, String)>, Vec<u8>) {
+    let mut method = seed.method.to_owned();
+    let mut path = seed.path.to_owned();
+    let mut query = String::new();
+    let mut headers = Vec::new();
+    let mut body = seed.body.as_bytes().to_vec();
+    for m in mutations {
+        match m {
+            Mutation::FlipCase(i) => {
+                let i = i % path.len();
+                let flipped: String = path
+                    .char_indices()
+                    .map(|(j, c)| {
+                        if j == i {
+                            if c.is_ascii_lowercase() {
+                                c.to_ascii_uppercase()
+                            } else {
+                                c.to_ascii_lowercase()
+                            }
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                path = flipped;
+            }
+            Mutation::DoubleSlash(i) => {
+                let slashes: Vec<usize> = path.match_indices('/').map(|(j, _)| j).collect();
+                let at = slashes[i % slashes.len()];
+                path.insert(at, '/');
+            }
+            Mutation::TrailingSlash => path.push('/'),
+            Mutation::Encode(i) => {
+                let i = i % path.len();
+                if path.is_char_boundary(i) && path.as_bytes()[i].is_ascii_alphanumeric() {
+                    let c = path.as_bytes()[i];
+                    path.replace_range(i..=i, &format!("%{c:02X}"));
+                }
+            }
+            Mutation::PathParam => path.push_str(";v=1"),
+            Mutation::Method(m) => method = (*m).to_owned(),
+            Mutation::Override(h) => headers.push(((*h).to_owned(), "DELETE".to_owned())),
+            Mutation::QueryParams => query = "customer_keys=cust-9&userIds=u-9".to_owned(),
+            Mutation::BodyByte(i, b) => {
+                if !body.is_empty() {
+                    let i = i % body.len();
+                    body[i] = *b;
+                }
+            }
+            Mutation::BodyDuplicateKey => {
+                if body.first() == Some(&b'{') {
+                    body.splice(
+                        1..1,
+                        br#""userIds":["x"],"customer_keys":["y"],"#.iter().copied(),
+                    );
+                }
+            }
+        }
+    }
+    let mut target = format!("{}{}", seed.prefix, path);
+    if !query.is_empty() {
+        target.push('?');
+        target.push_str(&query);
+    }
+    (method, target, headers, body)
+}
+
+/// Random mutations of the three vendors' erasure calls, sent by an anonymous
+/// caller (whom policy always denies): whatever reaches a vendor must be
+/// something that vendor could not read as an erasure call, and nothing is
+/// ever marked allowed.
+#[test]
+fn mutated_erasure_calls_are_never_forwarded_without_a_decision() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(env(""));
+    let client = http1_client();
+    let mut runner = TestRunner::new(Config {
+        cases: 192,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (0usize..SEEDS.len(), prop::collection::vec(mutation(), 1..4));
+    runner
+        .run(&strategy, |(seed, mutations)| {
+            let seed = &SEEDS[seed];
+            let (method, target, headers, body) = apply(seed, &mutations);
+            let Ok(method) = http::Method::from_bytes(method.as_bytes()) else {
+                return Ok(());
+            };
+            let Ok(uri) = env.gateway.url(&target).parse::<http::Uri>() else {
+                return Ok(());
+            };
+            let vendor = match seed.vendor {
+                "seam" => &env.seam,
+                "kore" => &env.kore,
+                _ => &env.botpenguin,
+            };
+            let before = vendor.received().len();
+            let mut req = Request::builder().method(method).uri(uri);
+            req = req.header("content-type", "application/json");
+            for (name, value) in &headers {
+                req = req.header(name.as_str(), value.as_str());
+            }
+            let req = req.body(Full::new(Bytes::from(body))).unwrap();
+            let (parts, _) = rt.block_on(send(&client, req)).unwrap();
+            prop_assert_ne!(
+                parts
+                    .headers
+                    .get("x-erasure-decision")
+                    .map(|v| v.as_bytes()),
+                Some(&b"allow"[..]),
+                "{} {:?}: an anonymous erasure was allowed",
+                target,
+                mutations
+            );
+            let received = vendor.received();
+            for seen in &received[before..] {
+                prop_assert!(
+                    !upstream_could_erase(seed.vendor, seen),
+                    "{} {} reached {} undecided: {:?} (mutations {:?}, status {})",
+                    seen.method,
+                    seen.path_and_query,
+                    seed.vendor,
+                    seen.headers,
+                    mutations,
+                    parts.status
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+    rt.block_on(env.gateway.stop());
+}
