@@ -256,3 +256,137 @@ fn certs_dev_writes_a_ca_server_and_client_certificate() {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn an_invalid_policy_stops_the_gateway_naming_file_line_and_policy() {
+    let dir = std::env::temp_dir().join(format!("eg-cli-policies-{}", rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = std::path::Path::new(support::POLICIES);
+    for name in ["schema.cedarschema", "entities.json", "erasure.cedar"] {
+        std::fs::copy(shipped.join(name), dir.join(name)).unwrap();
+    }
+    std::fs::write(
+        dir.join("broken.cedar"),
+        "// a typo in a context field\n@id(\"seam-typo\")\nforbid (principal, action, resource)\nwhen { context.workspce == \"x\" };\n",
+    )
+    .unwrap();
+    let config = temp_file(
+        "policies.toml",
+        &format!(
+            "[proxy]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[policies]\ndir = \"{}\"\n",
+            dir.display()
+        ),
+    );
+    let out = binary()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.cedar:4:"), "{stderr}");
+    assert!(stderr.contains("policy `seam-typo`"), "{stderr}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// The binary, not the library: each vendor's allowed and denied call.
+#[tokio::test]
+async fn the_running_binary_decides_each_vendors_erasure_calls() {
+    use sha2::{Digest, Sha256};
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let kore = spawn_vendor(Behaviour::Echo).await;
+    let bp = spawn_vendor(Behaviour::Echo).await;
+    let officer = "binary-officer-token";
+    let hash = hex::encode(Sha256::digest(officer.as_bytes()));
+    let config = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[policies]\ndir = \"{policies}\"\n\
+         [[caller]]\nid = \"ops\"\ntoken_sha256 = \"{hash}\"\nroles = [\"privacy-officer\"]\n\
+         [[upstream]]\nname = \"seam\"\nprofile = \"seam\"\nurl = \"{s}\"\npath_prefix = \"/seam\"\n\
+         [[upstream]]\nname = \"kore\"\nprofile = \"kore\"\nurl = \"{k}\"\npath_prefix = \"/kore\"\n\
+         [[upstream]]\nname = \"botpenguin\"\nprofile = \"botpenguin\"\nurl = \"{b}\"\npath_prefix = \"/botpenguin\"\n",
+        policies = support::POLICIES,
+        s = seam.url("http"),
+        k = kore.url("http"),
+        b = bp.url("http"),
+    );
+    let (mut child, proxy, _admin, reader) = start(&config);
+    let client = http1_client();
+    let cases = [
+        (
+            "POST",
+            "/seam/customers/delete_data",
+            "authorization",
+            format!("Bearer {officer}"),
+            r#"{"customer_keys":["c-1"]}"#,
+            200,
+        ),
+        (
+            "POST",
+            "/seam/customers/delete_data",
+            "authorization",
+            "Bearer nobody".to_owned(),
+            r#"{"customer_keys":["c-1"]}"#,
+            403,
+        ),
+        (
+            "DELETE",
+            "/kore/api/public/bot/eraseUsersData",
+            "auth",
+            officer.to_owned(),
+            r#"{"userIds":["u-ordinary-0001"]}"#,
+            200,
+        ),
+        (
+            "DELETE",
+            "/kore/api/public/bot/eraseUsersData",
+            "auth",
+            officer.to_owned(),
+            r#"{"userIds":["owner@example.com"]}"#,
+            403,
+        ),
+        (
+            "DELETE",
+            "/botpenguin/customer/c-7",
+            "authorization",
+            format!("Bearer {officer}"),
+            "",
+            200,
+        ),
+        (
+            "DELETE",
+            "/botpenguin/customer/c-7",
+            "authtype",
+            "Key".to_owned(),
+            "",
+            403,
+        ),
+    ];
+    for (method, path, header, value, body, status) in &cases {
+        let mut req = request(method, &format!("http://{proxy}{path}"), body.to_string());
+        req.headers_mut().insert(*header, value.parse().unwrap());
+        req.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        let (parts, answer) = send(&client, req).await.unwrap();
+        assert_eq!(
+            parts.status.as_u16(),
+            *status,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        let decision = if *status == 200 { "allow" } else { "deny" };
+        assert_eq!(
+            parts.headers["x-erasure-decision"], decision,
+            "{method} {path}"
+        );
+    }
+    assert_eq!(seam.received().len(), 1);
+    assert_eq!(kore.received().len(), 1);
+    assert_eq!(bp.received().len(), 1);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    reader.join().unwrap();
+}
