@@ -213,7 +213,12 @@ impl PolicySnapshot {
     pub fn load(dir: &Path) -> Result<Self, PolicyErrors> {
         let one = |e: SourceError| PolicyErrors(vec![e]);
         let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|e| one(SourceError::new(path, e.to_string())))
+            std::fs::read_to_string(path).map_err(|e| {
+                one(SourceError::new(
+                    path,
+                    format!("cannot read it ({e}); the policy directory is set by [policies] dir"),
+                ))
+            })
         };
         let schema_path = dir.join(SCHEMA_FILE);
         let schema_text = read(&schema_path)?;

@@ -17,12 +17,12 @@ pub enum CertsError {
     #[error("making a certificate: {0}")]
     Generate(#[from] rcgen::Error),
     /// A file could not be written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Write {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -97,9 +97,9 @@ impl DevCerts {
     /// # Errors
     /// The directory or a file cannot be written.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, CertsError> {
-        std::fs::create_dir_all(dir).map_err(|source| CertsError::Write {
+        std::fs::create_dir_all(dir).map_err(|error| CertsError::Write {
             path: dir.to_owned(),
-            source,
+            error,
         })?;
         let files = [
             ("ca.pem", &self.ca_cert),
@@ -132,9 +132,9 @@ fn write_private(path: &Path, contents: &str, private: bool) -> Result<(), Certs
     options
         .open(path)
         .and_then(|mut f| f.write_all(contents.as_bytes()))
-        .map_err(|source| CertsError::Write {
+        .map_err(|error| CertsError::Write {
             path: path.to_owned(),
-            source,
+            error,
         })
 }
 

@@ -19,12 +19,12 @@ use crate::vendor::{self, VendorProfile};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML did not parse or did not match the expected keys and types.
     #[error("{path}: {message}")]
@@ -287,9 +287,9 @@ impl Config {
     /// The file cannot be read, does not parse, has an unknown key, or holds a
     /// value that cannot be used; the error names the file and the key.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }

@@ -26,12 +26,12 @@ use crate::Body;
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamSetupError {
     /// Its `ca` file could not be used.
-    #[error("upstream `{name}`: {source}")]
+    #[error("upstream `{name}`: {error}")]
     Tls {
         /// The upstream's name.
         name: String,
         /// The TLS error, naming the file.
-        source: TlsError,
+        error: TlsError,
     },
     /// Its URL could not be used.
     #[error("upstream `{name}`: url: {message}")]
@@ -79,9 +79,9 @@ impl Upstream {
             .unwrap_or_default();
 
         let tls =
-            tls::client_config(config.ca.as_deref()).map_err(|source| UpstreamSetupError::Tls {
+            tls::client_config(config.ca.as_deref()).map_err(|error| UpstreamSetupError::Tls {
                 name: config.name.clone(),
-                source,
+                error,
             })?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);

@@ -42,13 +42,13 @@ pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A TLS file of the proxy listener could not be used.
-    #[error("proxy TLS: {0}")]
+    #[error(transparent)]
     Tls(#[from] tls::TlsError),
     /// An upstream could not be set up.
     #[error(transparent)]
     Upstream(#[from] forward::UpstreamSetupError),
     /// The policy set could not be loaded or is invalid.
-    #[error("policies:\n{0}")]
+    #[error(transparent)]
     Policies(#[from] authz::PolicyErrors),
     /// An upstream names a profile that cannot be used.
     #[error("upstream `{upstream}`: profile: {message}")]
@@ -65,12 +65,12 @@ pub enum StartError {
     #[error(transparent)]
     Directory(#[from] directory::DirectoryError),
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -92,7 +92,7 @@ impl Listeners {
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
-                .map_err(|source| StartError::Bind { addr, source })
+                .map_err(|error| StartError::Bind { addr, error })
         };
         Ok(Self {
             proxy: bind(config.proxy.listen).await?,
