@@ -17,7 +17,6 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use moka::future::Cache;
 use serde::Deserialize;
 use serde_json::Value;
@@ -254,26 +253,13 @@ impl Directory {
     pub fn new(config: &DirectoryConfig) -> Result<Self, DirectoryError> {
         config.check()?;
         let base = base_url(&config.url)?;
-        let tls =
-            crate::tls::client_config(config.ca.as_deref()).map_err(|e| DirectoryError::Ca {
-                path: e.path,
-                message: e.message,
+        let client =
+            crate::tls::https_client(config.ca.as_deref(), config.timeout).map_err(|e| {
+                DirectoryError::Ca {
+                    path: e.path,
+                    message: e.message,
+                }
             })?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.timeout));
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         let cache = Cache::builder()
             .max_capacity(config.capacity)
             .time_to_live(config.ttl)
@@ -349,7 +335,7 @@ impl Directory {
                     .await
                     .map_err(|e| DirectoryError::Unreachable {
                         entity: entity(),
-                        message: error_chain(&e),
+                        message: crate::error_chain(&e),
                     })?;
             let status = response.status();
             if status == StatusCode::NOT_FOUND {
@@ -405,19 +391,6 @@ impl Directory {
 /// An entity as Cedar writes it: `Type::"id"`.
 fn entity_name(entity_type: &str, id: &str) -> String {
     format!("{entity_type}::{id:?}")
-}
-
-/// An error and its sources, `: `-joined (hyper's top-level message alone
-/// says little, e.g. "client error (Connect)").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        message.push_str(": ");
-        message.push_str(&e.to_string());
-        source = e.source();
-    }
-    message
 }
 
 #[cfg(test)]
@@ -477,9 +450,11 @@ mod tests {
                                 Ok::<_, Infallible>(response)
                             }
                         });
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let _ = hyper_util::server::conn::auto::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                     });
                 }
             });

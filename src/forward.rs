@@ -13,7 +13,6 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::{parse_upstream_url, ProxyConfig, UpstreamConfig};
 use crate::request_id::X_REQUEST_ID;
@@ -78,26 +77,13 @@ impl Upstream {
             .map(|pq| pq.path().trim_end_matches('/').to_owned())
             .unwrap_or_default();
 
-        let tls =
-            tls::client_config(config.ca.as_deref()).map_err(|error| UpstreamSetupError::Tls {
-                name: config.name.clone(),
-                error,
+        let client =
+            tls::https_client(config.ca.as_deref(), proxy.connect_timeout).map_err(|error| {
+                UpstreamSetupError::Tls {
+                    name: config.name.clone(),
+                    error,
+                }
             })?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(proxy.connect_timeout));
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         Ok(Self {
             name: config.name.clone(),
             scheme,
@@ -142,11 +128,11 @@ impl Upstream {
             Err(_) => Err(GatewayError::UpstreamTimeout),
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) if e.is_connect() => {
-                tracing::warn!(upstream = %self.name, error = %error_chain(&e), "upstream connect failed");
+                tracing::warn!(upstream = %self.name, error = %crate::error_chain(&e), "upstream connect failed");
                 Err(GatewayError::UpstreamUnreachable)
             }
             Ok(Err(e)) => {
-                tracing::warn!(upstream = %self.name, error = %error_chain(&e), "upstream exchange failed");
+                tracing::warn!(upstream = %self.name, error = %crate::error_chain(&e), "upstream exchange failed");
                 Err(GatewayError::UpstreamFailed)
             }
         }
@@ -242,17 +228,6 @@ fn append_forwarded_for(headers: &mut HeaderMap, conn: &ConnInfo) {
     if let Ok(value) = HeaderValue::from_str(&joined) {
         headers.insert(name, value);
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -165,6 +165,19 @@ pub async fn run(
     Ok(())
 }
 
+/// An error and its sources, `: `-joined (hyper's top-level message alone
+/// says little, e.g. "client error (Connect)").
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        message.push_str(": ");
+        message.push_str(&e.to_string());
+        source = e.source();
+    }
+    message
+}
+
 fn local_addr(listener: &TcpListener) -> String {
     listener
         .local_addr()

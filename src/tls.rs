@@ -5,6 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -109,6 +115,37 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, TlsError> 
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
+}
+
+/// A pooled HTTP/1.1 + HTTP/2 client for `http` and `https` URLs, trusting
+/// the public web PKI roots plus `extra_ca`, with a TCP connect timeout.
+///
+/// # Errors
+/// The extra root cannot be read.
+pub fn https_client<B>(
+    extra_ca: Option<&Path>,
+    connect_timeout: Duration,
+) -> Result<Client<HttpsConnector<HttpConnector>, B>, TlsError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
+    let tls = client_config(extra_ca)?;
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector))
 }
 
 /// The subject of a verified client certificate, as an RFC 4514 string.
