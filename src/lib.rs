@@ -20,6 +20,7 @@ pub mod response;
 pub mod route;
 pub mod server;
 pub mod tls;
+pub mod trail;
 pub mod vendor;
 
 use std::future::Future;

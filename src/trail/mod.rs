@@ -1,0 +1,5 @@
+//! The decision trail: a hash-chained JSON Lines file that records every
+//! erasure decision before anything is forwarded, and what the upstream
+//! answered after.
+
+pub mod record;
