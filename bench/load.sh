@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Loopback load measurement: requests/s straight to a stand-in vendor vs.
-# through the gateway (pass-through GET, and a decided Kore.ai erasure call).
+# Loopback load measurement: requests/s straight to a stand-in vendor, through
+# a plain hyper forwarding proxy (the least a proxy can do), and through the
+# gateway (pass-through GET, and a decided Kore.ai erasure call).
 # Rounds alternate so that machine noise hits all variants alike; medians.
 #
 #   bench/load.sh [ROUNDS] [DURATION]     e.g. bench/load.sh 5 10s
@@ -15,9 +16,10 @@ THREADS=${THREADS:-2}
 UP=127.0.0.1:18081
 GW=127.0.0.1:18080
 ADMIN=127.0.0.1:18090
+PLAIN=127.0.0.1:18082
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --locked --quiet --bin erasure-gateway --example stand_in
+cargo build --release --locked --quiet --bin erasure-gateway --example stand_in --example plain_proxy
 
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -54,6 +56,7 @@ PY
 )
 
 target/release/examples/stand_in "$UP" 2>/dev/null &
+target/release/examples/plain_proxy "$PLAIN" "http://$UP" 2>/dev/null &
 RUST_LOG=warn target/release/erasure-gateway serve --config "$work/gateway.toml" &
 for _ in $(seq 50); do
   curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1 && break || sleep 0.1
@@ -66,17 +69,20 @@ rps() {
   if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers in: wrk $*" >&2; echo "$out" >&2; exit 1; fi
   awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
-declare -a direct pass erase
+declare -a direct plain pass erase
 for r in $(seq "$ROUNDS"); do
   direct+=("$(rps "http://$UP/api/public/bot/users")")
+  plain+=("$(rps "http://$PLAIN/api/public/bot/users")")
   pass+=("$(rps "http://$GW/kore/api/public/bot/users")")
   erase+=("$(rps -s bench/kore-erase.lua "http://$GW")")
-  echo "round $r: direct ${direct[-1]}  gateway-pass-through ${pass[-1]}  gateway-erasure ${erase[-1]}"
+  echo "round $r: direct ${direct[-1]}  plain-proxy ${plain[-1]}  gateway-pass-through ${pass[-1]}  gateway-erasure ${erase[-1]}"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-d=$(median "${direct[@]}"); p=$(median "${pass[@]}"); e=$(median "${erase[@]}")
+d=$(median "${direct[@]}"); b=$(median "${plain[@]}"); p=$(median "${pass[@]}"); e=$(median "${erase[@]}")
 echo
 echo "medians over $ROUNDS rounds of $DURATION, $CONNS connections, $THREADS wrk threads:"
+printf '                                             vs direct  vs plain proxy\n'
 printf '  direct to stand-in        %10.0f req/s  1.00\n' "$d"
-printf '  gateway, pass-through     %10.0f req/s  %.2f\n' "$p" "$(echo "$p / $d" | bc -l)"
-printf '  gateway, erasure decided  %10.0f req/s  %.2f\n' "$e" "$(echo "$e / $d" | bc -l)"
+printf '  plain hyper proxy         %10.0f req/s  %.2f       1.00\n' "$b" "$(echo "$b / $d" | bc -l)"
+printf '  gateway, pass-through     %10.0f req/s  %.2f       %.2f\n' "$p" "$(echo "$p / $d" | bc -l)" "$(echo "$p / $b" | bc -l)"
+printf '  gateway, erasure decided  %10.0f req/s  %.2f       %.2f\n' "$e" "$(echo "$e / $d" | bc -l)" "$(echo "$e / $b" | bc -l)"

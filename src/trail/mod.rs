@@ -3,3 +3,6 @@
 //! answered after.
 
 pub mod record;
+pub mod writer;
+
+pub use writer::{CommitMode, Trail, TrailError, WriterConfig};

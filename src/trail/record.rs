@@ -168,17 +168,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn record(value: Value) -> Map<String, Value> {
+    fn record(value: &Value) -> Map<String, Value> {
         value.as_object().cloned().unwrap_or_default()
     }
 
     #[test]
     fn sealed_lines_verify_in_order_and_edits_break_them() {
         let mut a =
-            record(json!({"kind": "decision", "request_id": "r1", "z": [1, {"b": 2, "a": "ü"}]}));
+            record(&json!({"kind": "decision", "request_id": "r1", "z": [1, {"b": 2, "a": "ü"}]}));
         let line_a = seal(&mut a, 1, GENESIS);
         let (_, head) = verify_line(std::str::from_utf8(&line_a).unwrap(), None).unwrap();
-        let mut b = record(json!({"kind": "outcome", "request_id": "r1", "status": 200}));
+        let mut b = record(&json!({"kind": "outcome", "request_id": "r1", "status": 200}));
         let line_b = seal(&mut b, 2, &head.hash);
         let text_b = std::str::from_utf8(&line_b).unwrap();
         assert!(verify_line(text_b, Some(&head)).is_ok());
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn the_canonical_form_sorts_keys_and_drops_the_hash() {
-        let r = record(json!({"b": 1, "a": {"d": true, "c": null}, "hash": "x"}));
+        let r = record(&json!({"b": 1, "a": {"d": true, "c": null}, "hash": "x"}));
         assert_eq!(canonical(&r), br#"{"a":{"c":null,"d":true},"b":1}"#);
     }
 }
