@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use crate::metrics::Metrics;
 use crate::request_id;
 use crate::response::{full, json_response};
+use crate::trail::Trail;
 use crate::Body;
 
 /// What the admin endpoints report on.
@@ -28,6 +29,10 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Set once the proxy listener serves; cleared when shutdown begins.
     pub ready: AtomicBool,
+    /// The decision trail, whose health readiness includes.
+    pub trail: Option<Trail>,
+    /// The policy-set version in force.
+    pub policy_version: String,
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
@@ -87,7 +92,9 @@ pub fn handle(state: &AdminState, request: &Request<Incoming>) -> Response<Body>
             &request_id,
         ),
         "/readyz" => {
-            let ready = state.ready.load(Ordering::Acquire);
+            let serving = state.ready.load(Ordering::Acquire);
+            let trail = state.trail.as_ref().is_none_or(Trail::healthy);
+            let ready = serving && trail;
             let (status, word) = if ready {
                 (StatusCode::OK, "ready")
             } else {
@@ -95,7 +102,15 @@ pub fn handle(state: &AdminState, request: &Request<Incoming>) -> Response<Body>
             };
             json_response(
                 status,
-                &serde_json::json!({"status": word, "checks": {"proxy_listening": ready}}),
+                &serde_json::json!({
+                    "status": word,
+                    "checks": {
+                        "proxy_listening": serving,
+                        "policies_loaded": true,
+                        "trail_writable": trail,
+                    },
+                    "policy_version": state.policy_version,
+                }),
                 &request_id,
             )
         }

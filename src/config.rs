@@ -212,14 +212,63 @@ impl Default for PoliciesConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
-    /// The JSON Lines file decisions are appended to.
+    /// Names the trail: its directory holds the files, its stem starts their
+    /// names (`audit/decisions.jsonl` → `audit/decisions-<replica>-<time>.jsonl`).
     pub path: PathBuf,
+    /// This replica's id in file names and records; default: `$HOSTNAME`
+    /// (the pod name in Kubernetes), else `gateway`. `-` becomes `_`.
+    pub replica: Option<String>,
+    /// Start a new file once the current one reaches this many bytes.
+    pub rotate_bytes: u64,
+    /// Start a new file when the UTC day changes.
+    pub rotate_daily: bool,
+    /// Also write each durable record to stdout, for log collectors.
+    pub stdout: bool,
+    /// Key file (at least 32 bytes) for recording target ids as HMAC-SHA-256
+    /// pseudonyms instead of in clear.
+    pub pseudonym_key_file: Option<PathBuf>,
+    /// Ed25519 private key (PEM PKCS#8) for signed checkpoints.
+    pub signing_key_file: Option<PathBuf>,
+    /// Write a signed checkpoint record every this many records (0: never;
+    /// needs `signing_key_file`).
+    pub checkpoint_every: u64,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("audit/decisions.jsonl"),
+            replica: None,
+            rotate_bytes: 64 * 1024 * 1024,
+            rotate_daily: true,
+            stdout: false,
+            pseudonym_key_file: None,
+            signing_key_file: None,
+            checkpoint_every: 0,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The replica id: configured, else `$HOSTNAME`, else `gateway`; reduced
+    /// to characters that are safe in a file name.
+    pub fn replica(&self) -> String {
+        let raw = self
+            .replica
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_default();
+        // `-` separates the parts of a trail file name: a pod name's dashes
+        // become underscores, so no replica's prefix is another's.
+        let safe: String = raw
+            .chars()
+            .map(|c| if c == '-' { '_' } else { c })
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_'))
+            .collect();
+        if safe.is_empty() {
+            "gateway".to_owned()
+        } else {
+            safe
         }
     }
 }
@@ -378,6 +427,24 @@ impl Config {
                     format!("`{}` is already a profile name", profile.name),
                 ));
             }
+        }
+        if self.audit.path.file_stem().is_none() {
+            return Err(invalid(
+                "audit.path".into(),
+                "must name a file, e.g. audit/decisions.jsonl".into(),
+            ));
+        }
+        if self.audit.rotate_bytes < 4096 {
+            return Err(invalid(
+                "audit.rotate_bytes".into(),
+                "must be at least 4096".into(),
+            ));
+        }
+        if self.audit.checkpoint_every > 0 && self.audit.signing_key_file.is_none() {
+            return Err(invalid(
+                "audit.checkpoint_every".into(),
+                "checkpoints are signed: set signing_key_file too".into(),
+            ));
         }
         if let Some(jwt) = &self.jwt {
             jwt.check()

@@ -65,6 +65,12 @@ pub enum StartError {
     /// The entity directory cannot be set up.
     #[error(transparent)]
     Directory(#[from] directory::DirectoryError),
+    /// The decision trail cannot be opened or continued.
+    #[error("audit trail: {0}")]
+    Trail(#[from] trail::TrailError),
+    /// The pseudonym key cannot be used.
+    #[error(transparent)]
+    Pseudonym(#[from] trail::pseudonym::PseudonymError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -120,7 +126,24 @@ pub async fn run(
         dir = %config.policies.dir.display(),
         "policies loaded"
     );
-    let gateway = Arc::new(proxy::Gateway::new(config, policies, metrics.clone())?);
+    let trail = trail::Trail::start(
+        trail::WriterConfig {
+            path: config.audit.path.clone(),
+            replica: config.audit.replica(),
+            rotate_bytes: config.audit.rotate_bytes,
+            rotate_daily: config.audit.rotate_daily,
+            stdout: config.audit.stdout,
+            commit: trail::CommitMode::Group,
+            checkpoint_every: config.audit.checkpoint_every,
+        },
+        None,
+    )?;
+    let gateway = Arc::new(proxy::Gateway::new(
+        config,
+        policies,
+        trail.clone(),
+        metrics.clone(),
+    )?);
     let tls = match (&config.proxy.tls_cert, &config.proxy.tls_key) {
         (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
             cert,
@@ -132,6 +155,8 @@ pub async fn run(
     let admin_state = Arc::new(admin::AdminState {
         metrics,
         ready: true.into(),
+        trail: Some(trail),
+        policy_version: gateway.policies().version().to_owned(),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

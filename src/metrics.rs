@@ -27,6 +27,15 @@ pub struct UpstreamLabels {
     pub upstream: String,
 }
 
+/// Labels of an erasure decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// Vendor profile name.
+    pub vendor: String,
+    /// `allow`, `deny` or `would-deny`.
+    pub decision: &'static str,
+}
+
 type HistogramFamily = Family<UpstreamLabels, Histogram, fn() -> Histogram>;
 
 /// The gateway's metrics and the registry that renders them.
@@ -36,6 +45,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     upstream_latency: HistogramFamily,
     in_flight: Gauge,
+    decisions: Family<DecisionLabels, Counter>,
+    trail_errors: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -71,11 +82,25 @@ impl Metrics {
             "Requests being handled now",
             in_flight.clone(),
         );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "erasure_decisions",
+            "Erasure calls decided or refused, by vendor and decision",
+            decisions.clone(),
+        );
+        let trail_errors = Counter::default();
+        registry.register(
+            "trail_write_errors",
+            "Trail records that could not be made durable",
+            trail_errors.clone(),
+        );
         Self {
             registry,
             requests,
             upstream_latency,
             in_flight,
+            decisions,
+            trail_errors,
         }
     }
 
@@ -103,6 +128,21 @@ impl Metrics {
                 upstream: upstream.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts an erasure decision.
+    pub fn erasure_decided(&self, vendor: &str, decision: &'static str) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                vendor: vendor.to_owned(),
+                decision,
+            })
+            .inc();
+    }
+
+    /// Counts a trail record that could not be made durable.
+    pub fn trail_write_failed(&self) {
+        self.trail_errors.inc();
     }
 
     /// Marks a request as started; the guard marks it finished when dropped.

@@ -30,6 +30,9 @@ use crate::request_id::{self, X_REQUEST_ID};
 use crate::response::{full, GatewayError, Refusal, X_ERASURE_DECISION};
 use crate::route::{RouteError, RouteTable};
 use crate::server::ConnInfo;
+use crate::trail::entry::{decision_record, outcome_record, DecisionFacts};
+use crate::trail::pseudonym::PseudonymKey;
+use crate::trail::{Trail, TrailError};
 use crate::vendor::{
     self, Classification, Credential, CredentialKind, ErasureCall, ErasureRequest, RequestHead,
     Target, VendorProfile,
@@ -47,6 +50,8 @@ pub struct Gateway {
     policies: ArcSwap<PolicySnapshot>,
     identifier: Identifier,
     directory: Option<Directory>,
+    trail: Trail,
+    pseudonyms: Option<PseudonymKey>,
     limit: Arc<Semaphore>,
     metrics: Arc<Metrics>,
 }
@@ -68,6 +73,7 @@ impl Gateway {
     pub fn new(
         config: &Config,
         policies: PolicySnapshot,
+        trail: Trail,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StartError> {
         let mut upstreams = Vec::with_capacity(config.upstream.len());
@@ -104,6 +110,13 @@ impl Gateway {
             policies: ArcSwap::from_pointee(policies),
             identifier,
             directory,
+            trail,
+            pseudonyms: config
+                .audit
+                .pseudonym_key_file
+                .as_deref()
+                .map(PseudonymKey::load)
+                .transpose()?,
             limit: Arc::new(Semaphore::new(config.proxy.max_concurrency)),
             metrics,
         })
@@ -222,8 +235,9 @@ impl Gateway {
     }
 
     /// The erasure path: buffer (bounded) → parse strictly → identify →
-    /// fetch entities → decide → forward only if allowed (or shadow mode).
-    /// Every failure refuses the call in the vendor's error shape.
+    /// fetch entities → decide → record durably → forward only if allowed
+    /// (or shadow mode) → record the outcome. Every failure refuses the call
+    /// in the vendor's error shape, and is recorded too.
     #[allow(clippy::too_many_arguments)]
     async fn erasure(
         &self,
@@ -235,22 +249,34 @@ impl Gateway {
         conn: &ConnInfo,
         request_id: &HeaderValue,
     ) -> Response<Body> {
-        let refuse = |refusal: Refusal| {
-            log_refusal(profile, request_id, &refusal);
-            refusal.into_response(&profile.error, request_id)
-        };
+        let snapshot = self.policies.load_full();
         let (parts, body) = request.into_parts();
+        let credential = vendor::credential(profile, &parts.headers);
+        let mut facts = DecisionFacts {
+            request_id: request_id.to_str().unwrap_or_default(),
+            vendor: &profile.name,
+            upstream: &route.upstream.name,
+            action: format!("{}::Action::{:?}", profile.namespace, profile.action),
+            principal: None,
+            credential: &credential,
+            conn,
+            targets: &[],
+            decision: None,
+            context: None,
+            mode: self.mode,
+            refusal: None,
+            policy_version: snapshot.version(),
+        };
         // HTTP/1 chunked and HTTP/2 bodies arrive the same way here: read
         // whole, never past the bound, before anything is decided.
         let bytes = match Limited::new(body, self.max_body_bytes).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return refuse(Refusal::TooLarge)
+                return self.refuse(profile, facts, Refusal::TooLarge).await;
             }
             Err(_) => {
-                return refuse(Refusal::Invalid(
-                    "the request body could not be read".into(),
-                ))
+                let refusal = Refusal::Invalid("the request body could not be read".into());
+                return self.refuse(profile, facts, refusal).await;
             }
         };
         let head = RequestHead {
@@ -261,22 +287,32 @@ impl Gateway {
         };
         let erasure = match vendor::parse(profile, call, &head, &bytes) {
             Ok(erasure) => erasure,
-            Err(e) => return refuse(Refusal::Invalid(e.to_string())),
+            Err(e) => {
+                return self
+                    .refuse(profile, facts, Refusal::Invalid(e.to_string()))
+                    .await
+            }
         };
-        let credential = vendor::credential(profile, &parts.headers);
+        facts.targets = &erasure.targets;
         let caller = match self
             .identifier
             .identify(credential.token(), credential.kind == CredentialKind::Jwt)
         {
             Ok(caller) => caller,
-            Err(e) => return refuse(Refusal::Unauthenticated(e.to_string())),
+            Err(e) => {
+                return self
+                    .refuse(profile, facts, Refusal::Unauthenticated(e.to_string()))
+                    .await
+            }
         };
-        let snapshot = self.policies.load_full();
+        facts.principal = Some(&caller);
         let extra_entities = match self.fetch_entities(&snapshot, &erasure).await {
             Ok(entities) => entities,
             Err(e) => {
                 tracing::warn!(request_id = ?request_id, error = %e, "entity directory failed");
-                return refuse(Refusal::EntitiesUnavailable);
+                return self
+                    .refuse(profile, facts, Refusal::EntitiesUnavailable)
+                    .await;
             }
         };
         let context = cedar_context(profile, &erasure, &credential, conn);
@@ -288,49 +324,129 @@ impl Gateway {
             namespace: &erasure.namespace,
             action: &erasure.action,
             targets: &erasure.targets,
-            context,
+            context: context.clone(),
             extra_entities,
         });
+        facts.decision = Some(&decision);
+        facts.context = Some(&context);
         let shadow = !decision.allowed && self.mode == Mode::Shadow;
         let marker = match (decision.allowed, shadow) {
             (true, _) => "allow",
             (false, true) => "would-deny",
             (false, false) => "deny",
         };
+        self.metrics.erasure_decided(&profile.name, marker);
         tracing::info!(
             target: "erasure_gateway::decision",
             request_id = ?request_id,
             erasure.vendor = %profile.name,
-            erasure.action = %erasure.action,
             erasure.decision = marker,
             erasure.targets = erasure.targets.len(),
             erasure.policies = ?decision.policies(),
-            erasure.reasons = ?decision.reasons,
             caller.id = %caller.id,
             credential.kind = credential.kind.as_str(),
-            credential.fingerprint = %credential.fingerprint,
             policy.version = %decision.policy_version,
             "erasure call decided"
         );
         if !decision.allowed && !shadow {
             let refusal = Refusal::Denied {
                 policies: decision.policies().into_iter().map(str::to_owned).collect(),
-                reasons: decision.reasons,
+                reasons: decision.reasons.clone(),
             };
-            return refusal.into_response(&profile.error, request_id);
+            return self.refuse(profile, facts, refusal).await;
         }
+        // The decision is durable before a byte goes upstream.
+        if let Err(e) = self.record(decision_record(&facts, self.pseudonym())).await {
+            tracing::error!(request_id = ?request_id, error = %e, "trail write failed; call refused");
+            return Refusal::TrailUnavailable.into_response(&profile.error, request_id);
+        }
+        let started = Instant::now();
         let request = Request::from_parts(parts, full(bytes));
-        let mut response = match self
+        let (mut response, outcome) = match self
             .send(&route.upstream, request, path, conn, request_id)
             .await
         {
-            Ok(response) => response,
-            Err(error) => Refusal::Upstream(error).into_response(&profile.error, request_id),
+            Ok(response) => {
+                let (response, vendor_id) = vendor_request_id(profile, response).await;
+                let status = response.status().as_u16();
+                (response, (status, vendor_id, None))
+            }
+            Err(error) => (
+                Refusal::Upstream(error).into_response(&profile.error, request_id),
+                (error.status().as_u16(), None, Some(error.code())),
+            ),
         };
+        let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (status, vendor_id, error) = outcome;
+        let record = outcome_record(
+            facts.request_id,
+            &profile.name,
+            status,
+            latency,
+            vendor_id,
+            error,
+        );
+        if let Err(e) = self.record(record).await {
+            // The call has happened; its decision is on record. Say loudly
+            // that its outcome is not.
+            tracing::error!(request_id = ?request_id, error = %e, "trail: outcome record lost");
+        }
         response
             .headers_mut()
             .insert(&X_ERASURE_DECISION, HeaderValue::from_static(marker));
         response
+    }
+
+    /// Records a refused erasure call and answers it; if the record cannot
+    /// be made durable the answer is 503.
+    async fn refuse(
+        &self,
+        profile: &VendorProfile,
+        mut facts: DecisionFacts<'_>,
+        refusal: Refusal,
+    ) -> Response<Body> {
+        let request_id = HeaderValue::from_str(facts.request_id)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+        facts.refusal = Some((
+            refusal.status().as_u16(),
+            refusal.error_type(),
+            refusal.message(),
+        ));
+        if facts.decision.is_none() {
+            self.metrics.erasure_decided(&profile.name, "deny");
+            tracing::info!(
+                target: "erasure_gateway::decision",
+                request_id = %facts.request_id,
+                erasure.vendor = %profile.name,
+                erasure.decision = "deny",
+                erasure.refusal = refusal.error_type(),
+                "erasure call refused"
+            );
+        }
+        match self.record(decision_record(&facts, self.pseudonym())).await {
+            Ok(()) => refusal.into_response(&profile.error, &request_id),
+            Err(e) => {
+                tracing::error!(request_id = %facts.request_id, error = %e, "trail write failed");
+                Refusal::TrailUnavailable.into_response(&profile.error, &request_id)
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        record: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), TrailError> {
+        match self.trail.append(record).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.metrics.trail_write_failed();
+                Err(e)
+            }
+        }
+    }
+
+    fn pseudonym(&self) -> Option<&PseudonymKey> {
+        self.pseudonyms.as_ref()
     }
 
     /// Entity data for targets the policy files do not describe, from the
@@ -386,6 +502,52 @@ fn cedar_context(
         }),
     );
     serde_json::Value::Object(context)
+}
+
+/// The vendor's own id for the call, from a header or a small JSON body
+/// (which is then re-wrapped; large or unsized bodies stream untouched).
+async fn vendor_request_id(
+    profile: &VendorProfile,
+    response: Response<Body>,
+) -> (Response<Body>, Option<String>) {
+    let Some(rule) = &profile.vendor_request_id else {
+        return (response, None);
+    };
+    if let Some(value) = rule
+        .header
+        .as_deref()
+        .and_then(|h| response.headers().get(h))
+        .and_then(|v| v.to_str().ok())
+    {
+        let id = value.to_owned();
+        return (response, Some(id));
+    }
+    let Some(pointer) = &rule.json_pointer else {
+        return (response, None);
+    };
+    let small = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|len| len <= 64 * 1024);
+    if !small {
+        return (response, None);
+    }
+    let (parts, body) = response.into_parts();
+    match body.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            let id = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| {
+                    v.pointer(pointer)
+                        .and_then(|id| id.as_str().map(str::to_owned))
+                });
+            (Response::from_parts(parts, full(bytes)), id)
+        }
+        Err(_) => (Response::from_parts(parts, full(bytes::Bytes::new())), None),
+    }
 }
 
 fn log_refusal(profile: &VendorProfile, request_id: &HeaderValue, refusal: &Refusal) {

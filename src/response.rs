@@ -39,6 +39,8 @@ pub enum Refusal {
     EntitiesUnavailable,
     /// The upstream failed after the call was allowed.
     Upstream(GatewayError),
+    /// The decision could not be made durable in the trail.
+    TrailUnavailable,
 }
 
 impl Refusal {
@@ -49,7 +51,7 @@ impl Refusal {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Denied { .. } => StatusCode::FORBIDDEN,
-            Self::EntitiesUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::EntitiesUnavailable | Self::TrailUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(e) => e.status(),
         }
     }
@@ -62,7 +64,7 @@ impl Refusal {
             Self::TooLarge => "payload_too_large",
             Self::Unauthenticated(_) => "unauthorized",
             Self::Denied { .. } => "erasure_denied_by_policy",
-            Self::EntitiesUnavailable => "service_unavailable",
+            Self::EntitiesUnavailable | Self::TrailUnavailable => "service_unavailable",
             Self::Upstream(e) => e.code(),
         }
     }
@@ -85,6 +87,7 @@ impl Refusal {
             }
             Self::EntitiesUnavailable => "The erasure gateway could not look up the entity data needed to decide; retry later".into(),
             Self::Upstream(e) => e.to_string(),
+            Self::TrailUnavailable => "The erasure gateway cannot record decisions right now, so it forwards none; retry later".into(),
         }
     }
 

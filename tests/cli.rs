@@ -70,9 +70,10 @@ fn a_bad_certificate_file_is_a_startup_error_naming_the_file() {
     let cert = temp_file("not-a-cert.pem", "hello");
     let key = temp_file("not-a-key.pem", "hello");
     let text = format!(
-        "[proxy]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+        "[proxy]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[audit]\npath = \"{}\"\n",
         cert.display(),
-        key.display()
+        key.display(),
+        support::unique_temp_dir("badcert").join("d.jsonl").display()
     );
     let path = temp_file("badcert.toml", &text);
     let out = binary()
@@ -98,7 +99,9 @@ fn a_usage_error_exits_2() {
 /// Starts the binary and returns it with its proxy and admin addresses, read
 /// from the JSON `listening` log line.
 fn start(config: &str) -> (Child, String, String, std::thread::JoinHandle<()>) {
-    let path = temp_file(&format!("run-{}.toml", rand_suffix()), config);
+    let trail = support::unique_temp_dir("cli-trail").join("decisions.jsonl");
+    let config = format!("{config}\n[audit]\npath = \"{}\"\n", trail.display());
+    let path = temp_file(&format!("run-{}.toml", rand_suffix()), &config);
     let mut child = binary()
         .args(["--log-format", "json", "serve", "--config"])
         .arg(&path)

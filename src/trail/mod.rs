@@ -2,6 +2,8 @@
 //! erasure decision before anything is forwarded, and what the upstream
 //! answered after.
 
+pub mod entry;
+pub mod pseudonym;
 pub mod record;
 pub mod writer;
 

@@ -20,5 +20,5 @@ pub use parse::{parse, ErasureRequest, ParseError, Target, TargetProblem};
 pub use path::PathIssue;
 pub use profile::{
     ContextField, ContextType, CredentialRule, MethodRule, OtherMethods, ParamSource, PrefixRule,
-    ProfileError, TargetSource, VendorProfile, RESERVED_CONTEXT_KEYS,
+    ProfileError, TargetSource, VendorProfile, VendorRequestId, RESERVED_CONTEXT_KEYS,
 };

@@ -63,6 +63,22 @@ pub struct VendorProfile {
     pub workspace_header: Option<String>,
     /// The vendor's error response shape.
     pub error: ErrorShape,
+    /// Where the vendor's own id for an accepted erasure request is found in
+    /// its response, for the trail's outcome record.
+    #[serde(default)]
+    pub vendor_request_id: Option<VendorRequestId>,
+}
+
+/// Where a vendor names its own request id in a response.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorRequestId {
+    /// A response header (Seam: `seam-request-id`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// A JSON pointer into a JSON response body (Kore.ai: `/requestId`).
+    #[serde(default)]
+    pub json_pointer: Option<String>,
 }
 
 /// One erasure method and where its parameters travel.

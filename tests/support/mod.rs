@@ -178,6 +178,7 @@ async fn vendor_answer(
 
 /// A gateway running in this process on `127.0.0.1:0`.
 pub struct Gateway {
+    pub config: Config,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -238,8 +239,45 @@ pub fn config(toml_text: &str) -> Config {
     section("proxy", "listen", "127.0.0.1:0");
     section("admin", "listen", "127.0.0.1:0");
     section("policies", "dir", POLICIES);
+    let trail = unique_temp_dir("trail").join("decisions.jsonl");
+    section("audit", "path", &trail.to_string_lossy());
+    section("audit", "replica", "test");
     let text = toml::to_string(&table).expect("test TOML serialises");
     Config::parse(&text, Path::new("test.toml")).unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
+/// A fresh, empty directory under the system temp dir.
+pub fn unique_temp_dir(name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "eg-{name}-{}-{}-{n}",
+        std::process::id(),
+        uuid_like()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The trail's records, oldest first, across its files.
+pub fn trail_records(config: &Config) -> Vec<serde_json::Value> {
+    let dir = config.audit.path.parent().unwrap().to_owned();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect()
 }
 
 /// Starts the real gateway in this process.
@@ -250,6 +288,7 @@ pub async fn spawn_gateway(config: Config) -> Gateway {
     let admin_addr = admin.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let listeners = erasure_gateway::Listeners { proxy, admin };
+    let kept = config.clone();
     let task = tokio::spawn(async move {
         erasure_gateway::run(&config, listeners, async {
             let _ = stopped.await;
@@ -258,6 +297,7 @@ pub async fn spawn_gateway(config: Config) -> Gateway {
         .expect("gateway starts");
     });
     Gateway {
+        config: kept,
         addr,
         admin: admin_addr,
         stop: Some(stop),
