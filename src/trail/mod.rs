@@ -2,9 +2,14 @@
 //! erasure decision before anything is forwarded, and what the upstream
 //! answered after.
 
+pub mod checkpoint;
 pub mod entry;
+pub mod files;
 pub mod pseudonym;
+pub mod query;
 pub mod record;
+pub mod tail;
+pub mod verify;
 pub mod writer;
 
 pub use writer::{CommitMode, Trail, TrailError, WriterConfig};

@@ -5,8 +5,9 @@
 //! record's `hash` as 64 ASCII hex digits (64 `0`s before the first record)
 //! and `canonical` is the record **without** its `hash` member, serialised
 //! with object members sorted by key (bytewise), no insignificant whitespace,
-//! and strings escaped as JSON requires (RFC 8785 for the values the trail
-//! holds: no floating-point numbers appear). Outside the gateway:
+//! and strings escaped as JSON requires (the same bytes as RFC 8785 for what
+//! the trail holds: ASCII keys, no floating-point numbers). A line whose
+//! objects repeat a key is refused. Outside the gateway:
 //!
 //! ```sh
 //! line=$(sed -n 2p decisions.jsonl)
@@ -16,6 +17,8 @@
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+use crate::vendor::strict_json::{self, StrictJsonError};
 
 /// `prev` of the first record of a chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -84,6 +87,10 @@ pub enum LinkError {
     /// Not a JSON object (or a truncated line).
     #[error("not a JSON object: {0}")]
     NotJson(String),
+    /// An object repeats a key: the hash covers the value serde_json keeps,
+    /// but another reader may show the other one.
+    #[error("the key `{0}` appears twice in one object")]
+    DuplicateKey(String),
     /// `seq`, `prev` or `hash` is missing or has the wrong type.
     #[error("missing or malformed `{0}`")]
     Field(&'static str),
@@ -124,8 +131,12 @@ pub fn verify_line(
     line: &str,
     head: Option<&Head>,
 ) -> Result<(Map<String, Value>, Head), LinkError> {
-    let record: Map<String, Value> =
-        serde_json::from_str(line).map_err(|e| LinkError::NotJson(e.to_string()))?;
+    let record = match strict_json::from_slice(line.as_bytes()) {
+        Ok(Value::Object(record)) => record,
+        Ok(_) => return Err(LinkError::NotJson("not an object".into())),
+        Err(StrictJsonError::DuplicateKey(key)) => return Err(LinkError::DuplicateKey(key)),
+        Err(StrictJsonError::Syntax(e)) => return Err(LinkError::NotJson(e)),
+    };
     let seq = record
         .get("seq")
         .and_then(Value::as_u64)
@@ -140,9 +151,13 @@ pub fn verify_line(
         .ok_or(LinkError::Field("hash"))?;
     match head {
         Some(head) => {
-            if seq != head.seq + 1 {
+            let expected = head.seq.checked_add(1).ok_or(LinkError::Sequence {
+                expected: u64::MAX,
+                found: seq,
+            })?;
+            if seq != expected {
                 return Err(LinkError::Sequence {
-                    expected: head.seq + 1,
+                    expected,
                     found: seq,
                 });
             }

@@ -137,7 +137,11 @@ struct State {
     config: WriterConfig,
     dir: PathBuf,
     stem: String,
-    file: Option<(PathBuf, File)>,
+    /// The file being written; stays set after a failure so that the writer
+    /// retries the same file.
+    current: Option<PathBuf>,
+    /// Its open handle; dropped after a failed write.
+    file: Option<File>,
     /// Bytes of the current file known to be durable.
     durable_len: u64,
     file_day: u64,
@@ -176,6 +180,7 @@ impl State {
             config,
             dir,
             stem,
+            current: None,
             file: None,
             durable_len: 0,
             file_day: 0,
@@ -184,8 +189,20 @@ impl State {
             signer,
             pending: Vec::new(),
         };
-        if let Some(newest) = state.newest_file()? {
-            state.continue_file(&newest)?;
+        let files = state.files()?;
+        if let Some(newest) = files.last() {
+            state.continue_file(newest)?;
+            // A crash right after a rotation leaves the newest file empty:
+            // the chain's head is in the file before it.
+            for older in files.iter().rev().skip(1) {
+                if state.head.is_some() {
+                    break;
+                }
+                let mut file = File::open(older).map_err(|e| io_error(older, &e))?;
+                let len = file.metadata().map_err(|e| io_error(older, &e))?.len();
+                let (head, _) = read_head(&mut file, len, older)?;
+                state.head = head;
+            }
         }
         Ok(state)
     }
@@ -203,12 +220,8 @@ impl State {
                     .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".jsonl"))
             })
             .collect();
-        files.sort();
+        files.sort_by(|a, b| super::files::chronological(a, b));
         Ok(files)
-    }
-
-    fn newest_file(&self) -> Result<Option<PathBuf>, TrailError> {
-        Ok(self.files()?.pop())
     }
 
     /// Reads the newest file's tail, cuts a torn last line, and continues
@@ -220,22 +233,15 @@ impl State {
             .open(path)
             .map_err(|e| io_error(path, &e))?;
         let len = file.metadata().map_err(|e| io_error(path, &e))?.len();
-        // Records are far shorter than this; read enough to hold the last one.
-        let window = len.min(1 << 20);
-        let mut tail = vec![0; usize::try_from(window).unwrap_or(0)];
-        file.seek(SeekFrom::Start(len - window))
-            .and_then(|_| file.read_exact(&mut tail))
-            .map_err(|e| io_error(path, &e))?;
-        let complete = tail.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let torn = tail.len() - complete;
+        let (head, torn) = read_head(&mut file, len, path)?;
         if torn > 0 {
-            let keep = len - torn as u64;
+            let keep = len - torn;
             file.set_len(keep)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io_error(path, &e))?;
             let mut recovered = Map::new();
             recovered.insert("kind".into(), record::kind::RECOVERED.into());
-            recovered.insert("dropped_bytes".into(), (torn as u64).into());
+            recovered.insert("dropped_bytes".into(), torn.into());
             recovered.insert(
                 "file".into(),
                 path.file_name()
@@ -246,33 +252,11 @@ impl State {
             self.pending.push(recovered);
             tracing::warn!(file = %path.display(), dropped_bytes = torn, "trail: cut a torn last record");
         }
-        let lines = &tail[..complete];
-        let last = lines[..lines.len().saturating_sub(1)]
-            .rsplit(|b| *b == b'\n')
-            .next()
-            .filter(|l| !l.is_empty());
-        if let Some(last) = last {
-            let parsed: Map<String, Value> =
-                serde_json::from_slice(last).map_err(|e| TrailError::Unreadable {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?;
-            let seq = parsed.get("seq").and_then(Value::as_u64);
-            let hash = parsed.get("hash").and_then(Value::as_str);
-            let (Some(seq), Some(hash)) = (seq, hash) else {
-                return Err(TrailError::Unreadable {
-                    path: path.to_owned(),
-                    message: "no seq or hash".into(),
-                });
-            };
-            self.head = Some(Head {
-                seq,
-                hash: hash.to_owned(),
-            });
-        }
-        self.durable_len = len - torn as u64;
+        self.head = head;
+        self.durable_len = len - torn;
         self.file_day = file_start_day(path).unwrap_or_else(|| day_of(SystemTime::now()));
-        self.file = Some((path.to_owned(), file));
+        self.current = Some(path.to_owned());
+        self.file = Some(file);
         Ok(())
     }
 
@@ -370,10 +354,9 @@ impl State {
         let each_record = self.config.commit == CommitMode::EachRecord;
         self.file_for_write(now)?;
         let durable_len = self.durable_len;
-        let Some((path, file)) = &mut self.file else {
+        let (Some(path), Some(file)) = (self.current.clone(), self.file.as_mut()) else {
             return Err(TrailError::Stopped);
         };
-        let path = path.clone();
         let written = if each_record {
             // Measurement mode: one write and one sync per line.
             bytes
@@ -399,43 +382,53 @@ impl State {
         Ok(heads)
     }
 
+    /// Makes sure a file is open for appending: the current one (reopened
+    /// after a failure, cut back to its durable length) or a new one.
     fn file_for_write(&mut self, now: SystemTime) -> Result<(), TrailError> {
-        if self.file.is_none() {
-            let newest = self.newest_file()?;
-            match newest {
-                Some(path) if self.durable_len > 0 || self.head.is_some() => {
-                    let file = OpenOptions::new()
-                        .append(true)
-                        .open(&path)
-                        .map_err(|e| io_error(&path, &e))?;
-                    // Cut anything a failed write left behind.
-                    file.set_len(self.durable_len)
-                        .map_err(|e| io_error(&path, &e))?;
-                    self.file = Some((path, file));
-                }
-                _ => self.new_file(now)?,
-            }
+        if self.file.is_some() {
+            return Ok(());
         }
+        let Some(path) = self.current.clone() else {
+            return self.new_file(now);
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_error(&path, &e))?;
+        let len = file.metadata().map_err(|e| io_error(&path, &e))?.len();
+        if len < self.durable_len {
+            // Someone removed or cut the file: never pad it, start anew (the
+            // chain continues; `audit verify` will show what is missing).
+            tracing::error!(file = %path.display(), "trail: the current file shrank; starting a new one");
+            return self.new_file(now);
+        }
+        if len > self.durable_len {
+            // Cut what a failed write left behind.
+            file.set_len(self.durable_len)
+                .map_err(|e| io_error(&path, &e))?;
+        }
+        self.file = Some(file);
         Ok(())
     }
 
-    fn new_file(&mut self, now: SystemTime) -> Result<(), TrailError> {
-        let stamp = humantime::format_rfc3339_seconds(now)
-            .to_string()
-            .replace(['-', ':'], "");
-        let mut path = self.dir.join(format!(
-            "{}-{}-{stamp}.jsonl",
-            self.stem, self.config.replica
-        ));
-        // Two rotations within one second: keep names unique and ordered.
-        let mut n = 1;
-        while path.exists() {
-            path = self.dir.join(format!(
-                "{}-{}-{stamp}.{n}.jsonl",
+    fn new_file(&mut self, mut now: SystemTime) -> Result<(), TrailError> {
+        // `decisions-<replica>-20261122T194501.123Z.jsonl`: fixed width, so
+        // names sort in time order. Two rotations in one millisecond: wait.
+        let path = loop {
+            let stamp = humantime::format_rfc3339_millis(now)
+                .to_string()
+                .replace(['-', ':'], "");
+            let path = self.dir.join(format!(
+                "{}-{}-{stamp}.jsonl",
                 self.stem, self.config.replica
             ));
-            n += 1;
-        }
+            if !path.exists() {
+                break path;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            now = SystemTime::now();
+        };
         let file = OpenOptions::new()
             .create_new(true)
             .append(true)
@@ -445,14 +438,15 @@ impl State {
         if let Ok(dir) = File::open(&self.dir) {
             let _ = dir.sync_all();
         }
-        self.file = Some((path, file));
+        self.current = Some(path);
+        self.file = Some(file);
         self.durable_len = 0;
         self.file_day = day_of(now);
         Ok(())
     }
 
     fn rotate_if_due(&mut self, now: SystemTime) -> Result<(), TrailError> {
-        let Some((path, _)) = &self.file else {
+        let Some(path) = &self.current else {
             return Ok(());
         };
         let by_size = self.durable_len >= self.config.rotate_bytes && self.durable_len > 0;
@@ -465,32 +459,271 @@ impl State {
         Ok(())
     }
 
-    /// Checks whether the trail is writable again after a failure.
+    /// Checks whether the trail is writable again after a failure: writes
+    /// and syncs one byte past the durable end, then cuts it off again.
     fn probe(&mut self) -> Result<(), TrailError> {
         self.file_for_write(SystemTime::now())?;
-        match &self.file {
-            Some((path, file)) => file.sync_data().map_err(|e| io_error(path, &e)),
-            None => Err(TrailError::Stopped),
+        let (Some(path), Some(file)) = (&self.current, self.file.as_mut()) else {
+            return Err(TrailError::Stopped);
+        };
+        let probed = file
+            .write_all(b"\n")
+            .and_then(|()| file.sync_data())
+            .and_then(|()| file.set_len(self.durable_len))
+            .and_then(|()| file.sync_data());
+        if let Err(e) = probed {
+            let _ = file.set_len(self.durable_len);
+            self.file = None;
+            return Err(io_error(path, &e));
         }
+        Ok(())
     }
+}
+
+/// The chain head in a trail file (its last complete record), and how many
+/// bytes after the last newline belong to a torn, incomplete record.
+fn read_head(file: &mut File, len: u64, path: &Path) -> Result<(Option<Head>, u64), TrailError> {
+    // Records are far shorter than this; read enough to hold the last one.
+    let window = len.min(1 << 20);
+    let mut tail = vec![0; usize::try_from(window).unwrap_or(0)];
+    file.seek(SeekFrom::Start(len - window))
+        .and_then(|_| file.read_exact(&mut tail))
+        .map_err(|e| io_error(path, &e))?;
+    let complete = tail.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let torn = (tail.len() - complete) as u64;
+    let lines = &tail[..complete];
+    let Some(last) = lines[..lines.len().saturating_sub(1)]
+        .rsplit(|b| *b == b'\n')
+        .next()
+        .filter(|l| !l.is_empty())
+    else {
+        return Ok((None, torn));
+    };
+    let unreadable = |message: String| TrailError::Unreadable {
+        path: path.to_owned(),
+        message,
+    };
+    let parsed: Map<String, Value> =
+        serde_json::from_slice(last).map_err(|e| unreadable(e.to_string()))?;
+    let seq = parsed.get("seq").and_then(Value::as_u64);
+    let hash = parsed.get("hash").and_then(Value::as_str);
+    let (Some(seq), Some(hash)) = (seq, hash) else {
+        return Err(unreadable("no seq or hash".into()));
+    };
+    Ok((
+        Some(Head {
+            seq,
+            hash: hash.to_owned(),
+        }),
+        torn,
+    ))
 }
 
 /// The UTC day a file was started, from its name's timestamp.
 fn file_start_day(path: &Path) -> Option<u64> {
     let name = path.file_stem()?.to_str()?;
-    let stamp = name.rsplit('-').next()?.split('.').next()?;
-    // 20261122T194501Z → 2026-11-22T19:45:01Z
-    if stamp.len() != 16 {
-        return None;
-    }
-    let text = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &stamp[0..4],
-        &stamp[4..6],
-        &stamp[6..8],
-        &stamp[9..11],
-        &stamp[11..13],
-        &stamp[13..15]
-    );
+    let stamp = name.rsplit('-').next()?;
+    let date = stamp.get(0..8)?;
+    let text = format!("{}-{}-{}T00:00:00Z", &date[0..4], &date[4..6], &date[6..8]);
     humantime::parse_rfc3339(&text).ok().map(day_of)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trail::record::verify_line;
+
+    fn config(dir: &Path) -> WriterConfig {
+        WriterConfig {
+            path: dir.join("decisions.jsonl"),
+            replica: "t1".into(),
+            rotate_bytes: 1 << 20,
+            rotate_daily: true,
+            stdout: false,
+            commit: CommitMode::Group,
+            checkpoint_every: 0,
+        }
+    }
+
+    fn record(n: usize) -> Map<String, Value> {
+        let mut r = Map::new();
+        r.insert("kind".into(), "decision".into());
+        r.insert("request_id".into(), format!("r{n}").into());
+        r
+    }
+
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        f.sort();
+        f
+    }
+
+    /// Verifies the whole chain across files; returns the records.
+    fn verify(dir: &Path) -> Vec<Map<String, Value>> {
+        let mut head = None;
+        let mut records = Vec::new();
+        for file in files(dir) {
+            for line in std::fs::read_to_string(&file).unwrap().lines() {
+                let (record, h) = verify_line(line, head.as_ref())
+                    .unwrap_or_else(|e| panic!("{}: {e}: {line}", file.display()));
+                head = Some(h);
+                records.push(record);
+            }
+        }
+        records
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn concurrent_appends_are_durable_chained_and_continue_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = rt();
+        rt.block_on(async {
+            let trail = Trail::start(config(dir.path()), None).unwrap();
+            let appends: Vec<_> = (0..200)
+                .map(|n| {
+                    let trail = trail.clone();
+                    tokio::spawn(async move { trail.append(record(n)).await })
+                })
+                .collect();
+            let mut seqs = Vec::new();
+            for a in appends {
+                seqs.push(a.await.unwrap().unwrap().seq);
+            }
+            seqs.sort_unstable();
+            assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+        });
+        // A new writer on the same directory continues the same chain.
+        rt.block_on(async {
+            let trail = Trail::start(config(dir.path()), None).unwrap();
+            assert_eq!(trail.append(record(999)).await.unwrap().seq, 201);
+        });
+        let records = verify(dir.path());
+        assert_eq!(records.len(), 201);
+        assert_eq!(records[0]["replica"], "t1");
+    }
+
+    #[test]
+    fn an_empty_newest_file_continues_the_chain_of_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = rt();
+        rt.block_on(async {
+            let trail = Trail::start(config(dir.path()), None).unwrap();
+            trail.append(record(1)).await.unwrap();
+        });
+        // A crash right after rotation created the next file.
+        std::fs::write(
+            dir.path().join("decisions-t1-29990101T000000.000Z.jsonl"),
+            "",
+        )
+        .unwrap();
+        rt.block_on(async {
+            let trail = Trail::start(config(dir.path()), None).unwrap();
+            assert_eq!(trail.append(record(2)).await.unwrap().seq, 2);
+        });
+        assert_eq!(verify(dir.path()).len(), 2);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = rt();
+        rt.block_on(async {
+            let trail = Trail::start(config(dir.path()), None).unwrap();
+            for n in 0..3 {
+                trail.append(record(n)).await.unwrap();
+            }
+        });
+        let file = files(dir.path()).pop().unwrap();
+        let mut f = OpenOptions::new().append(true).open(&file).unwrap();
+        let torn = br#"{"kind":"decision","seq":4,"pr"#;
+        f.write_all(torn).unwrap();
+        drop(f);
+        rt.block_on(async {
+            let trail = Trail::start(config(dir.path()), None).unwrap();
+            let head = trail.append(record(4)).await.unwrap();
+            assert_eq!(head.seq, 5, "the recovered record took seq 4");
+        });
+        let records = verify(dir.path());
+        assert_eq!(records[3]["kind"], "recovered");
+        assert_eq!(records[3]["dropped_bytes"], torn_len());
+        assert_eq!(records[4]["request_id"], "r4");
+    }
+
+    fn torn_len() -> usize {
+        br#"{"kind":"decision","seq":4,"pr"#.len()
+    }
+
+    #[test]
+    fn file_names_give_the_start_day() {
+        let day = file_start_day(Path::new("a/decisions-gw-20261122T194501.123Z.jsonl"));
+        assert_eq!(
+            day,
+            Some(day_of(
+                humantime::parse_rfc3339("2026-11-22T12:00:00Z").unwrap()
+            ))
+        );
+    }
+
+    #[test]
+    fn rotation_by_size_keeps_one_chain_across_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.rotate_bytes = 4096;
+        let rt = rt();
+        rt.block_on(async {
+            let trail = Trail::start(cfg, None).unwrap();
+            for n in 0..100 {
+                trail.append(record(n)).await.unwrap();
+            }
+        });
+        let names = files(dir.path());
+        assert!(names.len() >= 3, "{names:?}");
+        for name in &names {
+            let name = name.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with("decisions-t1-") && name.ends_with(".jsonl"),
+                "{name}"
+            );
+        }
+        assert_eq!(verify(dir.path()).len(), 100);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failing_disk_refuses_appends_then_recovers_without_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        // The newest trail file is /dev/full: every write fails with ENOSPC.
+        let full = dir.path().join("decisions-t1-20260101T000000Z.jsonl");
+        std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+        let rt = rt();
+        rt.block_on(async {
+            let trail = Trail::start(config(dir.path()), None).unwrap();
+            assert!(trail.append(record(1)).await.is_err());
+            assert!(!trail.healthy());
+            assert!(trail.append(record(2)).await.is_err(), "still failing");
+            // The disk "recovers": the probe finds out without any append.
+            std::fs::remove_file(&full).unwrap();
+            for _ in 0..50 {
+                if trail.healthy() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(trail.healthy());
+            assert_eq!(trail.append(record(3)).await.unwrap().seq, 1);
+        });
+        let records = verify(dir.path());
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["request_id"], "r3");
+    }
 }

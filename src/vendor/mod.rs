@@ -10,7 +10,7 @@ mod error_shape;
 mod parse;
 mod path;
 mod profile;
-mod strict_json;
+pub(crate) mod strict_json;
 
 pub use builtin::{builtin, builtins, BUILTIN_NAMES};
 pub use classify::{classify, Ambiguity, Classification, ErasureCall, RequestHead};

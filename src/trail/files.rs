@@ -1,0 +1,220 @@
+//! A trail's files: finding them oldest first and reading them one line at a
+//! time, so that neither `audit verify` nor `audit query` holds a file (or an
+//! oversized line) in memory.
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// The longest line read as a record; the writer's records are a few KiB.
+pub const MAX_LINE_BYTES: usize = 8 << 20;
+
+/// A path could not be listed or opened.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct FilesError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Why.
+    pub source: io::Error,
+}
+
+/// Expands `paths` into trail files: a directory becomes its `*.jsonl` files
+/// oldest first ([`chronological`]); a file stays where it is given, so pass
+/// files oldest first (a shell glob of the writer's names does that).
+///
+/// # Errors
+/// A directory cannot be listed.
+pub fn trail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, FilesError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|source| FilesError {
+                path: path.clone(),
+                source,
+            })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "jsonl"))
+                .collect();
+            found.sort_by(|a, b| chronological(a, b));
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Orders the writer's file names oldest first. The writer names files
+/// `<stem>-<replica>-<YYYYMMDDTHHMMSSZ>.jsonl`, and a second file within the
+/// same second `….1.jsonl`, `….2.jsonl`: plain name order would put `.1`
+/// before the unnumbered first file and `.10` before `.2`.
+pub fn chronological(a: &Path, b: &Path) -> Ordering {
+    name_key(a).cmp(&name_key(b))
+}
+
+fn name_key(path: &Path) -> (String, u64) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
+    if let Some((base, number)) = stem.rsplit_once('.') {
+        if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = number.parse() {
+                return (base.to_owned(), n);
+            }
+        }
+    }
+    (stem.to_owned(), 0)
+}
+
+/// One line of a trail file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A line that ended with `\n` (the newline is not included).
+    Complete(Vec<u8>),
+    /// The file's last bytes, with no newline after them.
+    Unterminated(Vec<u8>),
+    /// A line longer than [`MAX_LINE_BYTES`]; it was skipped.
+    TooLong,
+}
+
+/// Reads a file line by line, counting lines from 1.
+#[derive(Debug)]
+pub struct LineReader<R> {
+    inner: R,
+    line_no: u64,
+}
+
+impl LineReader<BufReader<File>> {
+    /// Opens a trail file.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open(path: &Path) -> Result<Self, FilesError> {
+        let file = File::open(path).map_err(|source| FilesError {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self::new(BufReader::with_capacity(64 * 1024, file)))
+    }
+}
+
+impl<R: BufRead> LineReader<R> {
+    /// Reads from `inner`.
+    pub fn new(inner: R) -> Self {
+        Self { inner, line_no: 0 }
+    }
+
+    /// The number of the line last returned (1-based; 0 before the first).
+    pub fn line_no(&self) -> u64 {
+        self.line_no
+    }
+
+    /// The next line, or `None` at the end of the file.
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    pub fn next_line(&mut self) -> io::Result<Option<Line>> {
+        let mut buf = Vec::new();
+        let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX);
+        let read = Read::take(&mut self.inner, limit + 1).read_until(b'\n', &mut buf)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.line_no += 1;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            return Ok(Some(Line::Complete(buf)));
+        }
+        if buf.len() > MAX_LINE_BYTES {
+            self.skip_rest_of_line()?;
+            return Ok(Some(Line::TooLong));
+        }
+        Ok(Some(Line::Unterminated(buf)))
+    }
+
+    fn skip_rest_of_line(&mut self) -> io::Result<()> {
+        loop {
+            let available = self.inner.fill_buf()?;
+            if available.is_empty() {
+                return Ok(());
+            }
+            if let Some(at) = available.iter().position(|b| *b == b'\n') {
+                self.inner.consume(at + 1);
+                return Ok(());
+            }
+            let len = available.len();
+            self.inner.consume(len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_expand_to_their_jsonl_files_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "decisions-a-20261122T100000Z.1.jsonl",
+            "decisions-a-20261122T100000Z.jsonl",
+            "decisions-a-20261121T235959Z.jsonl",
+            "decisions-a-20261122T100000Z.10.jsonl",
+            "decisions-a-20261122T100000Z.2.jsonl",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let files = trail_files(&[dir.path().to_owned()]).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "decisions-a-20261121T235959Z.jsonl",
+                "decisions-a-20261122T100000Z.jsonl",
+                "decisions-a-20261122T100000Z.1.jsonl",
+                "decisions-a-20261122T100000Z.2.jsonl",
+                "decisions-a-20261122T100000Z.10.jsonl",
+            ]
+        );
+        let given = [PathBuf::from("b.jsonl"), PathBuf::from("a.jsonl")];
+        assert_eq!(trail_files(&given).unwrap(), given);
+    }
+
+    #[test]
+    fn lines_are_complete_unterminated_or_too_long() {
+        let long = vec![b'x'; MAX_LINE_BYTES + 10];
+        let mut text = b"one\n\n".to_vec();
+        text.extend_from_slice(&long);
+        text.extend_from_slice(b"\nthree\nfour");
+        let mut reader = LineReader::new(io::Cursor::new(text));
+        assert_eq!(
+            reader.next_line().unwrap(),
+            Some(Line::Complete(b"one".to_vec()))
+        );
+        assert_eq!(
+            reader.next_line().unwrap(),
+            Some(Line::Complete(Vec::new()))
+        );
+        assert_eq!(reader.next_line().unwrap(), Some(Line::TooLong));
+        assert_eq!(
+            reader.next_line().unwrap(),
+            Some(Line::Complete(b"three".to_vec()))
+        );
+        assert_eq!(reader.line_no(), 4);
+        assert_eq!(
+            reader.next_line().unwrap(),
+            Some(Line::Unterminated(b"four".to_vec()))
+        );
+        assert_eq!(reader.next_line().unwrap(), None);
+    }
+}
