@@ -68,6 +68,9 @@ pub enum StartError {
     /// The decision trail cannot be opened or continued.
     #[error("audit trail: {0}")]
     Trail(#[from] trail::TrailError),
+    /// The checkpoint signing key cannot be used.
+    #[error(transparent)]
+    SigningKey(#[from] trail::checkpoint::CheckpointError),
     /// The pseudonym key cannot be used.
     #[error(transparent)]
     Pseudonym(#[from] trail::pseudonym::PseudonymError),
@@ -136,7 +139,7 @@ pub async fn run(
             commit: trail::CommitMode::Group,
             checkpoint_every: config.audit.checkpoint_every,
         },
-        None,
+        checkpoint_signer(config)?,
     )?;
     let gateway = Arc::new(proxy::Gateway::new(
         config,
@@ -189,6 +192,20 @@ pub async fn run(
     server::serve(listeners.proxy, tls, gateway, settings, stopped(stop_rx)).await;
     let _ = admin.await;
     Ok(())
+}
+
+/// Signs the writer's in-chain checkpoint records, when a key is configured.
+fn checkpoint_signer(
+    config: &Config,
+) -> Result<Option<trail::writer::CheckpointSigner>, StartError> {
+    let Some(path) = &config.audit.signing_key_file else {
+        return Ok(None);
+    };
+    let key = trail::checkpoint::SigningKey::load(path)?;
+    tracing::info!(key_id = key.key_id(), "trail: signed checkpoints enabled");
+    Ok(Some(Box::new(move |head, time| {
+        trail::checkpoint::checkpoint_record(head, time, &key)
+    })))
 }
 
 /// An error and its sources, `: `-joined (hyper's top-level message alone

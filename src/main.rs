@@ -58,6 +58,9 @@ SIGTERM or SIGINT stops accepting, lets in-flight requests finish within\n\
         #[arg(long, short, value_name = "FILE", env = "ERASURE_GATEWAY_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Read, verify and sign the decision trail (for audit reviewers).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Make development certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -74,6 +77,120 @@ Meant for container HEALTHCHECK instructions: it needs no shell or curl.")]
         #[arg(long, conflicts_with = "config")]
         url: Option<http::Uri>,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Prove the trail untouched, or name the first record that breaks it.
+    #[command(after_help = "Examples:\n  \
+erasure-gateway audit verify audit/decisions-gw1-*.jsonl\n  \
+erasure-gateway audit verify audit/ --checkpoint head-2026-11-22.json --public-key audit-signing.pub\n\n\
+Files are checked oldest first (a shell glob sorts them so; a directory is\n\
+expanded to its *.jsonl files). Checks every record's hash, sequence and link\n\
+to the one before, across rotated files. With --checkpoint, also fails when\n\
+the trail no longer reaches the signed head (records removed from the end).\n\
+Exit 0 and a summary when intact; exit 1 naming file, line and seq when not.")]
+    Verify {
+        /// Trail files or directories, oldest first.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// A signed checkpoint (from `audit checkpoint`) the trail must reach.
+        #[arg(long, value_name = "CP")]
+        checkpoint: Option<PathBuf>,
+        /// The reviewer's copy of the signing public key (PEM or hex): pins
+        /// the checkpoint's key and checks in-chain checkpoint records.
+        #[arg(long, value_name = "PEM")]
+        public_key: Option<PathBuf>,
+        /// Accept a trail whose first file is not the chain's start (older
+        /// files archived elsewhere).
+        #[arg(long)]
+        partial: bool,
+    },
+    /// List decisions, joined with their outcomes, filtered.
+    #[command(after_help = "Examples:\n  \
+erasure-gateway audit query audit/ --decision deny --since 2026-11-01\n  \
+erasure-gateway audit query audit/ --vendor kore --policy kore-never-erase-account-owners --format csv\n  \
+erasure-gateway audit query audit/ --target owner@example.com --pseudonym-key /run/secrets/pseudonym-key\n\n\
+Query reads records; it does not verify the chain: run `audit verify` for that.")]
+    Query {
+        /// Trail files or directories, oldest first.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Only decisions at or after this time (RFC 3339, or YYYY-MM-DD).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only decisions before this time.
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+        /// Only allowed or only denied calls.
+        #[arg(long, value_enum)]
+        decision: Option<DecisionArg>,
+        /// Only this vendor profile (seam, kore, botpenguin, …).
+        #[arg(long)]
+        vendor: Option<String>,
+        /// Only this caller id.
+        #[arg(long)]
+        caller: Option<String>,
+        /// Only calls naming this target id (or `Type::id`).
+        #[arg(long, value_name = "ID")]
+        target: Option<String>,
+        /// Only calls decided by this policy id.
+        #[arg(long, value_name = "ID")]
+        policy: Option<String>,
+        /// The key the trail's pseudonyms were made with, to find a target
+        /// in a pseudonymized trail.
+        #[arg(long, value_name = "FILE")]
+        pseudonym_key: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+        format: FormatArg,
+    },
+    /// Print the last records of a trail file, and follow new ones.
+    #[command(
+        after_help = "Example:\n  erasure-gateway audit tail audit/decisions-gw1-20261122T000000.000Z.jsonl -n 20 --follow"
+    )]
+    Tail {
+        /// The trail file.
+        file: PathBuf,
+        /// How many records to print first.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: usize,
+        /// Keep printing records as they are appended (and across rotation).
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Verify the trail, then print its head signed with an Ed25519 key: store
+    /// the output elsewhere (a ticket, a WORM bucket) to detect truncation.
+    #[command(after_help = "Example:\n  \
+erasure-gateway audit checkpoint audit/ --key /run/secrets/audit-signing.pem > head.json\n  \
+erasure-gateway audit verify audit/ --checkpoint head.json --public-key audit-signing.pub")]
+    Checkpoint {
+        /// Trail files or directories, oldest first.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Ed25519 private key, PEM PKCS#8 (`audit keygen`, or `openssl genpkey -algorithm ed25519`).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+    },
+    /// Make an Ed25519 signing key for checkpoints (and print its public key).
+    Keygen {
+        /// Where to write the private key (mode 0600); the public key goes to FILE.pub.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DecisionArg {
+    Allow,
+    Deny,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Subcommand)]
@@ -99,8 +216,221 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
+        Command::Audit(command) => audit::run(command),
         Command::Certs(CertsCommand::Dev { out }) => certs_dev(&out),
         Command::Healthcheck { config, url } => healthcheck(config.as_deref(), url),
+    }
+}
+
+mod audit {
+    //! `audit …`: thin wrappers over the library's trail readers.
+    use std::path::{Path, PathBuf};
+    use std::process::ExitCode;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use erasure_gateway::trail::checkpoint::{self, Checkpoint, SigningKey};
+    use erasure_gateway::trail::pseudonym::PseudonymKey;
+    use erasure_gateway::trail::query::{self, DecisionValue, QueryFilter};
+    use erasure_gateway::trail::verify::{verify_files, VerifyOptions};
+
+    use super::{AuditCommand, DecisionArg, FormatArg, EXIT_CHECK_FAILED, EXIT_USAGE};
+
+    fn usage(message: impl std::fmt::Display) -> ExitCode {
+        eprintln!("erasure-gateway: {message}");
+        ExitCode::from(EXIT_USAGE)
+    }
+
+    pub(super) fn run(command: AuditCommand) -> ExitCode {
+        match command {
+            AuditCommand::Verify {
+                files,
+                checkpoint,
+                public_key,
+                partial,
+            } => verify(
+                &files,
+                checkpoint.as_deref(),
+                public_key.as_deref(),
+                partial,
+            ),
+            AuditCommand::Query {
+                files,
+                since,
+                until,
+                decision,
+                vendor,
+                caller,
+                target,
+                policy,
+                pseudonym_key,
+                format,
+            } => {
+                let time = |t: Option<String>| t.as_deref().map(query::parse_time).transpose();
+                let (since, until) = match (time(since), time(until)) {
+                    (Ok(since), Ok(until)) => (since, until),
+                    (Err(e), _) | (_, Err(e)) => return usage(e),
+                };
+                let key = match pseudonym_key.as_deref().map(PseudonymKey::load).transpose() {
+                    Ok(key) => key,
+                    Err(e) => return usage(e),
+                };
+                let filter = QueryFilter {
+                    since,
+                    until,
+                    decision: decision.map(|d| match d {
+                        DecisionArg::Allow => DecisionValue::Allow,
+                        DecisionArg::Deny => DecisionValue::Deny,
+                    }),
+                    vendor,
+                    caller,
+                    target,
+                    policy,
+                };
+                match query::query_files(&files, &filter, key.as_ref()) {
+                    Ok(output) => {
+                        for warning in &output.warnings {
+                            eprintln!("warning: {warning}");
+                        }
+                        let text = match format {
+                            FormatArg::Table => query::render_table(&output.rows),
+                            FormatArg::Json => query::render_json(&output.rows),
+                            FormatArg::Csv => query::render_csv(&output.rows),
+                        };
+                        print!("{text}");
+                        if matches!(format, FormatArg::Table) {
+                            eprintln!("{} decisions", output.rows.len());
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => usage(e),
+                }
+            }
+            AuditCommand::Tail {
+                file,
+                lines,
+                follow,
+            } => tail(&file, lines, follow),
+            AuditCommand::Checkpoint { files, key } => sign(&files, &key),
+            AuditCommand::Keygen { out } => keygen(&out),
+        }
+    }
+
+    fn verify(
+        files: &[PathBuf],
+        checkpoint: Option<&Path>,
+        public_key: Option<&Path>,
+        partial: bool,
+    ) -> ExitCode {
+        let checkpoint = match checkpoint.map(Checkpoint::load).transpose() {
+            Ok(cp) => cp,
+            Err(e) => return usage(e),
+        };
+        let public_key = match public_key.map(checkpoint::read_public_key).transpose() {
+            Ok(key) => key,
+            Err(e) => return usage(e),
+        };
+        let options = VerifyOptions {
+            partial,
+            checkpoint,
+            public_key,
+        };
+        match verify_files(files, &options) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(failure) => {
+                println!("{failure}");
+                ExitCode::from(EXIT_CHECK_FAILED)
+            }
+        }
+    }
+
+    fn tail(file: &Path, lines: usize, follow: bool) -> ExitCode {
+        let stop = Arc::new(AtomicBool::new(false));
+        if follow {
+            let flag = stop.clone();
+            std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    let _ = rt.block_on(tokio::signal::ctrl_c());
+                }
+                flag.store(true, Ordering::Release);
+            });
+        }
+        let out = std::io::stdout().lock();
+        match erasure_gateway::trail::tail::tail(file, lines, follow, out, || {
+            stop.load(Ordering::Acquire)
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => usage(e),
+        }
+    }
+
+    fn sign(files: &[PathBuf], key: &Path) -> ExitCode {
+        let key = match SigningKey::load(key) {
+            Ok(key) => key,
+            Err(e) => return usage(e),
+        };
+        // Sign only a head that verifies: a signature vouches for every record.
+        let summary = match verify_files(files, &VerifyOptions::default()) {
+            Ok(summary) => summary,
+            Err(failure) => {
+                println!("{failure}");
+                return ExitCode::from(EXIT_CHECK_FAILED);
+            }
+        };
+        let Some(head) = summary.head else {
+            return usage("the trail is empty: nothing to sign");
+        };
+        println!(
+            "{}",
+            checkpoint::sign(&head, SystemTime::now(), &key).to_json()
+        );
+        eprintln!("signed seq {} with key {}", head.seq, key.key_id());
+        ExitCode::SUCCESS
+    }
+
+    fn keygen(out: &Path) -> ExitCode {
+        let pem = match checkpoint::generate_pem() {
+            Ok(pem) => pem,
+            Err(e) => return usage(e),
+        };
+        if out.exists() {
+            return usage(format!("{}: exists; not overwriting a key", out.display()));
+        }
+        let written = write_private(out, &pem).and_then(|()| {
+            let key = SigningKey::load(out).map_err(std::io::Error::other)?;
+            let public = out.with_extension("pub");
+            std::fs::write(&public, key.public_key_pem())?;
+            println!(
+                "wrote {} (private, 0600) and {}",
+                out.display(),
+                public.display()
+            );
+            println!("key id {}", key.key_id());
+            Ok(())
+        });
+        match written {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => usage(format!("{}: {e}", out.display())),
+        }
+    }
+
+    fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        options.open(path)?.write_all(text.as_bytes())
     }
 }
 

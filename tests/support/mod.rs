@@ -44,6 +44,8 @@ pub enum Behaviour {
     Slow(Duration),
     /// Record, then never answer.
     Hang,
+    /// 200 with this JSON body (e.g. Kore.ai's `{"requestId":…}`).
+    Json(&'static str),
 }
 
 /// A running stand-in vendor.
@@ -162,6 +164,13 @@ async fn vendor_answer(
         Behaviour::Echo => {}
         Behaviour::Slow(d) => tokio::time::sleep(d).await,
         Behaviour::Hang => std::future::pending::<()>().await,
+        Behaviour::Json(json) => {
+            return Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(json.as_bytes())))
+                .unwrap();
+        }
     }
     let mut builder = Response::builder()
         .status(200)

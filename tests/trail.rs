@@ -1,0 +1,436 @@
+//! The decision trail through the running gateway: every erasure call is on
+//! record before anything is forwarded, the chain verifies across rotation,
+//! a failing disk refuses erasure calls, and a `kill -9` loses nothing that
+//! reached a vendor.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use support::{
+    config, http1_client, request, send, spawn_gateway, spawn_vendor, trail_records, Behaviour,
+};
+
+const OFFICER: &str = "trail-officer-token";
+const KORE: &str = "/kore/api/public/bot/eraseUsersData";
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_erasure-gateway"))
+}
+
+fn kore_config(vendor_url: &str, extra: &str) -> String {
+    format!(
+        "{extra}\n[[caller]]\nid = \"trail-ops\"\ntoken_sha256 = \"{}\"\nroles = [\"privacy-officer\"]\n\
+         [[upstream]]\nname = \"kore\"\nprofile = \"kore\"\nurl = \"{vendor_url}\"\npath_prefix = \"/kore\"\n",
+        hex::encode(Sha256::digest(OFFICER.as_bytes()))
+    )
+}
+
+async fn erase(url: &str, auth: &str, body: &str) -> (u16, http::HeaderMap) {
+    let mut req = request("DELETE", url, body.to_owned());
+    req.headers_mut().insert("auth", auth.parse().unwrap());
+    req.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    let (parts, _) = send(&http1_client(), req).await.unwrap();
+    (parts.status.as_u16(), parts.headers)
+}
+
+fn trail_dir(config: &erasure_gateway::config::Config) -> PathBuf {
+    config.audit.path.parent().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn every_erasure_call_is_recorded_and_the_chain_verifies_across_rotation() {
+    let vendor = spawn_vendor(Behaviour::Json(
+        r#"{"requestId":"eud-123","status":"in-progress"}"#,
+    ))
+    .await;
+    let gateway = spawn_gateway(config(&kore_config(
+        &vendor.url("http"),
+        "[audit]\nrotate_bytes = 4096",
+    )))
+    .await;
+    let url = gateway.url(KORE);
+    let (status, headers) = erase(&url, OFFICER, r#"{"userIds":["u-ordinary-0001"]}"#).await;
+    assert_eq!(status, 200);
+    let allowed_id = headers["x-request-id"].to_str().unwrap().to_owned();
+    let (status, headers) = erase(&url, OFFICER, r#"{"userIds":["owner@example.com"]}"#).await;
+    assert_eq!(status, 403);
+    let denied_id = headers["x-request-id"].to_str().unwrap().to_owned();
+    let (status, headers) = erase(&url, OFFICER, r#"{"userIds":["u-1"],"userIds":["u-2"]}"#).await;
+    assert_eq!(status, 400);
+    let invalid_id = headers["x-request-id"].to_str().unwrap().to_owned();
+    // Enough traffic to rotate a few times.
+    for _ in 0..20 {
+        assert_eq!(
+            erase(&url, "someone-else", r#"{"userIds":["u-2"]}"#)
+                .await
+                .0,
+            403
+        );
+    }
+
+    let records = trail_records(&gateway.config);
+    let find = |kind: &str, id: &str| {
+        records
+            .iter()
+            .find(|r| r["kind"] == kind && r["request_id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} record for {id}"))
+    };
+    let allowed = find("decision", &allowed_id);
+    assert_eq!(allowed["decision"], "allow");
+    assert_eq!(allowed["effect"], "forwarded");
+    assert_eq!(allowed["principal"]["id"], "trail-ops");
+    assert_eq!(allowed["targets"][0]["id"], "u-ordinary-0001");
+    assert_eq!(
+        allowed["targets"][0]["policies"],
+        json!(["privacy-officers-may-erase"])
+    );
+    assert_eq!(allowed["credential"]["kind"], "bearer");
+    assert!(allowed["policy_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert_eq!(allowed["context"]["target_count"], 1);
+    let outcome = find("outcome", &allowed_id);
+    assert_eq!(outcome["status"], 200);
+    assert_eq!(outcome["vendor_request_id"], "eud-123");
+    let allowed_seq = allowed["seq"].as_u64().unwrap();
+    assert!(
+        outcome["seq"].as_u64().unwrap() > allowed_seq,
+        "the decision precedes its outcome"
+    );
+
+    let denied = find("decision", &denied_id);
+    assert_eq!(denied["decision"], "deny");
+    assert_eq!(denied["effect"], "refused");
+    assert_eq!(denied["status"], 403);
+    assert_eq!(
+        denied["targets"][0]["policies"],
+        json!(["kore-never-erase-account-owners"])
+    );
+    assert!(records
+        .iter()
+        .all(|r| !(r["kind"] == "outcome" && r["request_id"] == denied_id.as_str())));
+
+    let invalid = find("decision", &invalid_id);
+    assert_eq!(invalid["refusal"], "invalid_input");
+    assert_eq!(
+        invalid["principal"],
+        Value::Null,
+        "refused before the caller was identified"
+    );
+
+    let text: String = records.iter().map(Value::to_string).collect();
+    assert!(!text.contains(OFFICER), "a credential reached the trail");
+
+    let files: Vec<_> = std::fs::read_dir(trail_dir(&gateway.config))
+        .unwrap()
+        .collect();
+    assert!(files.len() >= 2, "rotation by size made several files");
+    let out = binary()
+        .args(["audit", "verify"])
+        .arg(trail_dir(&gateway.config))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("OK"), "{stdout}");
+
+    let out = binary()
+        .args([
+            "audit",
+            "query",
+            "--decision",
+            "deny",
+            "--policy",
+            "kore-never-erase-account-owners",
+            "--format",
+            "json",
+        ])
+        .arg(trail_dir(&gateway.config))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["request_id"], denied_id.as_str());
+    gateway.stop().await;
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn an_unwritable_trail_refuses_erasure_calls_until_the_disk_recovers() {
+    let vendor = spawn_vendor(Behaviour::Echo).await;
+    let cfg = config(&kore_config(&vendor.url("http"), ""));
+    // The trail's newest file is /dev/full: every write fails with ENOSPC.
+    let full = trail_dir(&cfg).join("decisions-test-29990101T000000.000Z.jsonl");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    let gateway = spawn_gateway(cfg).await;
+    let url = gateway.url(KORE);
+
+    let (status, _) = erase(&url, OFFICER, r#"{"userIds":["u-ordinary-0001"]}"#).await;
+    assert_eq!(status, 503);
+    let (status, _) = erase(&url, OFFICER, r#"{"userIds":["owner@example.com"]}"#).await;
+    assert_eq!(
+        status, 503,
+        "a refusal that cannot be recorded is a 503 too"
+    );
+    assert!(
+        vendor.received().is_empty(),
+        "nothing is forwarded without a durable decision"
+    );
+    let (ready, _) = send(
+        &http1_client(),
+        request("GET", &gateway.admin_url("/readyz"), ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ready.status, 503);
+    // Calls that are not erasure calls still flow.
+    let (other, _) = send(
+        &http1_client(),
+        request("GET", &gateway.url("/kore/api/public/bot/st-1"), ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(other.status, 200);
+    assert_eq!(vendor.received().len(), 1);
+
+    // The disk recovers; the gateway notices by itself.
+    std::fs::remove_file(&full).unwrap();
+    let started = Instant::now();
+    loop {
+        let (ready, _) = send(
+            &http1_client(),
+            request("GET", &gateway.admin_url("/readyz"), ""),
+        )
+        .await
+        .unwrap();
+        if ready.status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "readyz never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = erase(&url, OFFICER, r#"{"userIds":["u-ordinary-0001"]}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(vendor.received().len(), 2);
+    let (metrics, text) = send(
+        &http1_client(),
+        request("GET", &gateway.admin_url("/metrics"), ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(metrics.status, 200);
+    assert!(String::from_utf8_lossy(&text).contains("erasure_gateway_trail_write_errors_total 2"));
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_pseudonymized_trail_hides_ids_but_query_finds_them_with_the_key() {
+    let vendor = spawn_vendor(Behaviour::Echo).await;
+    let key_dir = support::unique_temp_dir("pseudonym");
+    let key = key_dir.join("key");
+    std::fs::write(&key, "test-only-pseudonym-key-0123456789abcdef").unwrap();
+    let extra = format!("[audit]\npseudonym_key_file = \"{}\"", key.display());
+    let gateway = spawn_gateway(config(&kore_config(&vendor.url("http"), &extra))).await;
+    let (status, _) = erase(
+        &gateway.url(KORE),
+        OFFICER,
+        r#"{"userIds":["owner@example.com"]}"#,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let records = trail_records(&gateway.config);
+    let text: String = records.iter().map(Value::to_string).collect();
+    assert!(!text.contains("owner@example.com"), "{text}");
+    assert_eq!(records[0]["pseudonymized"], true);
+    assert!(records[0]["targets"][0]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("hmac-sha256:"));
+
+    let query = |with_key: bool| {
+        let mut cmd = binary();
+        cmd.args([
+            "audit",
+            "query",
+            "--target",
+            "owner@example.com",
+            "--format",
+            "json",
+        ]);
+        if with_key {
+            cmd.arg("--pseudonym-key").arg(&key);
+        }
+        cmd.arg(trail_dir(&gateway.config));
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!(query(true), 1);
+    assert_eq!(query(false), 0);
+    gateway.stop().await;
+}
+
+fn rand_suffix() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Starts the binary; returns it and its proxy address.
+fn start_binary(config_path: &Path) -> (std::process::Child, String) {
+    let mut child = binary()
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(config_path)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(json) = serde_json::from_str::<Value>(&line) {
+                if json["message"] == "listening" {
+                    let _ = tx.send(json["proxy"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+    });
+    let proxy = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the gateway starts");
+    (child, proxy)
+}
+
+/// The central promise: kill the gateway mid-load; after a restart the
+/// trail verifies, and every request the vendor received has an allow
+/// decision on record.
+#[tokio::test]
+async fn after_kill_9_under_load_every_forwarded_call_has_its_decision_on_record() {
+    let vendor = spawn_vendor(Behaviour::Echo).await;
+    let dir = support::unique_temp_dir("crash");
+    let trail = dir.join("audit").join("decisions.jsonl");
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[policies]\ndir = \"{}\"\n\
+         [audit]\npath = \"{}\"\nreplica = \"crash\"\n{}",
+        support::POLICIES,
+        trail.display(),
+        kore_config(&vendor.url("http"), "")
+    );
+    let config_path = dir.join(format!("gw-{}.toml", rand_suffix()));
+    std::fs::write(&config_path, text).unwrap();
+
+    let (mut child, proxy) = start_binary(&config_path);
+    let url = format!("http://{proxy}{KORE}");
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let url = url.clone();
+        workers.push(tokio::spawn(async move {
+            for i in 0..200 {
+                let mut req = request("DELETE", &url, r#"{"userIds":["u-ordinary-0001"]}"#);
+                req.headers_mut().insert("auth", OFFICER.parse().unwrap());
+                req.headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                req.headers_mut()
+                    .insert("x-request-id", format!("crash-{w}-{i}").parse().unwrap());
+                // After the kill, requests fail: that is expected.
+                if send(&http1_client(), req).await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    // Let the load run, then kill -9 in the middle of it.
+    let started = Instant::now();
+    while vendor.received().len() < 150 && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    for w in workers {
+        let _ = w.await;
+    }
+    let received: Vec<String> = vendor
+        .received()
+        .iter()
+        .map(|r| r.headers["x-request-id"].to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        received.len() >= 150,
+        "load reached the vendor: {}",
+        received.len()
+    );
+
+    // Restart: the writer continues the chain (cutting a torn tail if any).
+    let (mut child, proxy) = start_binary(&config_path);
+    let mut req = request(
+        "DELETE",
+        &format!("http://{proxy}{KORE}"),
+        r#"{"userIds":["u-ordinary-0001"]}"#,
+    );
+    req.headers_mut().insert("auth", OFFICER.parse().unwrap());
+    req.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    assert_eq!(send(&http1_client(), req).await.unwrap().0.status, 200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+
+    let out = binary()
+        .args(["audit", "verify"])
+        .arg(trail.parent().unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+
+    let mut allowed = std::collections::HashSet::new();
+    for file in std::fs::read_dir(trail.parent().unwrap()).unwrap() {
+        for line in std::fs::read_to_string(file.unwrap().path())
+            .unwrap()
+            .lines()
+        {
+            let record: Value = serde_json::from_str(line).unwrap();
+            if record["kind"] == "decision" && record["decision"] == "allow" {
+                allowed.insert(record["request_id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let missing: Vec<&String> = received
+        .iter()
+        .filter(|id| !allowed.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "forwarded without a decision on record: {missing:?}"
+    );
+}
