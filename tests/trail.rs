@@ -434,3 +434,97 @@ async fn after_kill_9_under_load_every_forwarded_call_has_its_decision_on_record
         "forwarded without a decision on record: {missing:?}"
     );
 }
+
+fn run(args: &[&str], paths: &[&Path]) -> (Option<i32>, String) {
+    let mut cmd = binary();
+    cmd.args(args);
+    for p in paths {
+        cmd.arg(p);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[tokio::test]
+async fn audit_verify_names_a_modified_record_and_a_checkpoint_catches_truncation() {
+    let vendor = spawn_vendor(Behaviour::Echo).await;
+    let keys = support::unique_temp_dir("keys");
+    let key = keys.join("signing.pem");
+    let (code, text) = run(&["audit", "keygen", "--out"], &[&key]);
+    assert_eq!(code, Some(0), "{text}");
+    let public = keys.join("signing.pub");
+    assert!(public.exists());
+    // In-chain checkpoints every 4 records.
+    let extra = format!(
+        "[audit]\nsigning_key_file = \"{}\"\ncheckpoint_every = 4",
+        key.display()
+    );
+    let gateway = spawn_gateway(config(&kore_config(&vendor.url("http"), &extra))).await;
+    for _ in 0..6 {
+        erase(
+            &gateway.url(KORE),
+            OFFICER,
+            r#"{"userIds":["owner@example.com"]}"#,
+        )
+        .await;
+    }
+    let dir = trail_dir(&gateway.config);
+    gateway.stop().await;
+    let records = trail_records(
+        &erasure_gateway::config::Config::parse(
+            &format!(
+                "[audit]\npath = \"{}\"",
+                dir.join("decisions.jsonl").display()
+            ),
+            Path::new("t"),
+        )
+        .unwrap(),
+    );
+    assert!(
+        records.iter().any(|r| r["kind"] == "checkpoint"),
+        "in-chain checkpoints"
+    );
+
+    let (code, text) = run(&["audit", "verify", "--public-key"], &[&public, &dir]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, checkpoint) = run(&["audit", "checkpoint", "--key"], &[&key, &dir]);
+    assert_eq!(code, Some(0), "{checkpoint}");
+    let cp = keys.join("head.json");
+    std::fs::write(&cp, checkpoint.lines().next().unwrap()).unwrap();
+    let (code, text) = run(&["audit", "verify", "--checkpoint"], &[&cp, &dir]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // Truncate the newest records: the chain alone still verifies, the
+    // checkpoint does not.
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let lines: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    std::fs::write(&file, lines[..lines.len() - 2].join("\n") + "\n").unwrap();
+    let (code, text) = run(&["audit", "verify"], &[&dir]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&["audit", "verify", "--checkpoint"], &[&cp, &dir]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("removed from the end"), "{text}");
+
+    // Modify one field of the third record.
+    let mut edited = lines[..lines.len() - 2].to_vec();
+    edited[2] = edited[2].replace("\"deny\"", "\"allow\"");
+    std::fs::write(&file, edited.join("\n") + "\n").unwrap();
+    let (code, text) = run(&["audit", "verify"], &[&dir]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("line 3") && text.contains("seq 3"), "{text}");
+    assert!(text.contains("modified"), "{text}");
+}
