@@ -41,7 +41,10 @@ fn appends(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(8));
     for concurrent in [1usize, 64] {
-        for (name, mode) in [("group_commit", CommitMode::Group), ("fsync_each", CommitMode::EachRecord)] {
+        for (name, mode) in [
+            ("group_commit", CommitMode::Group),
+            ("fsync_each", CommitMode::EachRecord),
+        ] {
             let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
                 .unwrap_or_else(|e| panic!("tempdir: {e}"));
             let trail = Trail::start(

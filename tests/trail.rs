@@ -528,3 +528,73 @@ async fn audit_verify_names_a_modified_record_and_a_checkpoint_catches_truncatio
     assert!(text.contains("line 3") && text.contains("seq 3"), "{text}");
     assert!(text.contains("modified"), "{text}");
 }
+
+#[tokio::test]
+async fn with_stdout_on_each_durable_record_is_also_printed() {
+    let vendor = spawn_vendor(Behaviour::Echo).await;
+    let dir = support::unique_temp_dir("stdout");
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[policies]\ndir = \"{}\"\n\
+         [audit]\npath = \"{}\"\nstdout = true\n{}",
+        support::POLICIES,
+        dir.join("decisions.jsonl").display(),
+        kore_config(&vendor.url("http"), "")
+    );
+    let config_path = dir.join("gw.toml");
+    std::fs::write(&config_path, text).unwrap();
+    let mut child = binary()
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&config_path)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(json) = serde_json::from_str::<Value>(&line) {
+                if json["message"] == "listening" {
+                    let _ = tx.send(json["proxy"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+    });
+    let proxy = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let (status, headers) = erase(
+        &format!("http://{proxy}{KORE}"),
+        OFFICER,
+        r#"{"userIds":["owner@example.com"]}"#,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let id = headers["x-request-id"].to_str().unwrap().to_owned();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().next().unwrap().unwrap()
+    })
+    .await
+    .unwrap();
+    let record: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["kind"], "decision");
+    assert_eq!(record["request_id"], id.as_str());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    let on_disk = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(on_disk)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+        line
+    );
+}
