@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench trail_commit`
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
