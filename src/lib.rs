@@ -11,6 +11,7 @@ pub mod authz;
 pub mod certs;
 pub mod config;
 pub mod directory;
+pub mod erasure;
 pub mod forward;
 pub mod identity;
 pub mod metrics;

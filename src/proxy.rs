@@ -20,9 +20,10 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use arc_swap::ArcSwap;
 use http_body_util::{LengthLimitError, Limited};
 
-use crate::authz::{DecisionInput, PolicySnapshot, Principal};
+use crate::authz::{Decision, PolicySnapshot};
 use crate::config::{Config, Mode, Passthrough};
-use crate::directory::{Directory, DirectoryError};
+use crate::directory::Directory;
+use crate::erasure::{Evaluation, Evaluator};
 use crate::forward::{self, Upstream};
 use crate::identity::Identifier;
 use crate::metrics::Metrics;
@@ -33,10 +34,7 @@ use crate::server::ConnInfo;
 use crate::trail::entry::{decision_record, outcome_record, DecisionFacts};
 use crate::trail::pseudonym::PseudonymKey;
 use crate::trail::{Trail, TrailError};
-use crate::vendor::{
-    self, Classification, Credential, CredentialKind, ErasureCall, ErasureRequest, RequestHead,
-    Target, VendorProfile,
-};
+use crate::vendor::{self, Classification, ErasureCall, RequestHead, VendorProfile};
 use crate::{Body, StartError};
 
 /// Everything a request needs, built once from config.
@@ -48,8 +46,7 @@ pub struct Gateway {
     mode: Mode,
     max_body_bytes: usize,
     policies: ArcSwap<PolicySnapshot>,
-    identifier: Identifier,
-    directory: Option<Directory>,
+    evaluator: Evaluator,
     trail: Trail,
     pseudonyms: Option<PseudonymKey>,
     limit: Arc<Semaphore>,
@@ -108,8 +105,7 @@ impl Gateway {
             mode: config.policies.mode,
             max_body_bytes: config.proxy.max_body_bytes,
             policies: ArcSwap::from_pointee(policies),
-            identifier,
-            directory,
+            evaluator: Evaluator::new(identifier, directory),
             trail,
             pseudonyms: config
                 .audit
@@ -234,10 +230,10 @@ impl Gateway {
         Ok(forward::relay_response(response, request_id))
     }
 
-    /// The erasure path: buffer (bounded) → parse strictly → identify →
-    /// fetch entities → decide → record durably → forward only if allowed
-    /// (or shadow mode) → record the outcome. Every failure refuses the call
-    /// in the vendor's error shape, and is recorded too.
+    /// The erasure path: buffer (bounded) → evaluate (parse, identify,
+    /// entities, Cedar) → record durably → forward only if allowed (or
+    /// shadow mode) → record the outcome. Every refusal is answered in the
+    /// vendor's error shape, and recorded too.
     #[allow(clippy::too_many_arguments)]
     async fn erasure(
         &self,
@@ -251,32 +247,29 @@ impl Gateway {
     ) -> Response<Body> {
         let snapshot = self.policies.load_full();
         let (parts, body) = request.into_parts();
-        let credential = vendor::credential(profile, &parts.headers);
-        let mut facts = DecisionFacts {
-            request_id: request_id.to_str().unwrap_or_default(),
-            vendor: &profile.name,
-            upstream: &route.upstream.name,
-            action: format!("{}::Action::{:?}", profile.namespace, profile.action),
-            principal: None,
-            credential: &credential,
-            conn,
-            targets: &[],
-            decision: None,
-            context: None,
-            mode: self.mode,
-            refusal: None,
-            policy_version: snapshot.version(),
-        };
         // HTTP/1 chunked and HTTP/2 bodies arrive the same way here: read
         // whole, never past the bound, before anything is decided.
-        let bytes = match Limited::new(body, self.max_body_bytes).collect().await {
+        let read = Limited::new(body, self.max_body_bytes).collect().await;
+        let bytes = match read {
             Ok(collected) => collected.to_bytes(),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return self.refuse(profile, facts, Refusal::TooLarge).await;
-            }
-            Err(_) => {
-                let refusal = Refusal::Invalid("the request body could not be read".into());
-                return self.refuse(profile, facts, refusal).await;
+            Err(e) => {
+                let refusal = if e.downcast_ref::<LengthLimitError>().is_some() {
+                    Refusal::TooLarge
+                } else {
+                    Refusal::Invalid("the request body could not be read".into())
+                };
+                let evaluation = Evaluation {
+                    credential: vendor::credential(profile, &parts.headers),
+                    erasure: None,
+                    caller: None,
+                    context: None,
+                    decision: None,
+                    refusal: Some(refusal),
+                    policy_version: snapshot.version().to_owned(),
+                };
+                return self
+                    .refuse(route, profile, &evaluation, conn, request_id)
+                    .await;
             }
         };
         let head = RequestHead {
@@ -285,78 +278,30 @@ impl Gateway {
             query: parts.uri.query(),
             headers: &parts.headers,
         };
-        let erasure = match vendor::parse(profile, call, &head, &bytes) {
-            Ok(erasure) => erasure,
-            Err(e) => {
-                return self
-                    .refuse(profile, facts, Refusal::Invalid(e.to_string()))
-                    .await
-            }
+        let evaluation = self
+            .evaluator
+            .evaluate(profile, call, &head, &bytes, conn, &snapshot, None)
+            .await;
+        let Some(decision) = &evaluation.decision else {
+            return self
+                .refuse(route, profile, &evaluation, conn, request_id)
+                .await;
         };
-        facts.targets = &erasure.targets;
-        let caller = match self
-            .identifier
-            .identify(credential.token(), credential.kind == CredentialKind::Jwt)
-        {
-            Ok(caller) => caller,
-            Err(e) => {
-                return self
-                    .refuse(profile, facts, Refusal::Unauthenticated(e.to_string()))
-                    .await
-            }
-        };
-        facts.principal = Some(&caller);
-        let extra_entities = match self.fetch_entities(&snapshot, &erasure).await {
-            Ok(entities) => entities,
-            Err(e) => {
-                tracing::warn!(request_id = ?request_id, error = %e, "entity directory failed");
-                return self
-                    .refuse(profile, facts, Refusal::EntitiesUnavailable)
-                    .await;
-            }
-        };
-        let context = cedar_context(profile, &erasure, &credential, conn);
-        let decision = snapshot.decide(&DecisionInput {
-            principal: Principal {
-                id: &caller.id,
-                roles: &caller.roles,
-            },
-            namespace: &erasure.namespace,
-            action: &erasure.action,
-            targets: &erasure.targets,
-            context: context.clone(),
-            extra_entities,
-        });
-        facts.decision = Some(&decision);
-        facts.context = Some(&context);
         let shadow = !decision.allowed && self.mode == Mode::Shadow;
-        let marker = match (decision.allowed, shadow) {
-            (true, _) => "allow",
-            (false, true) => "would-deny",
-            (false, false) => "deny",
-        };
-        self.metrics.erasure_decided(&profile.name, marker);
-        tracing::info!(
-            target: "erasure_gateway::decision",
-            request_id = ?request_id,
-            erasure.vendor = %profile.name,
-            erasure.decision = marker,
-            erasure.targets = erasure.targets.len(),
-            erasure.policies = ?decision.policies(),
-            caller.id = %caller.id,
-            credential.kind = credential.kind.as_str(),
-            policy.version = %decision.policy_version,
-            "erasure call decided"
-        );
         if !decision.allowed && !shadow {
-            let refusal = Refusal::Denied {
-                policies: decision.policies().into_iter().map(str::to_owned).collect(),
-                reasons: decision.reasons.clone(),
-            };
-            return self.refuse(profile, facts, refusal).await;
+            return self
+                .refuse(route, profile, &evaluation, conn, request_id)
+                .await;
         }
+        let marker = if shadow { "would-deny" } else { "allow" };
+        self.metrics.erasure_decided(&profile.name, marker);
+        log_decision(profile, request_id, &evaluation, marker);
         // The decision is durable before a byte goes upstream.
-        if let Err(e) = self.record(decision_record(&facts, self.pseudonym())).await {
+        let facts = self.facts(route, profile, &evaluation, conn, request_id, None);
+        if let Err(e) = self
+            .record(decision_record(&facts, self.pseudonyms.as_ref()))
+            .await
+        {
             tracing::error!(request_id = ?request_id, error = %e, "trail write failed; call refused");
             return Refusal::TrailUnavailable.into_response(&profile.error, request_id);
         }
@@ -397,37 +342,56 @@ impl Gateway {
         response
     }
 
+    /// The trail's view of an evaluation.
+    fn facts<'a>(
+        &self,
+        route: &'a Route,
+        profile: &'a VendorProfile,
+        evaluation: &'a Evaluation,
+        conn: &'a ConnInfo,
+        request_id: &'a HeaderValue,
+        refusal: Option<&Refusal>,
+    ) -> DecisionFacts<'a> {
+        DecisionFacts {
+            request_id: request_id.to_str().unwrap_or_default(),
+            vendor: &profile.name,
+            upstream: &route.upstream.name,
+            action: format!("{}::Action::{:?}", profile.namespace, profile.action),
+            principal: evaluation.caller.as_ref(),
+            credential: &evaluation.credential,
+            conn,
+            targets: evaluation.targets(),
+            decision: evaluation.decision.as_ref(),
+            context: evaluation.context.as_ref(),
+            mode: self.mode,
+            refusal: refusal.map(|r| (r.status().as_u16(), r.error_type(), r.message())),
+            policy_version: &evaluation.policy_version,
+        }
+    }
+
     /// Records a refused erasure call and answers it; if the record cannot
     /// be made durable the answer is 503.
     async fn refuse(
         &self,
+        route: &Route,
         profile: &VendorProfile,
-        mut facts: DecisionFacts<'_>,
-        refusal: Refusal,
+        evaluation: &Evaluation,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
     ) -> Response<Body> {
-        let request_id = HeaderValue::from_str(facts.request_id)
-            .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-        facts.refusal = Some((
-            refusal.status().as_u16(),
-            refusal.error_type(),
-            refusal.message(),
-        ));
-        if facts.decision.is_none() {
-            self.metrics.erasure_decided(&profile.name, "deny");
-            tracing::info!(
-                target: "erasure_gateway::decision",
-                request_id = %facts.request_id,
-                erasure.vendor = %profile.name,
-                erasure.decision = "deny",
-                erasure.refusal = refusal.error_type(),
-                "erasure call refused"
-            );
-        }
-        match self.record(decision_record(&facts, self.pseudonym())).await {
-            Ok(()) => refusal.into_response(&profile.error, &request_id),
+        let fallback = Refusal::Invalid("the call was refused".into());
+        let refusal = evaluation.refusal.as_ref().unwrap_or(&fallback);
+        self.metrics.erasure_decided(&profile.name, "deny");
+        log_decision(profile, request_id, evaluation, "deny");
+        let facts = self.facts(route, profile, evaluation, conn, request_id, Some(refusal));
+        match self
+            .record(decision_record(&facts, self.pseudonyms.as_ref()))
+            .await
+        {
+            Ok(()) => refusal.into_response(&profile.error, request_id),
             Err(e) => {
-                tracing::error!(request_id = %facts.request_id, error = %e, "trail write failed");
-                Refusal::TrailUnavailable.into_response(&profile.error, &request_id)
+                tracing::error!(request_id = ?request_id, error = %e, "trail write failed");
+                Refusal::TrailUnavailable.into_response(&profile.error, request_id)
             }
         }
     }
@@ -444,64 +408,6 @@ impl Gateway {
             }
         }
     }
-
-    fn pseudonym(&self) -> Option<&PseudonymKey> {
-        self.pseudonyms.as_ref()
-    }
-
-    /// Entity data for targets the policy files do not describe, from the
-    /// directory (cached); none without a directory.
-    async fn fetch_entities(
-        &self,
-        snapshot: &PolicySnapshot,
-        erasure: &ErasureRequest,
-    ) -> Result<Vec<serde_json::Value>, DirectoryError> {
-        let Some(directory) = &self.directory else {
-            return Ok(Vec::new());
-        };
-        let mut wanted: Vec<&Target> = erasure
-            .targets
-            .iter()
-            .filter(|t| !snapshot.has_entity(&t.entity_type, &t.id))
-            .collect();
-        wanted.sort_by(|a, b| (&a.entity_type, &a.id).cmp(&(&b.entity_type, &b.id)));
-        wanted.dedup();
-        let lookups = wanted
-            .iter()
-            .map(|t| directory.entity(&t.entity_type, &t.id));
-        let found = futures_util::future::try_join_all(lookups).await?;
-        Ok(found
-            .into_iter()
-            .flatten()
-            .map(|entity| entity.as_ref().clone())
-            .collect())
-    }
-}
-
-/// The Cedar context of an erasure call: the vendor's own fields (workspace,
-/// bots, …) and what the gateway knows about the connection and credential.
-fn cedar_context(
-    profile: &VendorProfile,
-    erasure: &ErasureRequest,
-    credential: &Credential,
-    conn: &ConnInfo,
-) -> serde_json::Value {
-    let mut context = erasure.context.clone();
-    context.insert("vendor".into(), profile.name.clone().into());
-    context.insert("target_count".into(), erasure.targets.len().into());
-    context.insert("client_ip".into(), conn.client_addr.ip().to_string().into());
-    context.insert("client_cert".into(), conn.client_cert.is_some().into());
-    if let Some(cert) = &conn.client_cert {
-        context.insert("client_cert_subject".into(), cert.subject.clone().into());
-    }
-    context.insert(
-        "credential".into(),
-        serde_json::json!({
-            "kind": credential.kind.as_str(),
-            "fingerprint": credential.fingerprint,
-        }),
-    );
-    serde_json::Value::Object(context)
 }
 
 /// The vendor's own id for the call, from a header or a small JSON body
@@ -548,6 +454,27 @@ async fn vendor_request_id(
         }
         Err(_) => (Response::from_parts(parts, full(bytes::Bytes::new())), None),
     }
+}
+
+fn log_decision(
+    profile: &VendorProfile,
+    request_id: &HeaderValue,
+    evaluation: &Evaluation,
+    marker: &str,
+) {
+    tracing::info!(
+        target: "erasure_gateway::decision",
+        request_id = ?request_id,
+        erasure.vendor = %profile.name,
+        erasure.decision = marker,
+        erasure.targets = evaluation.targets().len(),
+        erasure.policies = ?evaluation.decision.as_ref().map(Decision::policies),
+        erasure.refusal = evaluation.refusal.as_ref().map(Refusal::error_type),
+        caller.id = evaluation.caller.as_ref().map(|c| c.id.as_str()),
+        credential.kind = evaluation.credential.kind.as_str(),
+        policy.version = %evaluation.policy_version,
+        "erasure call decided"
+    );
 }
 
 fn log_refusal(profile: &VendorProfile, request_id: &HeaderValue, refusal: &Refusal) {

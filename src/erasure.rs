@@ -1,0 +1,195 @@
+//! Evaluating one erasure call: strict parse → identify the caller → fetch
+//! entities → Cedar. No forwarding and no trail: the live pipeline, `policy
+//! test`, `explain` and `/v1/authorize` all run this same path.
+
+use serde_json::Value;
+
+use crate::authz::{Decision, DecisionInput, PolicySnapshot, Principal};
+use crate::directory::{Directory, DirectoryError};
+use crate::identity::{Caller, Identifier};
+use crate::response::Refusal;
+use crate::server::ConnInfo;
+use crate::vendor::{
+    self, Credential, CredentialKind, ErasureCall, ErasureRequest, RequestHead, Target,
+    VendorProfile,
+};
+
+/// What the evaluation found; `refusal` is set when the call must not be
+/// forwarded in enforce mode.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The credential's kind and fingerprint (never the token).
+    pub credential: Credential,
+    /// The parsed call, when parsing succeeded.
+    pub erasure: Option<ErasureRequest>,
+    /// The caller, once identified.
+    pub caller: Option<Caller>,
+    /// The Cedar context, once built.
+    pub context: Option<Value>,
+    /// Cedar's decision, when reached.
+    pub decision: Option<Decision>,
+    /// Why the call is refused before or by the decision.
+    pub refusal: Option<Refusal>,
+    /// The policy-set version used.
+    pub policy_version: String,
+}
+
+impl Evaluation {
+    /// The targets named by the call (none when it did not parse).
+    pub fn targets(&self) -> &[Target] {
+        self.erasure.as_ref().map_or(&[], |e| &e.targets)
+    }
+}
+
+/// Identity and entity sources for evaluations.
+#[derive(Debug)]
+pub struct Evaluator {
+    identifier: Identifier,
+    directory: Option<Directory>,
+}
+
+impl Evaluator {
+    /// An evaluator over a caller table and an optional entity directory.
+    pub fn new(identifier: Identifier, directory: Option<Directory>) -> Self {
+        Self {
+            identifier,
+            directory,
+        }
+    }
+
+    /// Evaluates an erasure call whose body has been read. With `caller`,
+    /// that caller is used instead of identifying one from the credential
+    /// (for described requests in policy tests).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn evaluate(
+        &self,
+        profile: &VendorProfile,
+        call: &ErasureCall,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        conn: &ConnInfo,
+        snapshot: &PolicySnapshot,
+        caller: Option<Caller>,
+    ) -> Evaluation {
+        let mut evaluation = Evaluation {
+            credential: vendor::credential(profile, head.headers),
+            erasure: None,
+            caller: None,
+            context: None,
+            decision: None,
+            refusal: None,
+            policy_version: snapshot.version().to_owned(),
+        };
+        let erasure = match vendor::parse(profile, call, head, body) {
+            Ok(erasure) => erasure,
+            Err(e) => {
+                evaluation.refusal = Some(Refusal::Invalid(e.to_string()));
+                return evaluation;
+            }
+        };
+        let caller = match caller {
+            Some(caller) => caller,
+            None => {
+                let credential = &evaluation.credential;
+                match self
+                    .identifier
+                    .identify(credential.token(), credential.kind == CredentialKind::Jwt)
+                {
+                    Ok(caller) => caller,
+                    Err(e) => {
+                        evaluation.erasure = Some(erasure);
+                        evaluation.refusal = Some(Refusal::Unauthenticated(e.to_string()));
+                        return evaluation;
+                    }
+                }
+            }
+        };
+        let extra_entities = match self.fetch_entities(snapshot, &erasure).await {
+            Ok(entities) => entities,
+            Err(e) => {
+                tracing::warn!(error = %e, "entity directory failed");
+                evaluation.erasure = Some(erasure);
+                evaluation.caller = Some(caller);
+                evaluation.refusal = Some(Refusal::EntitiesUnavailable);
+                return evaluation;
+            }
+        };
+        let context = cedar_context(profile, &erasure, &evaluation.credential, conn);
+        let decision = snapshot.decide(&DecisionInput {
+            principal: Principal {
+                id: &caller.id,
+                roles: &caller.roles,
+            },
+            namespace: &erasure.namespace,
+            action: &erasure.action,
+            targets: &erasure.targets,
+            context: context.clone(),
+            extra_entities,
+        });
+        if !decision.allowed {
+            evaluation.refusal = Some(Refusal::Denied {
+                policies: decision.policies().into_iter().map(str::to_owned).collect(),
+                reasons: decision.reasons.clone(),
+            });
+        }
+        evaluation.erasure = Some(erasure);
+        evaluation.caller = Some(caller);
+        evaluation.context = Some(context);
+        evaluation.decision = Some(decision);
+        evaluation
+    }
+
+    /// Entity data for targets the policy files do not describe, from the
+    /// directory (cached); none without a directory.
+    async fn fetch_entities(
+        &self,
+        snapshot: &PolicySnapshot,
+        erasure: &ErasureRequest,
+    ) -> Result<Vec<Value>, DirectoryError> {
+        let Some(directory) = &self.directory else {
+            return Ok(Vec::new());
+        };
+        let mut wanted: Vec<&Target> = erasure
+            .targets
+            .iter()
+            .filter(|t| !snapshot.has_entity(&t.entity_type, &t.id))
+            .collect();
+        wanted.sort_by(|a, b| (&a.entity_type, &a.id).cmp(&(&b.entity_type, &b.id)));
+        wanted.dedup();
+        let lookups = wanted
+            .iter()
+            .map(|t| directory.entity(&t.entity_type, &t.id));
+        let found = futures_util::future::try_join_all(lookups).await?;
+        Ok(found
+            .into_iter()
+            .flatten()
+            .map(|entity| entity.as_ref().clone())
+            .collect())
+    }
+}
+
+/// The Cedar context of an erasure call: the vendor's own fields (workspace,
+/// bots, …) and what the gateway knows about the connection and credential.
+fn cedar_context(
+    profile: &VendorProfile,
+    erasure: &ErasureRequest,
+    credential: &Credential,
+    conn: &ConnInfo,
+) -> Value {
+    let mut context = erasure.context.clone();
+    context.insert("vendor".into(), profile.name.clone().into());
+    context.insert("target_count".into(), erasure.targets.len().into());
+    context.insert("client_ip".into(), conn.client_addr.ip().to_string().into());
+    context.insert("client_cert".into(), conn.client_cert.is_some().into());
+    if let Some(cert) = &conn.client_cert {
+        context.insert("client_cert_subject".into(), cert.subject.clone().into());
+    }
+    context.insert(
+        "credential".into(),
+        serde_json::json!({
+            "kind": credential.kind.as_str(),
+            "fingerprint": credential.fingerprint,
+        }),
+    );
+    Value::Object(context)
+}
