@@ -132,6 +132,7 @@ pub struct PolicySnapshot {
     policies: PolicySet,
     entities: Entities,
     policy_files: BTreeMap<String, PathBuf>,
+    warnings: Vec<SourceError>,
 }
 
 /// The caller, as a Cedar principal.
@@ -341,6 +342,20 @@ impl PolicySnapshot {
         if !errors.is_empty() {
             return Err(PolicyErrors(errors));
         }
+        // Warnings do not stop a load; `policy validate` shows them (e.g. a
+        // policy that can never apply to any action of the schema).
+        let warnings: Vec<SourceError> = validation
+            .validation_warnings()
+            .map(|w| {
+                let id = w.policy_id().to_string();
+                let mut warning = match sources.get(&id) {
+                    Some((path, text)) => SourceError::from_diagnostic(path, text, w),
+                    None => SourceError::new(schema_path, diagnostic_message(w)),
+                };
+                warning.policy_id = Some(id);
+                warning
+            })
+            .collect();
 
         let entities = match entities {
             None => Entities::empty(),
@@ -372,6 +387,7 @@ impl PolicySnapshot {
             policies: combined,
             entities,
             policy_files,
+            warnings,
         })
     }
 
@@ -388,6 +404,16 @@ impl PolicySnapshot {
     /// Whether the policy files describe this entity.
     pub fn has_entity(&self, entity_type: &str, id: &str) -> bool {
         uid(entity_type, id).is_ok_and(|uid| self.entities.get(&uid).is_some())
+    }
+
+    /// Validation warnings: policies that load but look wrong.
+    pub fn warnings(&self) -> &[SourceError] {
+        &self.warnings
+    }
+
+    /// The file each policy came from, by `@id`.
+    pub fn policy_file(&self, id: &str) -> Option<&Path> {
+        self.policy_files.get(id).map(PathBuf::as_path)
     }
 
     /// The schema policies are validated against.

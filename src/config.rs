@@ -512,7 +512,11 @@ impl Config {
             .transpose()
     }
 
-    fn profile_named(&self, name: &str) -> Result<VendorProfile, String> {
+    /// A vendor profile by name: a `[[profile]]`, else a built-in.
+    ///
+    /// # Errors
+    /// No profile has that name (the message lists the known ones).
+    pub fn profile_named(&self, name: &str) -> Result<VendorProfile, String> {
         if let Some(profile) = self.profile.iter().find(|p| p.name == name) {
             return Ok(profile.clone());
         }

@@ -41,6 +41,15 @@ impl Evaluation {
     }
 }
 
+/// What a described request supplies instead of the live sources.
+#[derive(Debug, Clone, Default)]
+pub struct Given {
+    /// Use this caller instead of identifying one from the credential.
+    pub caller: Option<Caller>,
+    /// Add these entities (Cedar entity JSON) to the policy files' ones.
+    pub entities: Vec<Value>,
+}
+
 /// Identity and entity sources for evaluations.
 #[derive(Debug)]
 pub struct Evaluator {
@@ -57,9 +66,10 @@ impl Evaluator {
         }
     }
 
-    /// Evaluates an erasure call whose body has been read. With `caller`,
-    /// that caller is used instead of identifying one from the credential
-    /// (for described requests in policy tests).
+    /// Evaluates an erasure call whose body has been read. `given` replaces
+    /// parts of the evaluation for described requests (policy tests,
+    /// `explain`): a caller instead of identifying one from the credential,
+    /// and extra entities.
     #[allow(clippy::too_many_arguments)]
     pub async fn evaluate(
         &self,
@@ -69,8 +79,9 @@ impl Evaluator {
         body: &[u8],
         conn: &ConnInfo,
         snapshot: &PolicySnapshot,
-        caller: Option<Caller>,
+        given: Given,
     ) -> Evaluation {
+        let caller = given.caller;
         let mut evaluation = Evaluation {
             credential: vendor::credential(profile, head.headers),
             erasure: None,
@@ -105,7 +116,10 @@ impl Evaluator {
             }
         };
         let extra_entities = match self.fetch_entities(snapshot, &erasure).await {
-            Ok(entities) => entities,
+            Ok(mut entities) => {
+                entities.extend(given.entities);
+                entities
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "entity directory failed");
                 evaluation.erasure = Some(erasure);

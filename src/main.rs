@@ -58,6 +58,33 @@ SIGTERM or SIGINT stops accepting, lets in-flight requests finish within\n\
         #[arg(long, short, value_name = "FILE", env = "ERASURE_GATEWAY_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Check, test and format the Cedar policies (for security teams).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Decide a described request offline and say why.
+    #[command(after_help = "Examples:\n  \
+erasure-gateway explain --request owner.toml\n  \
+echo '{\"vendor\":\"botpenguin\",\"method\":\"DELETE\",\"path\":\"/customer/c-1\"}' | erasure-gateway explain --request -\n\n\
+A described request (TOML, or JSON starting with `{`):\n  \
+vendor = \"kore\"                      # profile: seam, kore, botpenguin, or a [[profile]]\n  \
+method = \"DELETE\"\n  \
+path = \"/api/public/bot/eraseUsersData\"   # as the vendor sees it, with ?query if any\n  \
+headers = { auth = \"…\" }             # the credential is identified with [[caller]]/[jwt]…\n  \
+caller = { id = \"ops\", roles = [\"privacy-officer\"] }   # …unless a caller is given\n  \
+json = { userIds = [\"owner@example.com\"] }   # or body = '…' for exact bytes\n  \
+entities = [ … ]                     # extra Cedar entities for this request\n\n\
+Uses the config's policies, callers, JWT settings, profiles and entity directory.")]
+    Explain {
+        /// Gateway configuration (policies dir, callers, profiles, directory).
+        #[arg(long, short, value_name = "FILE", env = "ERASURE_GATEWAY_CONFIG")]
+        config: Option<PathBuf>,
+        /// The described request, or `-` for standard input.
+        #[arg(long, value_name = "FILE")]
+        request: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
     /// Read, verify and sign the decision trail (for audit reviewers).
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -180,6 +207,55 @@ erasure-gateway audit verify audit/ --checkpoint head.json --public-key audit-si
     },
 }
 
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Parse and strictly validate every policy, the schema and entities.json.
+    #[command(
+        after_help = "Example:\n  erasure-gateway policy validate --policies policies/\n\n\
+Errors are printed as file:line:col with the policy id and the offending line;\n\
+warnings flag policies that load but can never apply. Exit 0 valid, 1 not."
+    )]
+    Validate {
+        /// The policy directory.
+        #[arg(long, default_value = "policies", value_name = "DIR")]
+        policies: PathBuf,
+    },
+    /// Run the cases in DIR/tests/*.toml through the gateway's decision path.
+    #[command(
+        after_help = "Example:\n  erasure-gateway policy test --policies policies/\n\n\
+A case file holds [[case]] tables: name, request (see `explain --help`) and\n\
+expect = { decision = \"allow\" | \"deny\" | \"pass-through\", policies = [ids], reason = \"phrase\" }.\n\
+Prints each failing case with expected vs actual, then `N passed, M failed`;\n\
+exit 1 on any failure."
+    )]
+    Test {
+        /// The policy directory (cases in its tests/ folder).
+        #[arg(long, default_value = "policies", value_name = "DIR")]
+        policies: PathBuf,
+        /// Configuration with the [[profile]]s custom vendors use.
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Format the *.cedar files with Cedar's own formatter.
+    #[command(
+        after_help = "Examples:\n  erasure-gateway policy fmt\n  erasure-gateway policy fmt --check   # exit 1 if a file would change"
+    )]
+    Fmt {
+        /// The policy directory.
+        #[arg(long, default_value = "policies", value_name = "DIR")]
+        policies: PathBuf,
+        /// Change nothing; exit 1 when a file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TextOrJson {
+    Text,
+    Json,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum DecisionArg {
     Allow,
@@ -217,8 +293,219 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
         Command::Audit(command) => audit::run(command),
+        Command::Policy(command) => policy::run(command),
+        Command::Explain {
+            config,
+            request,
+            format,
+        } => policy::explain(config.as_deref(), &request, format),
         Command::Certs(CertsCommand::Dev { out }) => certs_dev(&out),
         Command::Healthcheck { config, url } => healthcheck(config.as_deref(), url),
+    }
+}
+
+mod policy {
+    //! `policy …` and `explain`: the security team's tools.
+    use std::path::Path;
+    use std::process::ExitCode;
+
+    use erasure_gateway::authz::PolicySnapshot;
+    use erasure_gateway::config::Config;
+    use erasure_gateway::described::DescribedRequest;
+    use erasure_gateway::directory::Directory;
+    use erasure_gateway::erasure::Evaluator;
+    use erasure_gateway::identity::Identifier;
+    use erasure_gateway::policy_test;
+
+    use super::{load_config, runtime, PolicyCommand, TextOrJson, EXIT_CHECK_FAILED, EXIT_USAGE};
+
+    fn usage(message: impl std::fmt::Display) -> ExitCode {
+        eprintln!("erasure-gateway: {message}");
+        ExitCode::from(EXIT_USAGE)
+    }
+
+    pub(super) fn run(command: PolicyCommand) -> ExitCode {
+        match command {
+            PolicyCommand::Validate { policies } => validate(&policies),
+            PolicyCommand::Test { policies, config } => test(&policies, config.as_deref()),
+            PolicyCommand::Fmt { policies, check } => fmt(&policies, check),
+        }
+    }
+
+    fn validate(dir: &Path) -> ExitCode {
+        match PolicySnapshot::load(dir) {
+            Ok(snapshot) => {
+                for warning in snapshot.warnings() {
+                    println!("warning: {warning}");
+                }
+                println!(
+                    "OK {} policies in {} ({}), {} warning(s)",
+                    snapshot.policy_ids().count(),
+                    dir.display(),
+                    snapshot.version(),
+                    snapshot.warnings().len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for error in &errors.0 {
+                    println!("error: {error}");
+                }
+                println!("{} error(s)", errors.0.len());
+                ExitCode::from(super::EXIT_CHECK_FAILED)
+            }
+        }
+    }
+
+    fn test(dir: &Path, config: Option<&Path>) -> ExitCode {
+        let config = match load_config(config) {
+            Ok(config) => config,
+            Err(code) => return code,
+        };
+        let snapshot = match PolicySnapshot::load(dir) {
+            Ok(snapshot) => snapshot,
+            Err(errors) => {
+                println!("{errors}");
+                return ExitCode::from(EXIT_CHECK_FAILED);
+            }
+        };
+        let cases = match policy_test::load_cases(dir) {
+            Ok(cases) => cases,
+            Err(e) => return usage(e),
+        };
+        let identifier = match Identifier::new(&[], None) {
+            Ok(identifier) => identifier,
+            Err(e) => return usage(e),
+        };
+        let evaluator = Evaluator::new(identifier, None);
+        let results = match runtime() {
+            Ok(rt) => rt.block_on(policy_test::run(&cases, &snapshot, &evaluator, |name| {
+                config.profile_named(name).ok()
+            })),
+            Err(e) => return usage(format!("{e:#}")),
+        };
+        let mut failed = 0;
+        for result in &results {
+            if let Some(why) = &result.failure {
+                failed += 1;
+                println!("FAIL {}: {}\n    {why}", result.file.display(), result.name);
+            }
+        }
+        println!("{} passed, {failed} failed", results.len() - failed);
+        if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_CHECK_FAILED)
+        }
+    }
+
+    fn fmt(dir: &Path, check: bool) -> ExitCode {
+        let files = match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                let mut files: Vec<_> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "cedar"))
+                    .collect();
+                files.sort();
+                files
+            }
+            Err(e) => return usage(format!("{}: {e}", dir.display())),
+        };
+        let config = cedar_policy_formatter::Config::default();
+        let mut unformatted = 0;
+        for file in files {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(e) => return usage(format!("{}: {e}", file.display())),
+            };
+            let pretty = match cedar_policy_formatter::policies_str_to_pretty(&text, &config) {
+                Ok(pretty) => pretty,
+                Err(e) => {
+                    println!("error: {}: {e}", file.display());
+                    return ExitCode::from(EXIT_CHECK_FAILED);
+                }
+            };
+            if pretty == text {
+                continue;
+            }
+            unformatted += 1;
+            if check {
+                println!("would reformat {}", file.display());
+            } else if let Err(e) = std::fs::write(&file, pretty) {
+                return usage(format!("{}: {e}", file.display()));
+            } else {
+                println!("formatted {}", file.display());
+            }
+        }
+        if check && unformatted > 0 {
+            ExitCode::from(EXIT_CHECK_FAILED)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+
+    pub(super) fn explain(config: Option<&Path>, request: &Path, format: TextOrJson) -> ExitCode {
+        let config: Config = match load_config(config) {
+            Ok(config) => config,
+            Err(code) => return code,
+        };
+        let text = if request == Path::new("-") {
+            let mut text = String::new();
+            match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                Ok(_) => text,
+                Err(e) => return usage(format!("stdin: {e}")),
+            }
+        } else {
+            match std::fs::read_to_string(request) {
+                Ok(text) => text,
+                Err(e) => return usage(format!("{}: {e}", request.display())),
+            }
+        };
+        let described = match DescribedRequest::parse(&text) {
+            Ok(described) => described,
+            Err(e) => return usage(format!("{}: {e}", request.display())),
+        };
+        let profile = match config.profile_named(&described.vendor) {
+            Ok(profile) => profile,
+            Err(e) => return usage(e),
+        };
+        let snapshot = match PolicySnapshot::load(&config.policies.dir) {
+            Ok(snapshot) => snapshot,
+            Err(errors) => return usage(errors),
+        };
+        let identifier = match Identifier::new(&config.caller, config.jwt.as_ref()) {
+            Ok(identifier) => identifier,
+            Err(e) => return usage(e),
+        };
+        let explained = runtime().map_err(|e| format!("{e:#}")).and_then(|rt| {
+            rt.block_on(async {
+                let directory = config
+                    .policies
+                    .directory()
+                    .map(|d| Directory::new(&d))
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
+                let evaluator = Evaluator::new(identifier, directory);
+                described
+                    .explain(&profile, &evaluator, &snapshot)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        });
+        match explained {
+            Ok(explanation) => {
+                match format {
+                    TextOrJson::Text => print!("{}", explanation.render()),
+                    TextOrJson::Json => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&explanation).unwrap_or_default()
+                    ),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage(e),
+        }
     }
 }
 

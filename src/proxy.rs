@@ -23,7 +23,7 @@ use http_body_util::{LengthLimitError, Limited};
 use crate::authz::{Decision, PolicySnapshot};
 use crate::config::{Config, Mode, Passthrough};
 use crate::directory::Directory;
-use crate::erasure::{Evaluation, Evaluator};
+use crate::erasure::{Evaluation, Evaluator, Given};
 use crate::forward::{self, Upstream};
 use crate::identity::Identifier;
 use crate::metrics::Metrics;
@@ -280,7 +280,15 @@ impl Gateway {
         };
         let evaluation = self
             .evaluator
-            .evaluate(profile, call, &head, &bytes, conn, &snapshot, None)
+            .evaluate(
+                profile,
+                call,
+                &head,
+                &bytes,
+                conn,
+                &snapshot,
+                Given::default(),
+            )
             .await;
         let Some(decision) = &evaluation.decision else {
             return self

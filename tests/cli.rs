@@ -393,3 +393,149 @@ async fn the_running_binary_decides_each_vendors_erasure_calls() {
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
     reader.join().unwrap();
 }
+
+fn copy_policies(name: &str) -> PathBuf {
+    let dir = support::unique_temp_dir(name);
+    let shipped = std::path::Path::new(support::POLICIES);
+    std::fs::create_dir_all(dir.join("tests")).unwrap();
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    for entry in std::fs::read_dir(shipped.join("tests")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join("tests").join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_shipped_policy_tests_pass_and_the_policies_are_formatted() {
+    let out = binary()
+        .args(["policy", "test", "--policies", support::POLICIES])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with("passed, 0 failed"), "{stdout}");
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 15, "{stdout}");
+
+    let out = binary()
+        .args(["policy", "validate", "--policies", support::POLICIES])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = binary()
+        .args(["policy", "fmt", "--check", "--policies", support::POLICIES])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_failing_policy_test_case_exits_1_and_says_which_and_why() {
+    let dir = copy_policies("failing-case");
+    std::fs::write(
+        dir.join("tests/wrong.toml"),
+        r#"[[case]]
+name = "an account owner is (wrongly) expected to be erased"
+request = { vendor = "kore", method = "DELETE", path = "/api/public/bot/eraseUsersData", json = { userIds = ["owner@example.com"] }, caller = { id = "ops", roles = ["privacy-officer"] } }
+expect = { decision = "allow", policies = ["privacy-officers-may-erase"] }
+"#,
+    )
+    .unwrap();
+    let out = binary()
+        .args(["policy", "test", "--policies"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("wrongly"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("decision: expected allow, got deny"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("kore-never-erase-account-owners"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().last().unwrap().ends_with("passed, 1 failed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn policy_validate_names_file_line_and_policy_and_exits_1() {
+    let dir = copy_policies("invalid");
+    std::fs::write(
+        dir.join("typo.cedar"),
+        "@id(\"typo\")\nforbid (principal, action, resource)\nwhen { context.target_cont > 1 };\n",
+    )
+    .unwrap();
+    let out = binary()
+        .args(["policy", "validate", "--policies"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("typo.cedar:3:"), "{stdout}");
+    assert!(stdout.contains("policy `typo`"), "{stdout}");
+    assert!(
+        stdout.contains("when { context.target_cont > 1 };"),
+        "the source line is shown: {stdout}"
+    );
+}
+
+#[test]
+fn explain_says_why_a_described_request_is_denied() {
+    let mut child = binary()
+        .args(["explain", "--format", "json", "--request", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .env(
+            "ERASURE_GATEWAY_CONFIG",
+            temp_file(
+                "explain.toml",
+                &format!("[policies]\ndir = \"{}\"\n", support::POLICIES),
+            ),
+        )
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"vendor":"kore","method":"DELETE","path":"/api/public/bot/eraseUsersData","json":{"userIds":["u-codev-0001"]},"caller":{"id":"ops","roles":["privacy-officer"]}}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["decision"], "deny");
+    assert_eq!(
+        json["targets"][0]["policies"][0],
+        "kore-never-erase-bot-developers"
+    );
+    assert_eq!(json["context"]["vendor"], "kore");
+    assert_eq!(json["refusal"]["status"], 403);
+}
