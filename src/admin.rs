@@ -11,12 +11,16 @@ use std::time::Duration;
 
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use sha2::Digest as _;
 use tokio::net::TcpListener;
 
+use crate::described::DescribedRequest;
 use crate::metrics::Metrics;
+use crate::proxy::Gateway;
 use crate::request_id;
 use crate::response::{full, json_response};
 use crate::trail::Trail;
@@ -31,8 +35,10 @@ pub struct AdminState {
     pub ready: AtomicBool,
     /// The decision trail, whose health readiness includes.
     pub trail: Option<Trail>,
-    /// The policy-set version in force.
-    pub policy_version: String,
+    /// The gateway: policies in force, reload, authorize.
+    pub gateway: Arc<Gateway>,
+    /// SHA-256 of the admin token; mutating calls need the token when set.
+    pub token_sha256: Option<String>,
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
@@ -65,7 +71,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, &request)) }
+                async move { Ok::<_, Infallible>(handle(&state, request).await) }
             });
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -75,8 +81,11 @@ pub async fn serve(
 }
 
 /// Answers one admin request.
-pub fn handle(state: &AdminState, request: &Request<Incoming>) -> Response<Body> {
+pub async fn handle(state: &AdminState, request: Request<Incoming>) -> Response<Body> {
     let request_id = request_id::take_or_make(request.headers());
+    if request.method() == Method::POST {
+        return post(state, request, &request_id).await;
+    }
     let path = request.uri().path();
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return json_response(
@@ -95,6 +104,8 @@ pub fn handle(state: &AdminState, request: &Request<Incoming>) -> Response<Body>
             let serving = state.ready.load(Ordering::Acquire);
             let trail = state.trail.as_ref().is_none_or(Trail::healthy);
             let ready = serving && trail;
+            let reloads = state.gateway.reload_state();
+            let time = |t: std::time::SystemTime| humantime::format_rfc3339_seconds(t).to_string();
             let (status, word) = if ready {
                 (StatusCode::OK, "ready")
             } else {
@@ -109,7 +120,11 @@ pub fn handle(state: &AdminState, request: &Request<Incoming>) -> Response<Body>
                         "policies_loaded": true,
                         "trail_writable": trail,
                     },
-                    "policy_version": state.policy_version,
+                    "policy_version": state.gateway.policies().version(),
+                    "last_reload": reloads.last_success.map(time),
+                    "last_reload_failure": reloads.last_failure.map(|(t, e)| {
+                        serde_json::json!({"time": time(t), "error": e})
+                    }),
                 }),
                 &request_id,
             )
@@ -137,6 +152,103 @@ pub fn handle(state: &AdminState, request: &Request<Incoming>) -> Response<Body>
             &request_id,
         ),
     }
+}
+
+/// `POST /v1/reload` and `POST /v1/authorize`.
+async fn post(
+    state: &AdminState,
+    request: Request<Incoming>,
+    request_id: &HeaderValue,
+) -> Response<Body> {
+    let error = |status: StatusCode, code: &str, message: &str| {
+        json_response(
+            status,
+            &serde_json::json!({"error": {"code": code, "message": message}}),
+            request_id,
+        )
+    };
+    match request.uri().path() {
+        "/v1/reload" => {
+            if !authorized(state, request.headers()) {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "this call needs the admin token: Authorization: Bearer <token>",
+                );
+            }
+            match crate::reload::reload(state.gateway.clone()).await {
+                Ok(reloaded) => json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "status": "reloaded",
+                        "policy_version": reloaded.version,
+                        "previous_version": reloaded.previous,
+                    }),
+                    request_id,
+                ),
+                Err(errors) => json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &serde_json::json!({
+                        "status": "refused",
+                        "policy_version": state.gateway.policies().version(),
+                        "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    }),
+                    request_id,
+                ),
+            }
+        }
+        "/v1/authorize" => {
+            let body = match Limited::new(request.into_body(), 1024 * 1024)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        "the body could not be read (at most 1 MiB)",
+                    )
+                }
+            };
+            let described: DescribedRequest = match serde_json::from_slice(&body) {
+                Ok(described) => described,
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        &format!("not a described request: {e}"),
+                    )
+                }
+            };
+            match state.gateway.authorize(&described).await {
+                Ok(explanation) => json_response(
+                    StatusCode::OK,
+                    &serde_json::to_value(&explanation).unwrap_or_default(),
+                    request_id,
+                ),
+                Err(e) => error(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()),
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
+    }
+}
+
+/// Whether the request carries the admin token (always, when none is set).
+fn authorized(state: &AdminState, headers: &http::HeaderMap) -> bool {
+    let Some(expected) = &state.token_sha256 else {
+        return true;
+    };
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| {
+            // Comparing digests, not tokens: timing reveals nothing an
+            // attacker could steer towards the token.
+            hex::encode(sha2::Sha256::digest(token.trim().as_bytes()))
+                .eq_ignore_ascii_case(expected)
+        })
 }
 
 /// Asks a running gateway's `/healthz` (the container health check).

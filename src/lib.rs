@@ -18,6 +18,7 @@ pub mod identity;
 pub mod metrics;
 pub mod policy_test;
 pub mod proxy;
+pub mod reload;
 pub mod request_id;
 pub mod response;
 pub mod route;
@@ -158,12 +159,19 @@ pub async fn run(
         )?)),
         _ => None,
     };
+    metrics.policy_reloaded(
+        "",
+        gateway.policies().version(),
+        std::time::SystemTime::now(),
+    );
     let admin_state = Arc::new(admin::AdminState {
         metrics,
         ready: true.into(),
         trail: Some(trail),
-        policy_version: gateway.policies().version().to_owned(),
+        gateway: gateway.clone(),
+        token_sha256: config.admin.token_sha256.clone(),
     });
+    let _watcher = reload::watch(gateway.clone(), &config.policies.dir);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

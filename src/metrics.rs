@@ -36,6 +36,20 @@ pub struct DecisionLabels {
     pub decision: &'static str,
 }
 
+/// Labels of the policy-set version gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    /// The policy-set version.
+    pub version: String,
+}
+
+/// Labels of reload outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
 type HistogramFamily = Family<UpstreamLabels, Histogram, fn() -> Histogram>;
 
 /// The gateway's metrics and the registry that renders them.
@@ -47,6 +61,10 @@ pub struct Metrics {
     in_flight: Gauge,
     decisions: Family<DecisionLabels, Counter>,
     trail_errors: Counter,
+    policy_version: Family<VersionLabels, Gauge>,
+    reloads: Family<ReloadLabels, Counter>,
+    last_reload_success: Gauge,
+    last_reload_failure: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -94,6 +112,30 @@ impl Metrics {
             "Trail records that could not be made durable",
             trail_errors.clone(),
         );
+        let policy_version = Family::<VersionLabels, Gauge>::default();
+        registry.register(
+            "policy_version_info",
+            "The policy-set version in force (value 1)",
+            policy_version.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Policy reloads, by result",
+            reloads.clone(),
+        );
+        let last_reload_success = Gauge::default();
+        registry.register(
+            "policy_last_reload_success_timestamp_seconds",
+            "When policies were last loaded successfully (Unix time)",
+            last_reload_success.clone(),
+        );
+        let last_reload_failure = Gauge::default();
+        registry.register(
+            "policy_last_reload_failure_timestamp_seconds",
+            "When a policy reload was last refused (Unix time; 0 never)",
+            last_reload_failure.clone(),
+        );
         Self {
             registry,
             requests,
@@ -101,6 +143,10 @@ impl Metrics {
             in_flight,
             decisions,
             trail_errors,
+            policy_version,
+            reloads,
+            last_reload_success,
+            last_reload_failure,
         }
     }
 
@@ -145,6 +191,32 @@ impl Metrics {
         self.trail_errors.inc();
     }
 
+    /// Records a successful policy load (at start or a reload).
+    pub fn policy_reloaded(&self, previous: &str, version: &str, at: std::time::SystemTime) {
+        if previous != version {
+            self.policy_version.remove(&VersionLabels {
+                version: previous.to_owned(),
+            });
+        }
+        self.policy_version
+            .get_or_create(&VersionLabels {
+                version: version.to_owned(),
+            })
+            .set(1);
+        self.reloads
+            .get_or_create(&ReloadLabels { result: "ok" })
+            .inc();
+        self.last_reload_success.set(unix_seconds(at));
+    }
+
+    /// Records a refused policy reload.
+    pub fn policy_reload_failed(&self, at: std::time::SystemTime) {
+        self.reloads
+            .get_or_create(&ReloadLabels { result: "error" })
+            .inc();
+        self.last_reload_failure.set(unix_seconds(at));
+    }
+
     /// Marks a request as started; the guard marks it finished when dropped.
     pub fn in_flight(&self) -> InFlight {
         self.in_flight.inc();
@@ -160,6 +232,11 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
     }
+}
+
+fn unix_seconds(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Decrements the in-flight gauge when dropped.

@@ -6,8 +6,9 @@
 //! Every answer carries `x-request-id`.
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
 
 use http::header::HeaderValue;
 use http::{Request, Response};
@@ -20,8 +21,9 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use arc_swap::ArcSwap;
 use http_body_util::{LengthLimitError, Limited};
 
-use crate::authz::{Decision, PolicySnapshot};
+use crate::authz::{Decision, PolicyErrors, PolicySnapshot};
 use crate::config::{Config, Mode, Passthrough};
+use crate::described::{DescribeError, DescribedRequest, Explanation};
 use crate::directory::Directory;
 use crate::erasure::{Evaluation, Evaluator, Given};
 use crate::forward::{self, Upstream};
@@ -47,10 +49,31 @@ pub struct Gateway {
     max_body_bytes: usize,
     policies: ArcSwap<PolicySnapshot>,
     evaluator: Evaluator,
+    profiles: Vec<VendorProfile>,
+    policy_dir: PathBuf,
+    reloads: Mutex<ReloadState>,
     trail: Trail,
     pseudonyms: Option<PseudonymKey>,
     limit: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+}
+
+/// The outcome of a successful reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The version replaced.
+    pub previous: String,
+    /// The version now in force.
+    pub version: String,
+}
+
+/// Reload history for `/readyz`.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadState {
+    /// The last successful reload.
+    pub last_success: Option<SystemTime>,
+    /// The last refused reload and why.
+    pub last_failure: Option<(SystemTime, String)>,
 }
 
 /// An upstream with the vendor profile that recognises its erasure calls.
@@ -106,6 +129,14 @@ impl Gateway {
             max_body_bytes: config.proxy.max_body_bytes,
             policies: ArcSwap::from_pointee(policies),
             evaluator: Evaluator::new(identifier, directory),
+            profiles: config
+                .profile
+                .iter()
+                .cloned()
+                .chain(vendor::builtins().unwrap_or_default())
+                .collect(),
+            policy_dir: config.policies.dir.clone(),
+            reloads: Mutex::new(ReloadState::default()),
             trail,
             pseudonyms: config
                 .audit
@@ -126,6 +157,63 @@ impl Gateway {
     /// The policy snapshot new requests are decided with.
     pub fn policies(&self) -> Arc<PolicySnapshot> {
         self.policies.load_full()
+    }
+
+    /// Loads the policy directory again and, only if the whole set parses
+    /// and validates, swaps it in atomically. Requests in flight finish on
+    /// the snapshot they started with. Blocking: file reads and Cedar
+    /// validation.
+    ///
+    /// # Errors
+    /// The new set is invalid; the one in force stays.
+    pub fn reload(&self) -> Result<Reloaded, PolicyErrors> {
+        let previous = self.policies.load().version().to_owned();
+        let now = SystemTime::now();
+        match PolicySnapshot::load(&self.policy_dir) {
+            Ok(snapshot) => {
+                let version = snapshot.version().to_owned();
+                self.policies.store(Arc::new(snapshot));
+                self.metrics.policy_reloaded(&previous, &version, now);
+                if let Ok(mut state) = self.reloads.lock() {
+                    state.last_success = Some(now);
+                }
+                if previous != version {
+                    tracing::info!(policy.version = %version, policy.previous = %previous, "policies reloaded");
+                }
+                Ok(Reloaded { previous, version })
+            }
+            Err(errors) => {
+                self.metrics.policy_reload_failed(now);
+                if let Ok(mut state) = self.reloads.lock() {
+                    state.last_failure = Some((now, errors.to_string()));
+                }
+                tracing::error!(errors = %errors, policy.version = %previous, "policy reload refused; the policies in force stay");
+                Err(errors)
+            }
+        }
+    }
+
+    /// When the policies were last reloaded, and the last refusal.
+    pub fn reload_state(&self) -> ReloadState {
+        self.reloads.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Decides a described request with the live policies, callers and
+    /// directory, without forwarding or recording it (`/v1/authorize`).
+    ///
+    /// # Errors
+    /// The vendor is unknown or the request cannot be built.
+    pub async fn authorize(
+        &self,
+        request: &DescribedRequest,
+    ) -> Result<Explanation, DescribeError> {
+        let profile = self
+            .profiles
+            .iter()
+            .find(|p| p.name == request.vendor)
+            .ok_or_else(|| DescribeError(format!("no vendor profile `{}`", request.vendor)))?;
+        let snapshot = self.policies.load_full();
+        request.explain(profile, &self.evaluator, &snapshot).await
     }
 
     /// Handles one request that has its id; never fails: errors become
