@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod policy_test;
 pub mod proxy;
 pub mod reload;
+pub mod replay;
 pub mod request_id;
 pub mod response;
 pub mod route;

@@ -236,6 +236,23 @@ exit 1 on any failure."
         #[arg(long, short, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Re-decide a recorded trail with a candidate policy set; list the flips.
+    #[command(after_help = "Example:\n  \
+erasure-gateway policy replay --trail audit/ --policies ./candidate-policies\n\n\
+Every decision Cedar made (not calls refused before it) is decided again with\n\
+the candidate set, from the principal, roles, action, targets and context the\n\
+trail recorded. Decisions that would change are listed, grouped by direction\n\
+(allow → deny, deny → allow) and by the policies responsible. Entities that\n\
+came from the directory at the time are not in the trail; pseudonymized\n\
+records are skipped. Exit 0 when nothing flips, 1 when something does.")]
+    Replay {
+        /// Trail files or directories, oldest first.
+        #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+        trail: Vec<PathBuf>,
+        /// The candidate policy directory.
+        #[arg(long, value_name = "DIR")]
+        policies: PathBuf,
+    },
     /// Format the *.cedar files with Cedar's own formatter.
     #[command(
         after_help = "Examples:\n  erasure-gateway policy fmt\n  erasure-gateway policy fmt --check   # exit 1 if a file would change"
@@ -329,6 +346,7 @@ mod policy {
             PolicyCommand::Validate { policies } => validate(&policies),
             PolicyCommand::Test { policies, config } => test(&policies, config.as_deref()),
             PolicyCommand::Fmt { policies, check } => fmt(&policies, check),
+            PolicyCommand::Replay { trail, policies } => replay(&trail, &policies),
         }
     }
 
@@ -396,6 +414,27 @@ mod policy {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(EXIT_CHECK_FAILED)
+        }
+    }
+
+    fn replay(trail: &[std::path::PathBuf], dir: &Path) -> ExitCode {
+        let candidate = match PolicySnapshot::load(dir) {
+            Ok(snapshot) => snapshot,
+            Err(errors) => {
+                println!("{errors}");
+                return ExitCode::from(EXIT_CHECK_FAILED);
+            }
+        };
+        match erasure_gateway::replay::replay(trail, &candidate) {
+            Ok(report) => {
+                print!("{}", report.render());
+                if report.flips.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(EXIT_CHECK_FAILED)
+                }
+            }
+            Err(e) => usage(e),
         }
     }
 

@@ -245,3 +245,84 @@ async fn post_v1_authorize_decides_without_forwarding() {
     assert!(vendor.received().is_empty());
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn replay_finds_exactly_the_flips_a_deliberate_change_introduces() {
+    let vendor = spawn_vendor(Behaviour::Echo).await;
+    let dir = policies_copy();
+    let gateway = spawn_gateway(gateway_config(&vendor.url("http"), &dir)).await;
+    assert_eq!(erase_vip(&gateway).await, 200);
+    for customer in ["c-1", "c-2"] {
+        let mut req = request(
+            "DELETE",
+            &gateway.url(&format!("/botpenguin/customer/{customer}")),
+            "",
+        );
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {OFFICER}").parse().unwrap(),
+        );
+        assert_eq!(send(&http1_client(), req).await.unwrap().0.status, 200);
+    }
+    // An anonymous call, denied.
+    let req = request("DELETE", &gateway.url("/botpenguin/customer/c-3"), "");
+    assert_eq!(send(&http1_client(), req).await.unwrap().0.status, 403);
+    let trail = gateway.config.audit.path.parent().unwrap().to_owned();
+    gateway.stop().await;
+
+    let binary = env!("CARGO_BIN_EXE_erasure-gateway");
+    let run = |policies: &Path| {
+        let out = std::process::Command::new(binary)
+            .args(["policy", "replay", "--trail"])
+            .arg(&trail)
+            .arg("--policies")
+            .arg(policies)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = run(&dir);
+    assert_eq!(code, Some(0), "the same set flips nothing: {text}");
+    assert!(
+        text.contains("4 decisions replayed, 0 would flip"),
+        "{text}"
+    );
+
+    // The candidate forbids erasing the VIP: exactly that decision flips.
+    let candidate = policies_copy();
+    std::fs::write(candidate.join("vip.cedar"), FORBID_VIP).unwrap();
+    let (code, text) = run(&candidate);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("allow → deny  never-erase-vip  (1 decisions)"),
+        "{text}"
+    );
+    assert!(text.contains("BotPenguin::Customer::\"vip\""), "{text}");
+    assert!(
+        text.contains("4 decisions replayed, 1 would flip"),
+        "{text}"
+    );
+
+    // A candidate that drops the anonymous ban... still denies (no permit):
+    // no flip; one that lets anonymous erase flips exactly that call.
+    let open = policies_copy();
+    std::fs::write(
+        open.join("open.cedar"),
+        "@id(\"anyone-may-erase\")\npermit (principal, action, resource);\n",
+    )
+    .unwrap();
+    std::fs::write(open.join("guardrails.cedar"), "").unwrap();
+    let (code, text) = run(&open);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("deny → allow  deny-anonymous  (1 decisions)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("4 decisions replayed, 1 would flip"),
+        "{text}"
+    );
+}
