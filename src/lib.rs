@@ -10,6 +10,7 @@ pub mod admin;
 pub mod authz;
 pub mod certs;
 pub mod config;
+pub mod demo;
 pub mod described;
 pub mod directory;
 pub mod erasure;

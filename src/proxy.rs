@@ -268,9 +268,18 @@ impl Gateway {
                     .await
             }
             Classification::Refused(ambiguity) => {
-                let refusal = Refusal::Ambiguous(ambiguity.reason());
-                log_refusal(profile, request_id, &refusal);
-                refusal.into_response(&profile.error, request_id)
+                // Read as a possible erasure call: refused and recorded.
+                let evaluation = Evaluation {
+                    credential: vendor::credential(profile, request.headers()),
+                    erasure: None,
+                    caller: None,
+                    context: None,
+                    decision: None,
+                    refusal: Some(Refusal::Ambiguous(ambiguity.reason())),
+                    policy_version: self.policies.load().version().to_owned(),
+                };
+                self.refuse(route, profile, &evaluation, conn, request_id)
+                    .await
             }
             Classification::Erasure(call) => {
                 self.erasure(route, profile, &call, request, &path, conn, request_id)
@@ -570,18 +579,6 @@ fn log_decision(
         credential.kind = evaluation.credential.kind.as_str(),
         policy.version = %evaluation.policy_version,
         "erasure call decided"
-    );
-}
-
-fn log_refusal(profile: &VendorProfile, request_id: &HeaderValue, refusal: &Refusal) {
-    tracing::info!(
-        target: "erasure_gateway::decision",
-        request_id = ?request_id,
-        erasure.vendor = %profile.name,
-        erasure.decision = "deny",
-        erasure.refusal = refusal.error_type(),
-        erasure.reason = %refusal.message(),
-        "erasure call refused"
     );
 }
 

@@ -539,3 +539,44 @@ fn explain_says_why_a_described_request_is_denied() {
     assert_eq!(json["context"]["vendor"], "kore");
     assert_eq!(json["refusal"]["status"], 403);
 }
+
+#[test]
+fn the_demo_decides_every_call_as_expected_and_verifies_its_trail() {
+    let dir = support::unique_temp_dir("demo").join("run");
+    let out = binary().args(["demo", "--dir"]).arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains('✗'), "{stdout}");
+    assert_eq!(stdout.matches('✓').count(), 9, "{stdout}");
+    for policy in [
+        "kore-never-erase-account-owners",
+        "kore-never-erase-bot-developers",
+        "seam-pat-requires-workspace",
+        "deny-anonymous",
+        "bulk-erasure-requires-role",
+    ] {
+        assert!(stdout.contains(policy), "{policy}: {stdout}");
+    }
+    assert!(stdout.contains("trail: OK"), "{stdout}");
+    assert!(
+        stdout.contains("audit query"),
+        "it tells where to look next: {stdout}"
+    );
+    // A second run replaces its own previous demo; a foreign directory is refused.
+    let again = binary().args(["demo", "--dir"]).arg(&dir).output().unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    let foreign = support::unique_temp_dir("not-a-demo");
+    std::fs::write(foreign.join("precious.txt"), "keep me").unwrap();
+    let refused = binary()
+        .args(["demo", "--dir"])
+        .arg(&foreign)
+        .output()
+        .unwrap();
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(foreign.join("precious.txt").exists());
+}
