@@ -24,7 +24,9 @@ const EXIT_CHECK_FAILED: u8 = 1;
 vendors described in config). It recognises every customer-data erasure call, decides it with \
 Cedar policies, records the decision, and forwards only what policy allows. Everything else \
 passes through untouched.",
-    after_help = "Exit codes: 0 success, 1 a check failed, 2 usage or configuration error.\n\
+    after_help = "Start with `erasure-gateway demo`; `erasure-gateway help <command>` explains each\n\
+command with examples.\n\n\
+Exit codes: 0 success, 1 a check failed, 2 usage or configuration error.\n\
 Logging: RUST_LOG sets the level (default `info`), e.g. RUST_LOG=erasure_gateway=debug."
 )]
 struct Cli {
@@ -216,6 +218,11 @@ erasure-gateway audit verify audit/ --checkpoint head.json --public-key audit-si
         key: PathBuf,
     },
     /// Make an Ed25519 signing key for checkpoints (and print its public key).
+    #[command(after_help = "Example:\n  erasure-gateway audit keygen --out audit-signing.pem\n\n\
+Writes the private key (PEM PKCS#8, mode 0600; never overwrites) and the\n\
+public key next to it as audit-signing.pub. Give reviewers the .pub file:\n\
+`audit verify --public-key` pins it. OpenSSL keys work too:\n\
+  openssl genpkey -algorithm ed25519 -out audit-signing.pem")]
     Keygen {
         /// Where to write the private key (mode 0600); the public key goes to FILE.pub.
         #[arg(long, value_name = "FILE")]
