@@ -218,11 +218,13 @@ erasure-gateway audit verify audit/ --checkpoint head.json --public-key audit-si
         key: PathBuf,
     },
     /// Make an Ed25519 signing key for checkpoints (and print its public key).
-    #[command(after_help = "Example:\n  erasure-gateway audit keygen --out audit-signing.pem\n\n\
+    #[command(
+        after_help = "Example:\n  erasure-gateway audit keygen --out audit-signing.pem\n\n\
 Writes the private key (PEM PKCS#8, mode 0600; never overwrites) and the\n\
 public key next to it as audit-signing.pub. Give reviewers the .pub file:\n\
 `audit verify --public-key` pins it. OpenSSL keys work too:\n\
-  openssl genpkey -algorithm ed25519 -out audit-signing.pem")]
+  openssl genpkey -algorithm ed25519 -out audit-signing.pem"
+    )]
     Keygen {
         /// Where to write the private key (mode 0600); the public key goes to FILE.pub.
         #[arg(long, value_name = "FILE")]
