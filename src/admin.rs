@@ -1,4 +1,5 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`.
+//! The admin listener: `GET /healthz`, `/readyz`, `/metrics`, and
+//! `POST /v1/reload`, `/v1/authorize` (behind the admin token when set).
 //!
 //! Kept apart from the proxy listener so that probes and scrapes never
 //! compete with proxied traffic and are never routed to a vendor.
@@ -167,36 +168,40 @@ async fn post(
             request_id,
         )
     };
-    match request.uri().path() {
-        "/v1/reload" => {
-            if !authorized(state, request.headers()) {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "this call needs the admin token: Authorization: Bearer <token>",
-                );
-            }
-            match crate::reload::reload(state.gateway.clone()).await {
-                Ok(reloaded) => json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({
-                        "status": "reloaded",
-                        "policy_version": reloaded.version,
-                        "previous_version": reloaded.previous,
-                    }),
-                    request_id,
-                ),
-                Err(errors) => json_response(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &serde_json::json!({
-                        "status": "refused",
-                        "policy_version": state.gateway.policies().version(),
-                        "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    }),
-                    request_id,
-                ),
-            }
-        }
+    let path = request.uri().path().to_owned();
+    if !matches!(path.as_str(), "/v1/reload" | "/v1/authorize") {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint");
+    }
+    // Reload changes what is enforced; authorize reveals decisions and
+    // entity data. Both need the token when one is configured.
+    if !authorized(state, request.headers()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this call needs the admin token: Authorization: Bearer <token>",
+        );
+    }
+    match path.as_str() {
+        "/v1/reload" => match crate::reload::reload(state.gateway.clone()).await {
+            Ok(reloaded) => json_response(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "status": "reloaded",
+                    "policy_version": reloaded.version,
+                    "previous_version": reloaded.previous,
+                }),
+                request_id,
+            ),
+            Err(errors) => json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &serde_json::json!({
+                    "status": "refused",
+                    "policy_version": state.gateway.policies().version(),
+                    "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }),
+                request_id,
+            ),
+        },
         "/v1/authorize" => {
             let body = match Limited::new(request.into_body(), 1024 * 1024)
                 .collect()

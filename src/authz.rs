@@ -336,6 +336,8 @@ impl PolicySnapshot {
                 Some((path, text)) => SourceError::from_diagnostic(path, text, e),
                 None => SourceError::new(schema_path, diagnostic_message(e)),
             };
+            // Cedar names the policy in its message; the prefix names it already.
+            error.message = error.message.replace(&format!("for policy `{id}`, "), "");
             error.policy_id = Some(id);
             errors.push(error);
         }

@@ -42,9 +42,10 @@ pub struct DescribedRequest {
     /// The client's address.
     #[serde(default = "default_client_ip")]
     pub client_ip: IpAddr,
-    /// The subject of a verified client certificate, if the client had one.
+    /// The subject of a verified client certificate, if the client had one
+    /// (`context.client_cert` is true exactly when this is set).
     #[serde(default)]
-    pub client_cert: Option<String>,
+    pub client_cert_subject: Option<String>,
     /// Extra Cedar entities for this request only.
     #[serde(default)]
     pub entities: Vec<Value>,
@@ -219,9 +220,9 @@ impl DescribedRequest {
         };
         let conn = ConnInfo {
             client_addr: SocketAddr::new(self.client_ip, 0),
-            tls: self.client_cert.is_some(),
+            tls: self.client_cert_subject.is_some(),
             client_cert: self
-                .client_cert
+                .client_cert_subject
                 .clone()
                 .map(|subject| ClientCert { subject }),
         };
@@ -252,7 +253,7 @@ impl DescribedRequest {
             caller: self.caller.as_ref().map(|c| Caller {
                 id: c.id.clone(),
                 roles: c.roles.clone(),
-                source: CallerSource::Token,
+                source: CallerSource::Given,
             }),
             entities: self.entities.clone(),
         };

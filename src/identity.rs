@@ -207,6 +207,9 @@ pub enum CallerSource {
     Token,
     /// A verified JWT; the id is its subject claim.
     Jwt,
+    /// Named in a described request (`policy test`, `explain`,
+    /// `/v1/authorize`), not identified from a credential.
+    Given,
 }
 
 /// The identified principal of a request. It never holds the credential, so

@@ -82,7 +82,7 @@ SIGTERM or SIGINT stops accepting, lets in-flight requests finish within\n\
     /// Decide a described request offline and say why.
     #[command(after_help = "Examples:\n  \
 erasure-gateway explain --request owner.toml\n  \
-echo '{\"vendor\":\"botpenguin\",\"method\":\"DELETE\",\"path\":\"/customer/c-1\"}' | erasure-gateway explain --request -\n\n\
+echo '{\"vendor\":\"botpenguin\",\"method\":\"DELETE\",\"path\":\"/customer/c-1\"}' \\\n    | erasure-gateway explain --request -\n\n\
 A described request (TOML, or JSON starting with `{`):\n  \
 vendor = \"kore\"                      # profile: seam, kore, botpenguin, or a [[profile]]\n  \
 method = \"DELETE\"\n  \

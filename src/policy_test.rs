@@ -160,9 +160,13 @@ fn compare(expect: &Expect, got: &Explanation) -> Option<String> {
     if differences.is_empty() {
         None
     } else {
+        // Enough to see why; a bulk case has dozens of identical targets.
+        let shown = 5;
+        let more = got.targets.len().saturating_sub(shown);
         let why = got
             .targets
             .iter()
+            .take(shown)
             .map(|t| {
                 format!(
                     "{}::{:?} {} by [{}]{}",
@@ -177,6 +181,7 @@ fn compare(expect: &Expect, got: &Explanation) -> Option<String> {
                     }
                 )
             })
+            .chain((more > 0).then(|| format!("… and {more} more targets")))
             .chain(got.reasons.iter().map(|r| format!("reason: {r}")))
             .collect::<Vec<_>>()
             .join("\n      ");

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::event::ModifyKind;
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 use crate::authz::PolicyErrors;
@@ -15,7 +15,7 @@ use crate::proxy::{Gateway, Reloaded};
 
 /// Keeps the file watcher alive; dropping it stops watching.
 pub struct Watcher {
-    _debouncer: Option<Debouncer<RecommendedWatcher>>,
+    _watcher: Option<RecommendedWatcher>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -42,28 +42,26 @@ pub async fn reload(gateway: Arc<Gateway>) -> Result<Reloaded, PolicyErrors> {
     }
 }
 
-/// Starts reloading on file changes in `dir` (debounced by 500 ms) and on
+/// Starts reloading on content changes in `dir` (debounced by 500 ms) and on
 /// SIGHUP. A watcher that cannot start is logged, not fatal: SIGHUP and
 /// `/v1/reload` still work.
 pub fn watch(gateway: Arc<Gateway>, dir: &Path) -> Watcher {
     let (tx, mut rx) = mpsc::unbounded_channel::<&'static str>();
     let file_tx = tx.clone();
-    let debouncer = new_debouncer(
-        Duration::from_millis(500),
-        move |events: DebounceEventResult| {
-            if events.is_ok_and(|events| !events.is_empty()) {
-                let _ = file_tx.send("file change");
-            }
-        },
-    )
-    .and_then(|mut debouncer| {
-        debouncer
-            .watcher()
+    let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+        // Only changes count: reading the files to reload them raises
+        // access events, which must not trigger the next reload.
+        if event.is_ok_and(|e| is_change(&e.kind)) {
+            let _ = file_tx.send("file change");
+        }
+    })
+    .and_then(|mut watcher| {
+        watcher
             .watch(dir, RecursiveMode::Recursive)
-            .map(|()| debouncer)
+            .map(|()| watcher)
     });
-    let debouncer = match debouncer {
-        Ok(debouncer) => Some(debouncer),
+    let watcher = match watcher {
+        Ok(watcher) => Some(watcher),
         Err(error) => {
             tracing::warn!(%error, dir = %dir.display(), "cannot watch the policies directory; reload with SIGHUP or POST /v1/reload");
             None
@@ -86,13 +84,24 @@ pub fn watch(gateway: Arc<Gateway>, dir: &Path) -> Watcher {
     }
     tokio::spawn(async move {
         while let Some(trigger) = rx.recv().await {
-            // Coalesce a burst of triggers into one reload.
+            // Debounce: an editor's save or a ConfigMap swap is a burst of
+            // events; reload once, after it settles.
+            tokio::time::sleep(Duration::from_millis(500)).await;
             while rx.try_recv().is_ok() {}
             tracing::info!(trigger, "reloading policies");
             let _ = reload(gateway.clone()).await;
         }
     });
-    Watcher {
-        _debouncer: debouncer,
+    Watcher { _watcher: watcher }
+}
+
+/// Whether an event changes the directory's content (not just reads it or
+/// touches metadata).
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(_) | EventKind::Other => false,
     }
 }

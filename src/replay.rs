@@ -60,7 +60,9 @@ impl ReplayReport {
         }
         let mut out = String::new();
         for ((direction, policies), flips) in &groups {
-            let _ = writeln!(out, "{direction}  {policies}  ({} decisions)", flips.len());
+            let n = flips.len();
+            let noun = if n == 1 { "decision" } else { "decisions" };
+            let _ = writeln!(out, "{direction}  {policies}  ({n} {noun})");
             for flip in flips {
                 let _ = writeln!(
                     out,

@@ -144,6 +144,20 @@ async fn editing_a_policy_file_reloads_it_without_a_restart() {
     let dir = policies_copy();
     let gateway = spawn_gateway(gateway_config(&vendor.url("http"), &dir)).await;
     assert_eq!(erase_vip(&gateway).await, 200);
+    // Reading the files to load them is not a change: no reload loop.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, metrics) = send(
+        &http1_client(),
+        request("GET", &gateway.admin_url("/metrics"), ""),
+    )
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&metrics)
+            .contains(r#"erasure_gateway_policy_reloads_total{result="ok"} 1"#),
+        "only the initial load happened: {}",
+        String::from_utf8_lossy(&metrics)
+    );
     std::fs::write(dir.join("vip.cedar"), FORBID_VIP).unwrap();
     let started = Instant::now();
     while erase_vip(&gateway).await != 403 {
@@ -219,7 +233,12 @@ async fn post_v1_authorize_decides_without_forwarding() {
     let described = format!(
         r#"{{"vendor":"botpenguin","method":"DELETE","path":"/customer/c-9","headers":{{"authorization":"Bearer {OFFICER}"}}}}"#
     );
-    let (status, body) = admin_post(&gateway, "/v1/authorize", None, &described).await;
+    let (status, _) = admin_post(&gateway, "/v1/authorize", None, &described).await;
+    assert_eq!(
+        status, 401,
+        "authorize needs the admin token when one is set"
+    );
+    let (status, body) = admin_post(&gateway, "/v1/authorize", Some(ADMIN_TOKEN), &described).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["decision"], "allow");
     assert_eq!(
@@ -233,14 +252,14 @@ async fn post_v1_authorize_decides_without_forwarding() {
     let (status, body) = admin_post(
         &gateway,
         "/v1/authorize",
-        None,
+        Some(ADMIN_TOKEN),
         r#"{"vendor":"botpenguin","method":"DELETE","path":"/customer/c-9"}"#,
     )
     .await;
     assert_eq!(status, 200);
     assert_eq!(body["decision"], "deny");
     assert_eq!(body["targets"][0]["policies"][0], "deny-anonymous");
-    let (status, _) = admin_post(&gateway, "/v1/authorize", None, "{not json").await;
+    let (status, _) = admin_post(&gateway, "/v1/authorize", Some(ADMIN_TOKEN), "{not json").await;
     assert_eq!(status, 400);
     assert!(vendor.received().is_empty());
     gateway.stop().await;
@@ -297,7 +316,7 @@ async fn replay_finds_exactly_the_flips_a_deliberate_change_introduces() {
     let (code, text) = run(&candidate);
     assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains("allow → deny  never-erase-vip  (1 decisions)"),
+        text.contains("allow → deny  never-erase-vip  (1 decision)"),
         "{text}"
     );
     assert!(text.contains("BotPenguin::Customer::\"vip\""), "{text}");
@@ -318,7 +337,7 @@ async fn replay_finds_exactly_the_flips_a_deliberate_change_introduces() {
     let (code, text) = run(&open);
     assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains("deny → allow  deny-anonymous  (1 decisions)"),
+        text.contains("deny → allow  deny-anonymous  (1 decision)"),
         "{text}"
     );
     assert!(

@@ -83,6 +83,25 @@ pub enum Line {
     TooLong,
 }
 
+/// The `.jsonl` files in `dir` whose names start with `prefix` (one
+/// replica's trail), oldest first.
+///
+/// # Errors
+/// The directory cannot be read.
+pub fn with_prefix(dir: &Path, prefix: &str) -> io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort_by(|a, b| chronological(a, b));
+    Ok(files)
+}
+
 /// Reads a file line by line, counting lines from 1.
 #[derive(Debug)]
 pub struct LineReader<R> {

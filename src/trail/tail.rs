@@ -196,17 +196,10 @@ fn next_file(current: &Path) -> Option<PathBuf> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
-    std::fs::read_dir(dir)
+    files::with_prefix(dir, &prefix)
         .ok()?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".jsonl"))
-        })
-        .filter(|p| files::chronological(p, current).is_gt())
-        .min_by(|a, b| files::chronological(a, b))
+        .into_iter()
+        .find(|p| files::chronological(p, current).is_gt())
 }
 
 /// `decisions-a-20261122T194501Z.1.jsonl` → `decisions-a-`.

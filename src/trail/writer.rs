@@ -210,18 +210,7 @@ impl State {
     /// This replica's files, oldest first.
     fn files(&self) -> Result<Vec<PathBuf>, TrailError> {
         let prefix = format!("{}-{}-", self.stem, self.config.replica);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map_err(|e| io_error(&self.dir, &e))?
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".jsonl"))
-            })
-            .collect();
-        files.sort_by(|a, b| super::files::chronological(a, b));
-        Ok(files)
+        super::files::with_prefix(&self.dir, &prefix).map_err(|e| io_error(&self.dir, &e))
     }
 
     /// Reads the newest file's tail, cuts a torn last line, and continues
