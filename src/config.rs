@@ -279,7 +279,9 @@ impl AuditConfig {
 pub struct UpstreamConfig {
     /// Name used in metrics, logs and the trail.
     pub name: String,
-    /// Vendor profile: built-in `seam`, `kore`, `botpenguin`, or a `[[profile]]`.
+    /// Vendor profile: built-in `seam`, `kore`, `botpenguin`, or a
+    /// `[[profile]]`. When absent, the profile named like the upstream (if
+    /// any); `"none"` declares an upstream without erasure calls.
     #[serde(default)]
     pub profile: Option<String>,
     /// Base URL, `http://` or `https://`, optionally with a base path.
@@ -476,10 +478,8 @@ impl Config {
             if let Some(prefix) = &up.path_prefix {
                 check_prefix(prefix).map_err(|m| invalid(key("path_prefix"), m))?;
             }
-            if let Some(name) = &up.profile {
-                self.profile_named(name)
-                    .map_err(|m| invalid(key("profile"), m))?;
-            }
+            self.profile_for(up)
+                .map_err(|m| invalid(key("profile"), m))?;
             if up.path_prefix.is_none() && up.host.is_none() {
                 return Err(invalid(
                     key("path_prefix"),
@@ -500,16 +500,19 @@ impl Config {
 }
 
 impl Config {
-    /// The vendor profile an upstream uses, if it names one.
+    /// The vendor profile an upstream uses: the one it names; without a
+    /// name, the profile named like the upstream, so that an `[[upstream]]`
+    /// called `seam` is never left unguarded by an omitted key; none for
+    /// `profile = "none"`.
     ///
     /// # Errors
     /// The name is neither built in nor a `[[profile]]`.
     pub fn profile_for(&self, upstream: &UpstreamConfig) -> Result<Option<VendorProfile>, String> {
-        upstream
-            .profile
-            .as_deref()
-            .map(|name| self.profile_named(name))
-            .transpose()
+        match upstream.profile.as_deref() {
+            Some("none") => Ok(None),
+            Some(name) => self.profile_named(name).map(Some),
+            None => Ok(self.profile_named(&upstream.name).ok()),
+        }
     }
 
     /// A vendor profile by name: a `[[profile]]`, else a built-in.
@@ -637,6 +640,27 @@ mod tests {
             err.to_string().contains("known: seam, kore, botpenguin"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_upstream_named_like_a_vendor_gets_its_profile_unless_it_opts_out() {
+        let guarded =
+            parse("[[upstream]]\nname = \"seam\"\nurl = \"http://x\"\npath_prefix = \"/s\"\n")
+                .unwrap();
+        assert_eq!(
+            guarded
+                .profile_for(&guarded.upstream[0])
+                .unwrap()
+                .unwrap()
+                .name,
+            "seam"
+        );
+        let plain = parse("[[upstream]]\nname = \"seam\"\nurl = \"http://x\"\npath_prefix = \"/s\"\nprofile = \"none\"\n").unwrap();
+        assert!(plain.profile_for(&plain.upstream[0]).unwrap().is_none());
+        let other =
+            parse("[[upstream]]\nname = \"docs\"\nurl = \"http://x\"\npath_prefix = \"/d\"\n")
+                .unwrap();
+        assert!(other.profile_for(&other.upstream[0]).unwrap().is_none());
     }
 
     #[test]

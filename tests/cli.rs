@@ -580,3 +580,55 @@ fn the_demo_decides_every_call_as_expected_and_verifies_its_trail() {
     assert_ne!(refused.status.code(), Some(0));
     assert!(foreign.join("precious.txt").exists());
 }
+
+#[test]
+fn sighup_reloads_the_policies() {
+    let trail = support::unique_temp_dir("hup").join("decisions.jsonl");
+    let config = temp_file(
+        &format!("hup-{}.toml", rand_suffix()),
+        &format!(
+            "[proxy]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[policies]\ndir = \"{}\"\n[audit]\npath = \"{}\"\n",
+            support::POLICIES,
+            trail.display()
+        ),
+    );
+    let mut child = binary()
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |want: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                if serde_json::from_str::<serde_json::Value>(&line).is_ok_and(|j| want(&j)) {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    assert!(wait_for(&|j| j["message"] == "listening"));
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait_for(&|j| j["message"] == "reloading policies" && j["trigger"] == "SIGHUP"),
+        "SIGHUP triggers a reload"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+}
