@@ -35,6 +35,19 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// A call refused before it could be evaluated (ambiguous, unreadable).
+    pub fn refused(credential: Credential, refusal: Refusal, policy_version: &str) -> Self {
+        Self {
+            credential,
+            erasure: None,
+            caller: None,
+            context: None,
+            decision: None,
+            refusal: Some(refusal),
+            policy_version: policy_version.to_owned(),
+        }
+    }
+
     /// The targets named by the call (none when it did not parse).
     pub fn targets(&self) -> &[Target] {
         self.erasure.as_ref().map_or(&[], |e| &e.targets)

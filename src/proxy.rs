@@ -269,15 +269,11 @@ impl Gateway {
             }
             Classification::Refused(ambiguity) => {
                 // Read as a possible erasure call: refused and recorded.
-                let evaluation = Evaluation {
-                    credential: vendor::credential(profile, request.headers()),
-                    erasure: None,
-                    caller: None,
-                    context: None,
-                    decision: None,
-                    refusal: Some(Refusal::Ambiguous(ambiguity.reason())),
-                    policy_version: self.policies.load().version().to_owned(),
-                };
+                let evaluation = Evaluation::refused(
+                    vendor::credential(profile, request.headers()),
+                    Refusal::Ambiguous(ambiguity.reason()),
+                    self.policies.load().version(),
+                );
                 self.refuse(route, profile, &evaluation, conn, request_id)
                     .await
             }
@@ -355,15 +351,11 @@ impl Gateway {
                 } else {
                     Refusal::Invalid("the request body could not be read".into())
                 };
-                let evaluation = Evaluation {
-                    credential: vendor::credential(profile, &parts.headers),
-                    erasure: None,
-                    caller: None,
-                    context: None,
-                    decision: None,
-                    refusal: Some(refusal),
-                    policy_version: snapshot.version().to_owned(),
-                };
+                let evaluation = Evaluation::refused(
+                    vendor::credential(profile, &parts.headers),
+                    refusal,
+                    snapshot.version(),
+                );
                 return self
                     .refuse(route, profile, &evaluation, conn, request_id)
                     .await;
