@@ -687,6 +687,18 @@ mod tests {
         assert_eq!(verify(dir.path()).len(), 100);
     }
 
+    #[test]
+    fn a_new_utc_day_starts_a_new_file_and_the_chain_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(config(dir.path()), None).unwrap();
+        state.commit(vec![record(1)]).unwrap();
+        // The current file was started yesterday.
+        state.file_day -= 1;
+        state.commit(vec![record(2)]).unwrap();
+        assert_eq!(files(dir.path()).len(), 2);
+        assert_eq!(verify(dir.path()).len(), 2);
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn a_failing_disk_refuses_appends_then_recovers_without_restart() {
