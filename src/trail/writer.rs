@@ -106,7 +106,11 @@ impl Trail {
         let flag = healthy.clone();
         std::thread::Builder::new()
             .name("trail-writer".into())
-            .spawn(move || state.run(&inbox, &flag))
+            .spawn(move || {
+                // However the writer ends (even by a panic), readiness says so.
+                let _ready_while_running = MarkUnhealthyOnDrop(flag.clone());
+                state.run(&inbox, &flag);
+            })
             .map_err(|e| TrailError::Io {
                 path: PathBuf::from("<trail-writer thread>"),
                 message: e.to_string(),
@@ -130,6 +134,15 @@ impl Trail {
     /// Whether the last write (or retry) succeeded.
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
+    }
+}
+
+/// Clears the health flag when dropped.
+struct MarkUnhealthyOnDrop(Arc<AtomicBool>);
+
+impl Drop for MarkUnhealthyOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
