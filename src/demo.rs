@@ -206,21 +206,24 @@ pub async fn run(dir: &Path) -> Result<bool, DemoError> {
             "SOMETHING IS WRONG: a call was not decided as expected (marked ✗ above), or the trail did not verify."
         }
     );
+    // Name the binary as it was started (`target/release/erasure-gateway`
+    // under `cargo run`), so the commands can be pasted as they are.
+    let program = std::env::args()
+        .next()
+        .unwrap_or_else(|| "erasure-gateway".to_owned());
+    let trail = trail_dir.display();
     println!("\nLook further:");
-    println!("  erasure-gateway audit query {}", trail_dir.display());
+    println!("  {program} audit query {trail}");
+    println!("  {program} audit query {trail} --decision deny --format csv");
+    println!("  {program} audit verify {trail}");
     println!(
-        "  erasure-gateway audit query {} --decision deny --format csv",
-        trail_dir.display()
-    );
-    println!("  erasure-gateway audit verify {}", trail_dir.display());
-    println!(
-        "  erasure-gateway explain --config {} --request {}",
+        "  {program} explain --config {} --request {}",
         config_path.display(),
         dir.join("owner-erasure.toml").display()
     );
     println!(
-        "  erasure-gateway serve --config {}   # the same gateway, to try with curl",
-        config_path.display()
+        "  {program} policy replay --trail {trail} --policies {}",
+        dir.join("policies").display()
     );
     Ok(all_expected && verified.is_ok())
 }

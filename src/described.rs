@@ -119,12 +119,10 @@ impl Explanation {
             );
         }
         if let Some(credential) = &self.credential {
-            let _ = writeln!(
-                out,
-                "credential: {} {}",
-                credential["kind"].as_str().unwrap_or_default(),
-                credential["fingerprint"].as_str().unwrap_or_default()
-            );
+            let kind = credential["kind"].as_str().unwrap_or_default();
+            let fingerprint = credential["fingerprint"].as_str().unwrap_or_default();
+            let line = format!("credential: {kind} {fingerprint}");
+            let _ = writeln!(out, "{}", line.trim_end());
         }
         for t in &self.targets {
             let _ = writeln!(
