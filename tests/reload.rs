@@ -91,7 +91,11 @@ async fn post_v1_reload_applies_a_valid_change_and_refuses_an_invalid_one() {
     assert_eq!(status, 401, "reload needs the admin token");
     let (status, body) = admin_post(&gateway, "/v1/reload", Some(ADMIN_TOKEN), "").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["previous_version"], before);
+    // The file watcher may have reloaded the same change a moment earlier.
+    assert!(
+        body["previous_version"] == before || body["previous_version"] == body["policy_version"],
+        "{body}"
+    );
     assert_ne!(body["policy_version"], before);
     assert_eq!(erase_vip(&gateway).await, 403, "the new forbid is in force");
 
