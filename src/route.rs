@@ -104,10 +104,27 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
+/// Whether a segment is `.` or `..`, literally or percent-encoded
+/// (`%2e`, `%2E`, mixed). Runs on every request: no allocation.
 fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|segment| {
-        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-        decoded == "." || decoded == ".."
+        let mut rest = segment.as_bytes();
+        let mut dots = 0;
+        while !rest.is_empty() {
+            if rest[0] == b'.' {
+                rest = &rest[1..];
+            } else if rest.len() >= 3
+                && rest[0] == b'%'
+                && rest[1] == b'2'
+                && rest[2].eq_ignore_ascii_case(&b'e')
+            {
+                rest = &rest[3..];
+            } else {
+                return false;
+            }
+            dots += 1;
+        }
+        dots == 1 || dots == 2
     })
 }
 
@@ -171,6 +188,9 @@ mod tests {
             (None, "/seam/%2e%2E/x", Err(RouteError::DotSegment)),
             (None, "/seam/./x", Err(RouteError::DotSegment)),
             (None, "/seam/.well-known", Ok((0, "/.well-known"))),
+            (None, "/seam/.%2e/x", Err(RouteError::DotSegment)),
+            (None, "/seam/.../x", Ok((0, "/.../x"))),
+            (None, "/seam/%2ex/y", Ok((0, "/%2ex/y"))),
         ];
         for (host, path, want) in cases {
             let got = t.resolve(*host, path).map(|r| (r.upstream, r.path));
