@@ -4,15 +4,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use support::{http1_client, request, send, spawn_vendor, Behaviour};
 
 fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_erasure-gateway"))
+    support::gateway_binary()
 }
 
 fn temp_file(name: &str, contents: &str) -> PathBuf {
@@ -96,42 +95,12 @@ fn a_usage_error_exits_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Starts the binary and returns it with its proxy and admin addresses, read
-/// from the JSON `listening` log line.
-fn start(config: &str) -> (Child, String, String, std::thread::JoinHandle<()>) {
+/// Starts the binary with `config` (plus a private trail directory).
+fn start(config: &str) -> support::Served {
     let trail = support::unique_temp_dir("cli-trail").join("decisions.jsonl");
     let config = format!("{config}\n[audit]\npath = \"{}\"\n", trail.display());
     let path = temp_file(&format!("run-{}.toml", rand_suffix()), &config);
-    let mut child = binary()
-        .args(["--log-format", "json", "serve", "--config"])
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if !sent {
-                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if json["message"] == "listening" {
-                        let _ = tx.send((
-                            json["proxy"].as_str().unwrap_or_default().to_owned(),
-                            json["admin"].as_str().unwrap_or_default().to_owned(),
-                        ));
-                        sent = true;
-                    }
-                }
-            }
-        }
-    });
-    let (proxy, admin) = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the gateway logs its listening addresses");
-    (child, proxy, admin, reader)
+    support::Served::start(&path, Stdio::null())
 }
 
 fn rand_suffix() -> u128 {
@@ -139,18 +108,6 @@ fn rand_suffix() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let _ = child.kill();
-    None
 }
 
 #[tokio::test]
@@ -161,8 +118,8 @@ async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
          [[upstream]]\nname = \"v\"\nurl = \"{}\"\npath_prefix = \"/v\"\n",
         vendor.url("http")
     );
-    let (mut child, proxy, _admin, reader) = start(&config);
-    let url = format!("http://{proxy}/v/slow");
+    let mut served = start(&config);
+    let url = format!("http://{}/v/slow", served.proxy);
     let in_flight = tokio::spawn(async move {
         send(&http1_client(), request("GET", &url, ""))
             .await
@@ -179,28 +136,24 @@ async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
         1,
         "the slow request reached the vendor"
     );
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    served.signal("TERM");
 
     let status = in_flight
         .await
         .unwrap()
         .expect("the in-flight request completes");
     assert_eq!(status, 200);
-    let code = tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(10)))
+    let code = tokio::task::spawn_blocking(move || served.wait_exit(Duration::from_secs(10)))
         .await
         .unwrap();
     assert_eq!(code, Some(0), "exit code after SIGTERM");
-    reader.join().unwrap();
 }
 
 #[tokio::test]
 async fn healthcheck_is_0_against_a_running_gateway_and_1_against_nothing() {
     let config = "[proxy]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n";
-    let (mut child, _proxy, admin, reader) = start(config);
+    let mut served = start(config);
+    let admin = served.admin.clone();
     let ok = binary()
         .args(["healthcheck", "--url", &format!("http://{admin}/healthz")])
         .output()
@@ -211,16 +164,12 @@ async fn healthcheck_is_0_against_a_running_gateway_and_1_against_nothing() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    served.signal("INT");
     assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)),
+        served.wait_exit(Duration::from_secs(10)),
         Some(0),
         "exit code after SIGINT"
     );
-    reader.join().unwrap();
 
     let down = binary()
         .args(["healthcheck", "--url", &format!("http://{admin}/healthz")])
@@ -313,7 +262,8 @@ async fn the_running_binary_decides_each_vendors_erasure_calls() {
         k = kore.url("http"),
         b = bp.url("http"),
     );
-    let (mut child, proxy, _admin, reader) = start(&config);
+    let mut served = start(&config);
+    let proxy = served.proxy.clone();
     let client = http1_client();
     let cases = [
         (
@@ -386,12 +336,8 @@ async fn the_running_binary_decides_each_vendors_erasure_calls() {
     assert_eq!(seam.received().len(), 1);
     assert_eq!(kore.received().len(), 1);
     assert_eq!(bp.received().len(), 1);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
-    reader.join().unwrap();
+    served.signal("TERM");
+    assert_eq!(served.wait_exit(Duration::from_secs(10)), Some(0));
 }
 
 fn copy_policies(name: &str) -> PathBuf {
@@ -592,43 +538,13 @@ fn sighup_reloads_the_policies() {
             trail.display()
         ),
     );
-    let mut child = binary()
-        .args(["--log-format", "json", "serve", "--config"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let wait_for = |want: &dyn Fn(&serde_json::Value) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-                if serde_json::from_str::<serde_json::Value>(&line).is_ok_and(|j| want(&j)) {
-                    return true;
-                }
-            }
-        }
-        false
-    };
-    assert!(wait_for(&|j| j["message"] == "listening"));
-    Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(
-        wait_for(&|j| j["message"] == "reloading policies" && j["trigger"] == "SIGHUP"),
-        "SIGHUP triggers a reload"
+    let mut served = support::Served::start(&config, Stdio::null());
+    served.signal("HUP");
+    let reloaded = served.wait_log(
+        |j| j["message"] == "reloading policies" && j["trigger"] == "SIGHUP",
+        Duration::from_secs(20),
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    assert!(reloaded.is_some(), "SIGHUP triggers a reload");
+    served.signal("TERM");
+    assert_eq!(served.wait_exit(Duration::from_secs(10)), Some(0));
 }

@@ -21,7 +21,7 @@ const OFFICER: &str = "trail-officer-token";
 const KORE: &str = "/kore/api/public/bot/eraseUsersData";
 
 fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_erasure-gateway"))
+    support::gateway_binary()
 }
 
 fn kore_config(vendor_url: &str, extra: &str) -> String {
@@ -299,33 +299,6 @@ fn rand_suffix() -> u128 {
         .as_nanos()
 }
 
-/// Starts the binary; returns it and its proxy address.
-fn start_binary(config_path: &Path) -> (std::process::Child, String) {
-    let mut child = binary()
-        .args(["--log-format", "json", "serve", "--config"])
-        .arg(config_path)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(json) = serde_json::from_str::<Value>(&line) {
-                if json["message"] == "listening" {
-                    let _ = tx.send(json["proxy"].as_str().unwrap_or_default().to_owned());
-                }
-            }
-        }
-    });
-    let proxy = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the gateway starts");
-    (child, proxy)
-}
-
 /// The central promise: kill the gateway mid-load; after a restart the
 /// trail verifies, and every request the vendor received has an allow
 /// decision on record.
@@ -344,8 +317,8 @@ async fn after_kill_9_under_load_every_forwarded_call_has_its_decision_on_record
     let config_path = dir.join(format!("gw-{}.toml", rand_suffix()));
     std::fs::write(&config_path, text).unwrap();
 
-    let (mut child, proxy) = start_binary(&config_path);
-    let url = format!("http://{proxy}{KORE}");
+    let served = support::Served::start(&config_path, Stdio::null());
+    let url = format!("http://{}{KORE}", served.proxy);
     let mut workers = Vec::new();
     for w in 0..8 {
         let url = url.clone();
@@ -369,11 +342,8 @@ async fn after_kill_9_under_load_every_forwarded_call_has_its_decision_on_record
     while vendor.received().len() < 150 && started.elapsed() < Duration::from_secs(20) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = child.wait();
+    served.signal("KILL");
+    drop(served);
     for w in workers {
         let _ = w.await;
     }
@@ -389,21 +359,18 @@ async fn after_kill_9_under_load_every_forwarded_call_has_its_decision_on_record
     );
 
     // Restart: the writer continues the chain (cutting a torn tail if any).
-    let (mut child, proxy) = start_binary(&config_path);
+    let mut served = support::Served::start(&config_path, Stdio::null());
     let mut req = request(
         "DELETE",
-        &format!("http://{proxy}{KORE}"),
+        &format!("http://{}{KORE}", served.proxy),
         r#"{"userIds":["u-ordinary-0001"]}"#,
     );
     req.headers_mut().insert("auth", OFFICER.parse().unwrap());
     req.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     assert_eq!(send(&http1_client(), req).await.unwrap().0.status, 200);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = child.wait();
+    served.signal("TERM");
+    assert_eq!(served.wait_exit(Duration::from_secs(10)), Some(0));
 
     let out = binary()
         .args(["audit", "verify"])
@@ -542,25 +509,8 @@ async fn with_stdout_on_each_durable_record_is_also_printed() {
     );
     let config_path = dir.join("gw.toml");
     std::fs::write(&config_path, text).unwrap();
-    let mut child = binary()
-        .args(["--log-format", "json", "serve", "--config"])
-        .arg(&config_path)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(json) = serde_json::from_str::<Value>(&line) {
-                if json["message"] == "listening" {
-                    let _ = tx.send(json["proxy"].as_str().unwrap_or_default().to_owned());
-                }
-            }
-        }
-    });
-    let proxy = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let mut served = support::Served::start(&config_path, Stdio::piped());
+    let proxy = served.proxy.clone();
     let (status, headers) = erase(
         &format!("http://{proxy}{KORE}"),
         OFFICER,
@@ -569,7 +519,7 @@ async fn with_stdout_on_each_durable_record_is_also_printed() {
     .await;
     assert_eq!(status, 403);
     let id = headers["x-request-id"].to_str().unwrap().to_owned();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = served.child.stdout.take().unwrap();
     let line = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout).lines().next().unwrap().unwrap()
     })
@@ -578,11 +528,8 @@ async fn with_stdout_on_each_durable_record_is_also_printed() {
     let record: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(record["kind"], "decision");
     assert_eq!(record["request_id"], id.as_str());
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = child.wait();
+    served.signal("TERM");
+    assert_eq!(served.wait_exit(Duration::from_secs(10)), Some(0));
     let on_disk = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(Result::ok)

@@ -410,3 +410,103 @@ pub fn pattern(len: usize) -> Bytes {
         .collect::<Vec<u8>>()
         .into()
 }
+
+/// The `erasure-gateway` binary.
+pub fn gateway_binary() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_erasure-gateway"))
+}
+
+/// A running `erasure-gateway serve` process, its JSON log lines on a
+/// channel; killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub proxy: String,
+    pub admin: String,
+    log: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Served {
+    /// Starts `serve --config config_path` with JSON logs and waits for its
+    /// `listening` line. `stdout` is where the process's stdout goes.
+    pub fn start(config_path: &Path, stdout: std::process::Stdio) -> Self {
+        use std::io::BufRead;
+        let mut child = gateway_binary()
+            .args(["--log-format", "json", "serve", "--config"])
+            .arg(config_path)
+            .stderr(std::process::Stdio::piped())
+            .stdout(stdout)
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let _ = tx.send(json);
+                }
+            }
+        });
+        let mut served = Self {
+            child,
+            proxy: String::new(),
+            admin: String::new(),
+            log,
+        };
+        let listening = served
+            .wait_log(|j| j["message"] == "listening", Duration::from_secs(20))
+            .expect("the gateway logs its listening addresses");
+        served.proxy = listening["proxy"].as_str().unwrap_or_default().to_owned();
+        served.admin = listening["admin"].as_str().unwrap_or_default().to_owned();
+        served
+    }
+
+    /// The first log line (from now) that `want` accepts, within `limit`.
+    pub fn wait_log(
+        &self,
+        want: impl Fn(&serde_json::Value) -> bool,
+        limit: Duration,
+    ) -> Option<serde_json::Value> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = self.log.recv_timeout(Duration::from_millis(100)) {
+                if want(&line) {
+                    return Some(line);
+                }
+            }
+        }
+        None
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `HUP`, `KILL`) to the process.
+    pub fn signal(&self, name: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name}");
+    }
+
+    /// Waits for the process to exit; its exit code, or `None` (and kills
+    /// it) when it has not exited within `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let _ = self.child.kill();
+        None
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
