@@ -393,9 +393,15 @@ impl PolicySnapshot {
         })
     }
 
-    /// The policy-set version: `sha256:` and 16 hex digits of the files' hash.
+    /// The policy-set version: `sha256:` and the full hex SHA-256 of the
+    /// files (the trail records it whole, so no other set can pass for it).
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The version cut to `sha256:` and 16 hex digits, for people to read.
+    pub fn short_version(&self) -> &str {
+        short_version(&self.version)
     }
 
     /// The `@id`s of all policies, sorted.
@@ -599,6 +605,11 @@ fn json_error(path: &Path, text: &str, e: &serde_json::Error) -> SourceError {
     error
 }
 
+/// A policy version cut to `sha256:` and 16 hex digits, for display.
+pub fn short_version(version: &str) -> &str {
+    version.get(..23).unwrap_or(version)
+}
+
 fn version_of(schema: &str, policies: &[(PathBuf, String)], entities: Option<&str>) -> String {
     let mut hash = Sha256::new();
     let mut part = |name: &str, text: &str| {
@@ -616,8 +627,7 @@ fn version_of(schema: &str, policies: &[(PathBuf, String)], entities: Option<&st
         part(&name, text);
     }
     part(ENTITIES_FILE, entities.unwrap_or(""));
-    let digest = hex::encode(hash.finalize());
-    format!("sha256:{}", &digest[..16])
+    format!("sha256:{}", hex::encode(hash.finalize()))
 }
 
 #[cfg(test)]
@@ -795,10 +805,7 @@ mod tests {
         ];
         for case in cases {
             let roles: Vec<String> = case.roles.iter().map(|r| (*r).to_owned()).collect();
-            let targets = [Target {
-                entity_type: case.target.0.into(),
-                id: case.target.1.into(),
-            }];
+            let targets = [Target::exact(case.target.0, case.target.1)];
             let decision = snapshot.decide(&DecisionInput {
                 principal: Principal {
                     id: case.caller,
@@ -834,14 +841,8 @@ mod tests {
         let snapshot = shipped();
         let roles = vec!["privacy-officer".to_owned()];
         let targets = [
-            Target {
-                entity_type: "Kore::User".into(),
-                id: "u-ordinary-0001".into(),
-            },
-            Target {
-                entity_type: "Kore::User".into(),
-                id: "owner@example.com".into(),
-            },
+            Target::exact("Kore::User", "u-ordinary-0001"),
+            Target::exact("Kore::User", "owner@example.com"),
         ];
         let decision = snapshot.decide(&DecisionInput {
             principal: Principal {
@@ -874,14 +875,8 @@ mod tests {
         )
         .expect("the set validates strictly");
         let targets = [
-            Target {
-                entity_type: "Seam::Customer".into(),
-                id: "a".into(),
-            },
-            Target {
-                entity_type: "Seam::Customer".into(),
-                id: "b".into(),
-            },
+            Target::exact("Seam::Customer", "a"),
+            Target::exact("Seam::Customer", "b"),
         ];
         let decision = snapshot.decide(&DecisionInput {
             principal: Principal {
@@ -950,5 +945,8 @@ mod tests {
         let b = sources("@id(\"a\") permit (principal, action, resource); ").unwrap();
         assert_ne!(a.version(), b.version());
         assert!(a.version().starts_with("sha256:"));
+        assert_eq!(a.version().len(), "sha256:".len() + 64, "the full digest");
+        assert_eq!(a.short_version().len(), "sha256:".len() + 16);
+        assert!(a.version().starts_with(a.short_version()));
     }
 }

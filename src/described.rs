@@ -155,7 +155,11 @@ impl Explanation {
             let pretty = serde_json::to_string_pretty(context).unwrap_or_default();
             let _ = writeln!(out, "context:  {}", pretty.replace('\n', "\n          "));
         }
-        let _ = writeln!(out, "policy set: {}", self.policy_version);
+        let _ = writeln!(
+            out,
+            "policy set: {}",
+            crate::authz::short_version(&self.policy_version)
+        );
         out
     }
 }
@@ -215,6 +219,7 @@ impl DescribedRequest {
             path,
             query,
             headers: &headers,
+            has_body: !body.is_empty(),
         };
         let conn = ConnInfo {
             client_addr: SocketAddr::new(self.client_ip, 0),

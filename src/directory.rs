@@ -254,7 +254,7 @@ impl Directory {
         config.check()?;
         let base = base_url(&config.url)?;
         let client =
-            crate::tls::https_client(config.ca.as_deref(), config.timeout).map_err(|e| {
+            crate::tls::https_client(config.ca.as_deref(), config.timeout, true).map_err(|e| {
                 DirectoryError::Ca {
                     path: e.path,
                     message: e.message,

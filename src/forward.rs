@@ -16,9 +16,10 @@ use hyper_util::client::legacy::Client;
 
 use crate::config::{parse_upstream_url, ProxyConfig, UpstreamConfig};
 use crate::request_id::X_REQUEST_ID;
-use crate::response::GatewayError;
+use crate::response::{full, GatewayError};
 use crate::server::ConnInfo;
 use crate::tls::{self, TlsError};
+use crate::vendor::{self, forwarded_sha256, Outbound};
 use crate::Body;
 
 /// An upstream that cannot be set up.
@@ -53,6 +54,9 @@ pub struct Upstream {
     base_path: String,
     timeout: Duration,
     client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// Erasure calls go through their own pool that never resends a
+    /// request, even one hyper believes never reached the vendor.
+    erasure_client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 impl Upstream {
@@ -77,13 +81,14 @@ impl Upstream {
             .map(|pq| pq.path().trim_end_matches('/').to_owned())
             .unwrap_or_default();
 
-        let client =
-            tls::https_client(config.ca.as_deref(), proxy.connect_timeout).map_err(|error| {
-                UpstreamSetupError::Tls {
+        let client = |retry_canceled| {
+            tls::https_client(config.ca.as_deref(), proxy.connect_timeout, retry_canceled).map_err(
+                |error| UpstreamSetupError::Tls {
                     name: config.name.clone(),
                     error,
-                }
-            })?;
+                },
+            )
+        };
         Ok(Self {
             name: config.name.clone(),
             scheme,
@@ -91,8 +96,14 @@ impl Upstream {
             host_header,
             base_path,
             timeout: proxy.upstream_timeout,
-            client,
+            client: client(true)?,
+            erasure_client: client(false)?,
         })
+    }
+
+    /// How long the upstream may take to answer.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The upstream URI for a routed path and the original query.
@@ -124,7 +135,26 @@ impl Upstream {
     /// Connection refused or failed → unreachable (502); no answer in time →
     /// timeout (504); the exchange failed later → failed (502).
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, GatewayError> {
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        self.send_on(&self.client, request).await
+    }
+
+    /// Sends a rebuilt erasure call on the pool that never retries.
+    ///
+    /// # Errors
+    /// As [`Upstream::send`].
+    pub async fn send_erasure(
+        &self,
+        request: Request<Body>,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        self.send_on(&self.erasure_client, request).await
+    }
+
+    async fn send_on(
+        &self,
+        client: &Client<HttpsConnector<HttpConnector>, Body>,
+        request: Request<Body>,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        match tokio::time::timeout(self.timeout, client.request(request)).await {
             Err(_) => Err(GatewayError::UpstreamTimeout),
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) if e.is_connect() => {
@@ -138,9 +168,54 @@ impl Upstream {
         }
     }
 
+    /// The upstream request for a rebuilt erasure call, and its
+    /// [`forwarded_sha256`]: the outbound headers plus Host,
+    /// `x-request-id`, `x-forwarded-for` (the client's address only) and
+    /// `x-forwarded-proto`; nothing of the client's request besides.
+    ///
+    /// # Errors
+    /// The path does not form a valid URI.
+    pub fn erasure_request(
+        &self,
+        outbound: Outbound,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
+    ) -> Result<(Request<Body>, String), GatewayError> {
+        let uri = self.uri(&outbound.path_and_query, None)?;
+        let mut headers = outbound.headers;
+        headers.insert(header::HOST, self.host_header.clone());
+        headers.insert(&X_REQUEST_ID, request_id.clone());
+        if let Ok(client) = HeaderValue::from_str(&conn.client_addr.ip().to_string()) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), client);
+        }
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+        );
+        if !outbound.body.is_empty() {
+            headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(outbound.body.len()),
+            );
+        }
+        let path_and_query = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let digest = forwarded_sha256(
+            outbound.method.as_str(),
+            path_and_query,
+            &headers,
+            &outbound.body,
+        );
+        let mut request = Request::new(full(outbound.body));
+        *request.method_mut() = outbound.method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        Ok((request, digest))
+    }
+
     /// Turns a client request into the upstream request: new URI, Host set to
-    /// the upstream's, hop-by-hop headers removed, `x-forwarded-*` and
-    /// `x-request-id` set. Method, headers and body are otherwise unchanged.
+    /// the upstream's, hop-by-hop and URL-rewrite headers removed,
+    /// `x-forwarded-*` and `x-request-id` set. Method, headers and body are
+    /// otherwise unchanged.
     ///
     /// # Errors
     /// The routed path does not form a valid URI.
@@ -158,6 +233,7 @@ impl Upstream {
         parts.version = Version::HTTP_11;
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
+        strip_url_rewrite(headers);
         headers.insert(header::HOST, self.host_header.clone());
         append_forwarded_for(headers, conn);
         headers.insert(
@@ -174,10 +250,20 @@ impl Upstream {
 
 /// The upstream's response, cleaned of hop-by-hop headers, body streamed.
 pub fn relay_response(response: Response<Incoming>, request_id: &HeaderValue) -> Response<Body> {
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
+    relay_parts(parts, body.map_err(Into::into).boxed(), request_id)
+}
+
+/// An upstream response head with the given body, cleaned of hop-by-hop
+/// headers (a buffered body gets its own framing).
+pub fn relay_parts(
+    mut parts: http::response::Parts,
+    body: Body,
+    request_id: &HeaderValue,
+) -> Response<Body> {
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(&X_REQUEST_ID, request_id.clone());
-    Response::from_parts(parts, body.map_err(Into::into).boxed())
+    Response::from_parts(parts, body)
 }
 
 /// The host a client addressed: the URI authority (HTTP/2) or `Host`.
@@ -215,6 +301,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes every header a framework could read as the real path
+/// ([`URL_REWRITE_HEADERS`](crate::vendor::URL_REWRITE_HEADERS), under any
+/// spelling folded onto one): the gateway classified the request line.
+pub fn strip_url_rewrite(headers: &mut HeaderMap) {
+    let rewrite: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| vendor::is_url_rewrite_header(name.as_str()))
+        .cloned()
+        .collect();
+    for name in rewrite {
+        headers.remove(name);
+    }
+}
+
 fn append_forwarded_for(headers: &mut HeaderMap, conn: &ConnInfo) {
     let name = HeaderName::from_static("x-forwarded-for");
     let client = conn.client_addr.ip().to_string();
@@ -233,7 +333,6 @@ fn append_forwarded_for(headers: &mut HeaderMap, conn: &ConnInfo) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::response::full;
 
     fn upstream(url: &str) -> Upstream {
         let config = UpstreamConfig {

@@ -392,7 +392,7 @@ mod policy {
                     "OK {} policies in {} ({}), {} warning(s)",
                     snapshot.policy_ids().count(),
                     dir.display(),
-                    snapshot.version(),
+                    snapshot.short_version(),
                     snapshot.warnings().len()
                 );
                 ExitCode::SUCCESS
@@ -600,7 +600,27 @@ mod audit {
         ExitCode::from(EXIT_USAGE)
     }
 
+    /// A usage error for the first path that does not exist: a mistyped
+    /// path is not a tampered trail, so verify must not answer exit 1.
+    fn missing(paths: &[PathBuf]) -> Option<ExitCode> {
+        let absent = paths.iter().find(|p| !p.try_exists().unwrap_or(true))?;
+        Some(usage(format!(
+            "{}: no such file or directory",
+            absent.display()
+        )))
+    }
+
     pub(super) fn run(command: AuditCommand) -> ExitCode {
+        let paths = match &command {
+            AuditCommand::Verify { files, .. }
+            | AuditCommand::Query { files, .. }
+            | AuditCommand::Checkpoint { files, .. } => files.as_slice(),
+            AuditCommand::Tail { file, .. } => std::slice::from_ref(file),
+            AuditCommand::Keygen { .. } => &[],
+        };
+        if let Some(code) = missing(paths) {
+            return code;
+        }
         match command {
             AuditCommand::Verify {
                 files,

@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 use http::header::HeaderValue;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use tokio::sync::Semaphore;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -30,10 +30,10 @@ use crate::forward::{self, Upstream};
 use crate::identity::Identifier;
 use crate::metrics::Metrics;
 use crate::request_id::{self, X_REQUEST_ID};
-use crate::response::{full, GatewayError, Refusal, X_ERASURE_DECISION};
+use crate::response::{full, GatewayError, Refusal, X_ERASURE_DECISION, X_ERASURE_DECISION_ID};
 use crate::route::{RouteError, RouteTable};
 use crate::server::ConnInfo;
-use crate::trail::entry::{decision_record, outcome_record, DecisionFacts};
+use crate::trail::entry::{decision_record, outcome_record, DecisionFacts, OutcomeFacts};
 use crate::trail::pseudonym::PseudonymKey;
 use crate::trail::{Trail, TrailError};
 use crate::vendor::{self, Classification, ErasureCall, RequestHead, VendorProfile};
@@ -242,8 +242,25 @@ impl Gateway {
             Err(RouteError::NotFound) => {
                 return (GatewayError::NotRouted.into_response(request_id), None)
             }
-            Err(RouteError::DotSegment) => {
-                return (GatewayError::DotSegment.into_response(request_id), None)
+            Err(RouteError::DotSegment { upstream }) => {
+                let route = upstream.map(|i| &self.upstreams[i]);
+                let name = route.map(|r| r.upstream.name.as_str());
+                let Some((route, profile)) = route.and_then(|r| Some((r, r.profile.as_ref()?)))
+                else {
+                    return (GatewayError::DotSegment.into_response(request_id), name);
+                };
+                // Under a vendor's prefix, a dot segment may climb onto its
+                // erasure path once the vendor normalises it: refused and
+                // recorded like any ambiguous erasure-like call.
+                let evaluation = Evaluation::refused(
+                    vendor::credential(profile, request.headers()),
+                    Refusal::Ambiguous(GatewayError::DotSegment.to_string()),
+                    self.policies.load().version(),
+                );
+                let response = self
+                    .refuse(route, profile, &evaluation, conn, request_id)
+                    .await;
+                return (response, name);
             }
         };
         let route = &self.upstreams[routed.upstream];
@@ -261,6 +278,7 @@ impl Gateway {
             path: &path,
             query: request.uri().query(),
             headers: request.headers(),
+            has_body: !request.body().is_end_stream(),
         };
         let response = match vendor::classify(profile, &head) {
             Classification::NotErasure => {
@@ -366,6 +384,7 @@ impl Gateway {
             path,
             query: parts.uri.query(),
             headers: &parts.headers,
+            has_body: !bytes.is_empty(),
         };
         let evaluation = self
             .evaluator
@@ -391,10 +410,48 @@ impl Gateway {
                 .await;
         }
         let marker = if shadow { "would-deny" } else { "allow" };
+        // The vendor receives the call as decided, rebuilt from the parsed
+        // request: never the bytes and headers that arrived.
+        let rebuilt = evaluation
+            .erasure
+            .as_ref()
+            .ok_or(Refusal::Invalid("the call could not be rebuilt".into()))
+            .and_then(|erasure| {
+                vendor::outbound(profile, erasure, &parts.headers)
+                    .map_err(|e| Refusal::Invalid(e.to_string()))
+            })
+            .and_then(|outbound| {
+                route
+                    .upstream
+                    .erasure_request(outbound, conn, request_id)
+                    .map_err(|e| Refusal::Invalid(e.to_string()))
+            });
+        let (request, forwarded_sha256) = match rebuilt {
+            Ok(rebuilt) => rebuilt,
+            Err(refusal) => {
+                let mut evaluation = evaluation;
+                evaluation.refusal = Some(refusal);
+                return self
+                    .refuse(route, profile, &evaluation, conn, request_id)
+                    .await;
+            }
+        };
         self.metrics.erasure_decided(&profile.name, marker);
         log_decision(profile, request_id, &evaluation, marker);
+        let decision_id = new_decision_id();
         // The decision is durable before a byte goes upstream.
-        let facts = self.facts(route, profile, &evaluation, conn, request_id, None);
+        let facts = DecisionFacts {
+            forwarded_sha256: Some(&forwarded_sha256),
+            ..self.facts(
+                route,
+                profile,
+                &evaluation,
+                conn,
+                request_id,
+                &decision_id,
+                None,
+            )
+        };
         if let Err(e) = self
             .record(decision_record(&facts, self.pseudonyms.as_ref()))
             .await
@@ -403,40 +460,86 @@ impl Gateway {
             return Refusal::TrailUnavailable.into_response(&profile.error, request_id);
         }
         let started = Instant::now();
-        let request = Request::from_parts(parts, full(bytes));
-        let (mut response, outcome) = match self
-            .send(&route.upstream, request, path, conn, request_id)
-            .await
-        {
-            Ok(response) => {
-                let (response, vendor_id) = vendor_request_id(profile, response).await;
-                let status = response.status().as_u16();
-                (response, (status, vendor_id, None))
-            }
-            Err(error) => (
-                Refusal::Upstream(error).into_response(&profile.error, request_id),
-                (error.status().as_u16(), None, Some(error.code())),
-            ),
-        };
+        let (mut response, outcome) = self.exchange(route, profile, request, request_id).await;
         let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let (status, vendor_id, error) = outcome;
-        let record = outcome_record(
-            facts.request_id,
-            &profile.name,
-            status,
-            latency,
-            vendor_id,
-            error,
-        );
+        let record = outcome_record(&OutcomeFacts {
+            decision_id: &decision_id,
+            request_id: facts.request_id,
+            vendor: &profile.name,
+            status: outcome.status,
+            upstream_status: outcome.upstream_status,
+            latency_ms: latency,
+            vendor_request_id: outcome.vendor_request_id,
+            error: outcome.error,
+        });
         if let Err(e) = self.record(record).await {
             // The call has happened; its decision is on record. Say loudly
             // that its outcome is not.
             tracing::error!(request_id = ?request_id, error = %e, "trail: outcome record lost");
         }
+        let headers = response.headers_mut();
+        headers.insert(&X_ERASURE_DECISION, HeaderValue::from_static(marker));
+        if let Ok(id) = HeaderValue::from_str(&decision_id) {
+            headers.insert(&X_ERASURE_DECISION_ID, id);
+        }
         response
-            .headers_mut()
-            .insert(&X_ERASURE_DECISION, HeaderValue::from_static(marker));
-        response
+    }
+
+    /// Sends a rebuilt erasure call once and reads the whole answer
+    /// (bounded in size and time), so that the outcome record says what the
+    /// client got: the vendor's answer, or a failure in the vendor's shape.
+    async fn exchange(
+        &self,
+        route: &Route,
+        profile: &VendorProfile,
+        request: Request<Body>,
+        request_id: &HeaderValue,
+    ) -> (Response<Body>, Outcome) {
+        let upstream = &route.upstream;
+        let started = Instant::now();
+        let failed = |error: GatewayError, upstream_status: Option<u16>| {
+            (
+                Refusal::Upstream(error).into_response(&profile.error, request_id),
+                Outcome {
+                    status: error.status().as_u16(),
+                    upstream_status,
+                    vendor_request_id: None,
+                    error: Some(error.code()),
+                },
+            )
+        };
+        let response = match upstream.send_erasure(request).await {
+            Ok(response) => response,
+            Err(error) => return failed(error, None),
+        };
+        let (parts, body) = response.into_parts();
+        let status = parts.status.as_u16();
+        let read = tokio::time::timeout(
+            upstream.timeout(),
+            Limited::new(body, self.max_body_bytes).collect(),
+        )
+        .await;
+        let bytes = match read {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(error)) => {
+                tracing::warn!(upstream = %upstream.name, error = %error, "upstream answer to an erasure call broke off");
+                return failed(GatewayError::UpstreamFailed, Some(status));
+            }
+            Err(_) => return failed(GatewayError::UpstreamTimeout, Some(status)),
+        };
+        self.metrics
+            .upstream_latency(&upstream.name, started.elapsed());
+        let vendor_request_id = vendor_request_id(profile, &parts.headers, &bytes);
+        let response = forward::relay_parts(parts, full(bytes), request_id);
+        (
+            response,
+            Outcome {
+                status,
+                upstream_status: None,
+                vendor_request_id,
+                error: None,
+            },
+        )
     }
 
     /// The trail's view of an evaluation.
@@ -447,9 +550,12 @@ impl Gateway {
         evaluation: &'a Evaluation,
         conn: &'a ConnInfo,
         request_id: &'a HeaderValue,
+        decision_id: &'a str,
         refusal: Option<&Refusal>,
     ) -> DecisionFacts<'a> {
         DecisionFacts {
+            decision_id,
+            forwarded_sha256: None,
             request_id: request_id.to_str().unwrap_or_default(),
             vendor: &profile.name,
             upstream: &route.upstream.name,
@@ -480,12 +586,27 @@ impl Gateway {
         let refusal = evaluation.refusal.as_ref().unwrap_or(&fallback);
         self.metrics.erasure_decided(&profile.name, "deny");
         log_decision(profile, request_id, evaluation, "deny");
-        let facts = self.facts(route, profile, evaluation, conn, request_id, Some(refusal));
+        let decision_id = new_decision_id();
+        let facts = self.facts(
+            route,
+            profile,
+            evaluation,
+            conn,
+            request_id,
+            &decision_id,
+            Some(refusal),
+        );
         match self
             .record(decision_record(&facts, self.pseudonyms.as_ref()))
             .await
         {
-            Ok(()) => refusal.into_response(&profile.error, request_id),
+            Ok(()) => {
+                let mut response = refusal.into_response(&profile.error, request_id);
+                if let Ok(id) = HeaderValue::from_str(&decision_id) {
+                    response.headers_mut().insert(&X_ERASURE_DECISION_ID, id);
+                }
+                response
+            }
             Err(e) => {
                 tracing::error!(request_id = ?request_id, error = %e, "trail write failed");
                 Refusal::TrailUnavailable.into_response(&profile.error, request_id)
@@ -507,50 +628,46 @@ impl Gateway {
     }
 }
 
-/// The vendor's own id for the call, from a header or a small JSON body
-/// (which is then re-wrapped; large or unsized bodies stream untouched).
-async fn vendor_request_id(
+/// What the upstream exchange of an allowed erasure call came to.
+#[derive(Debug)]
+struct Outcome {
+    /// The status the client got.
+    status: u16,
+    /// The vendor's status, when the gateway answered instead (its answer
+    /// broke off or came too slowly).
+    upstream_status: Option<u16>,
+    vendor_request_id: Option<String>,
+    error: Option<&'static str>,
+}
+
+/// A gateway-made id linking a decision to its outcome and later records
+/// (UUIDv7: time-ordered, never the client's).
+fn new_decision_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The vendor's own id for the call, from a response header or a JSON
+/// pointer into its body.
+fn vendor_request_id(
     profile: &VendorProfile,
-    response: Response<Body>,
-) -> (Response<Body>, Option<String>) {
-    let Some(rule) = &profile.vendor_request_id else {
-        return (response, None);
-    };
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Option<String> {
+    let rule = profile.vendor_request_id.as_ref()?;
     if let Some(value) = rule
         .header
         .as_deref()
-        .and_then(|h| response.headers().get(h))
+        .and_then(|h| headers.get(h))
         .and_then(|v| v.to_str().ok())
     {
-        let id = value.to_owned();
-        return (response, Some(id));
+        return Some(value.to_owned());
     }
-    let Some(pointer) = &rule.json_pointer else {
-        return (response, None);
-    };
-    let small = response
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|len| len <= 64 * 1024);
-    if !small {
-        return (response, None);
-    }
-    let (parts, body) = response.into_parts();
-    match body.collect().await {
-        Ok(collected) => {
-            let bytes = collected.to_bytes();
-            let id = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| {
-                    v.pointer(pointer)
-                        .and_then(|id| id.as_str().map(str::to_owned))
-                });
-            (Response::from_parts(parts, full(bytes)), id)
-        }
-        Err(_) => (Response::from_parts(parts, full(bytes::Bytes::new())), None),
-    }
+    let pointer = rule.json_pointer.as_deref()?;
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .pointer(pointer)?
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn log_decision(

@@ -147,12 +147,7 @@ fn replay_one(record: &Value, candidate: &PolicySnapshot) -> Option<Option<Flip>
     let targets: Vec<Target> = record["targets"]
         .as_array()?
         .iter()
-        .filter_map(|t| {
-            Some(Target {
-                entity_type: t["type"].as_str()?.to_owned(),
-                id: t["id"].as_str()?.to_owned(),
-            })
-        })
+        .filter_map(|t| Some(Target::exact(t["type"].as_str()?, t["id"].as_str()?)))
         .collect();
     if targets.is_empty() {
         return None;

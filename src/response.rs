@@ -15,6 +15,11 @@ use crate::Body;
 pub static X_ERASURE_DECISION: http::header::HeaderName =
     http::header::HeaderName::from_static("x-erasure-decision");
 
+/// The header naming the gateway-made id of a decided erasure call's
+/// decision record (the trail's `decision_id`).
+pub static X_ERASURE_DECISION_ID: http::header::HeaderName =
+    http::header::HeaderName::from_static("x-erasure-decision-id");
+
 /// Why an erasure call was not forwarded. Answered in the vendor's own error
 /// shape so that its SDKs raise their own API error.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,7 +20,10 @@ pub enum RouteError {
     NotFound,
     /// The path holds dot segments (literal or percent-encoded): they could
     /// climb out of the route prefix once the upstream normalises the path.
-    DotSegment,
+    DotSegment {
+        /// The upstream whose rule the raw path matched, if any.
+        upstream: Option<usize>,
+    },
 }
 
 /// The routing table.
@@ -66,9 +69,16 @@ impl RouteTable {
     /// [`RouteError::NotFound`] when no rule matches, [`RouteError::DotSegment`]
     /// for paths that could escape their prefix.
     pub fn resolve<'a>(&self, host: Option<&str>, path: &'a str) -> Result<Routed<'a>, RouteError> {
+        let routed = self.lookup(host, path);
         if has_dot_segment(path) {
-            return Err(RouteError::DotSegment);
+            return Err(RouteError::DotSegment {
+                upstream: routed.ok().map(|r| r.upstream),
+            });
         }
+        routed
+    }
+
+    fn lookup<'a>(&self, host: Option<&str>, path: &'a str) -> Result<Routed<'a>, RouteError> {
         let host = host.map(strip_port);
         for route in &self.routes {
             if let Some(want) = &route.host {
@@ -160,6 +170,7 @@ mod tests {
             &'a str,
             Result<(usize, &'a str), RouteError>,
         );
+        const DOT_SEAM: RouteError = RouteError::DotSegment { upstream: Some(0) };
         let cases: &[Case] = &[
             (
                 None,
@@ -184,11 +195,16 @@ mod tests {
                 Err(RouteError::NotFound),
             ),
             (Some("other"), "/api/x", Err(RouteError::NotFound)),
-            (None, "/seam/../kore/x", Err(RouteError::DotSegment)),
-            (None, "/seam/%2e%2E/x", Err(RouteError::DotSegment)),
-            (None, "/seam/./x", Err(RouteError::DotSegment)),
+            (None, "/seam/../kore/x", Err(DOT_SEAM)),
+            (None, "/seam/%2e%2E/x", Err(DOT_SEAM)),
+            (None, "/seam/./x", Err(DOT_SEAM)),
+            (
+                None,
+                "/../seam/x",
+                Err(RouteError::DotSegment { upstream: None }),
+            ),
             (None, "/seam/.well-known", Ok((0, "/.well-known"))),
-            (None, "/seam/.%2e/x", Err(RouteError::DotSegment)),
+            (None, "/seam/.%2e/x", Err(DOT_SEAM)),
             (None, "/seam/.../x", Ok((0, "/.../x"))),
             (None, "/seam/%2ex/y", Ok((0, "/%2ex/y"))),
         ];

@@ -125,6 +125,7 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, TlsError> 
 pub fn https_client<B>(
     extra_ca: Option<&Path>,
     connect_timeout: Duration,
+    retry_canceled: bool,
 ) -> Result<Client<HttpsConnector<HttpConnector>, B>, TlsError>
 where
     B: hyper::body::Body + Send + 'static,
@@ -145,6 +146,7 @@ where
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(60))
+        .retry_canceled_requests(retry_canceled)
         .build(connector))
 }
 

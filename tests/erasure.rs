@@ -1178,3 +1178,319 @@ fn mutated_erasure_calls_are_never_forwarded_without_a_decision() {
         .unwrap();
     rt.block_on(env.gateway.stop());
 }
+
+// ---------------------------------------------------------------------------
+// Forward exactly what was decided: each test is named after an attack the
+// security review found or one of its variants.
+// ---------------------------------------------------------------------------
+
+/// The trail's decision records, oldest first.
+fn decisions(env: &Env) -> Vec<Value> {
+    support::trail_records(&env.gateway.config)
+        .into_iter()
+        .filter(|r| r["kind"] == "decision")
+        .collect()
+}
+
+/// Asserts the refused call left every recorder empty and that the newest
+/// decision record holds its refusal.
+fn assert_refused_and_recorded(env: &Env, status: u16, parts: &http::response::Parts, what: &str) {
+    assert_eq!(parts.status.as_u16(), status, "{what}");
+    assert_eq!(env.received(), 0, "{what}: a vendor received the call");
+    let last = decisions(env)
+        .pop()
+        .unwrap_or_else(|| panic!("{what}: no record"));
+    assert_eq!(last["effect"], "refused", "{what}: {last}");
+    assert_eq!(
+        last["decision_id"],
+        parts.headers["x-erasure-decision-id"].to_str().unwrap(),
+        "{what}"
+    );
+}
+
+#[tokio::test]
+async fn seam_pat_with_connection_naming_the_workspace_is_refused_and_recorded() {
+    let env = env("").await;
+    let auth = bearer(SEAM_PAT);
+    for named in ["seam-workspace", "authorization", "content-type", "host"] {
+        let connection = format!("keep-alive, {named}");
+        let (parts, json) = call(
+            &env,
+            "POST",
+            "/seam/customers/delete_data",
+            &[
+                ("authorization", &auth),
+                ("seam-workspace", "ws-1"),
+                ("connection", &connection),
+                JSON,
+            ],
+            r#"{"customer_keys":["cust-1"]}"#,
+        )
+        .await;
+        assert_refused_and_recorded(&env, 400, &parts, named);
+        assert_eq!(json["error"]["type"], "ambiguous_erasure_request");
+        assert!(json["error"]["message"].as_str().unwrap().contains(named));
+    }
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn url_rewrite_headers_cannot_carry_an_erasure_path_through_pass_through() {
+    let env = env("").await;
+    let auth = bearer(OFFICER);
+    for (header, value, path) in [
+        (
+            "x-original-url",
+            "/customers/delete_data",
+            "/seam/devices/list",
+        ),
+        (
+            "x-rewrite-url",
+            "/customers/delete_data",
+            "/seam/devices/list",
+        ),
+        (
+            "x-original-url",
+            "/api/public/bot/eraseUsersData",
+            "/kore/api/public/bot/st-1/users",
+        ),
+        ("x-rewrite-url", "/customer/c1", "/botpenguin/bots/b1"),
+        (
+            "x-original-url",
+            "/devices/list",
+            "/seam/customers/delete_data",
+        ),
+    ] {
+        let (parts, _) = call(
+            &env,
+            "POST",
+            path,
+            &[("authorization", &auth), (header, value), JSON],
+            r#"{"customer_keys":["cust-1"]}"#,
+        )
+        .await;
+        assert_refused_and_recorded(&env, 400, &parts, &format!("{header}: {value} on {path}"));
+    }
+    // Naming an ordinary path, it is stripped and the call passes.
+    let (parts, _) = call(
+        &env,
+        "GET",
+        "/seam/devices/list",
+        &[
+            ("x-original-url", "/locks/list"),
+            ("x-forwarded-prefix", "/x"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    let seen = env.seam.received();
+    assert_eq!(seen.len(), 1);
+    assert!(!seen[0].headers.contains_key("x-original-url"));
+    assert!(!seen[0].headers.contains_key("x-forwarded-prefix"));
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn botpenguin_post_with_a_method_override_in_body_or_mangled_query_is_refused() {
+    let env = env("").await;
+    let auth = bearer(OFFICER);
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let cases: [(&str, (&str, &str), &str); 7] = [
+        ("/botpenguin/customer/c1", form, "_method=DELETE"),
+        ("/botpenguin/customer/c1", JSON, r#"{"_method":"DELETE"}"#),
+        ("/botpenguin/customer/c1?.method=DELETE", form, ""),
+        ("/botpenguin/customer/c1?%5Bmethod=DELETE", form, ""),
+        ("/botpenguin/customer/c1?%20_method=DELETE", form, ""),
+        ("/botpenguin/customer/c1?_METHOD=DELETE", form, ""),
+        (
+            "/botpenguin/customer/c1",
+            ("x_http_method_override", "DELETE"),
+            "",
+        ),
+    ];
+    for (path, header, body) in cases {
+        let (parts, json) = call(
+            &env,
+            "POST",
+            path,
+            &[("authorization", &auth), ("authtype", "Key"), header],
+            body,
+        )
+        .await;
+        assert_refused_and_recorded(&env, 400, &parts, &format!("{path} {header:?} {body}"));
+        assert_eq!(json["success"], false, "BotPenguin's shape");
+    }
+    // PUT and PATCH are refused on the path too; GET (no body) still passes.
+    for method in ["PUT", "PATCH"] {
+        let (parts, _) = call(&env, method, "/botpenguin/customer/c1", &[], "x").await;
+        assert_refused_and_recorded(&env, 400, &parts, method);
+    }
+    let (parts, _) = call(&env, "GET", "/botpenguin/customer/c1", &[], "").await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(env.botpenguin.received().len(), 1);
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn kore_account_owner_spelled_in_upper_case_or_padded_is_never_erased() {
+    let env = env("").await;
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    let (parts, json) = call(
+        &env,
+        "DELETE",
+        "/kore/api/public/bot/eraseUsersData",
+        &[("auth", &token), JSON],
+        r#"{"userIds":["Owner@EXAMPLE.COM"]}"#,
+    )
+    .await;
+    assert_refused_and_recorded(&env, 403, &parts, "upper-case owner");
+    assert!(json["errors"][0]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("kore-never-erase-account-owners"));
+    let last = decisions(&env).pop().unwrap();
+    assert_eq!(last["targets"][0]["id"], "owner@example.com");
+    assert_eq!(last["targets"][0]["id_form"], "email_casefold");
+    for padded in [
+        r#"{"userIds":[" owner@example.com"]}"#,
+        r#"{"userIds":["owner@example.com\t"]}"#,
+        r#"{"userIds":["owner@example.com\u0000"]}"#,
+    ] {
+        let (parts, _) = call(
+            &env,
+            "DELETE",
+            "/kore/api/public/bot/eraseUsersData",
+            &[("auth", &token), JSON],
+            padded,
+        )
+        .await;
+        assert_refused_and_recorded(&env, 400, &parts, padded);
+    }
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn allowed_calls_reach_the_vendor_rebuilt_exactly_as_decided() {
+    let env = env("").await;
+    let auth = bearer(OFFICER);
+    let (parts, _) = call(
+        &env,
+        "POST",
+        "/seam/customers/delete_data",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json; charset=utf-8"),
+            ("cookie", "session=1"),
+            ("x-customer-scope", "all"),
+            ("x-forwarded-host", "evil.example"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            ("x-request-id", "client-id-1"),
+        ],
+        r#"{ "user_keys" : ["user-9"], "customer_keys": ["cust-1"] }"#,
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    let seen = env.seam.received();
+    assert_eq!(seen.len(), 1);
+    let got = &seen[0];
+    assert_eq!(got.method, "POST");
+    assert_eq!(got.path_and_query, "/customers/delete_data");
+    assert_eq!(
+        &got.body[..],
+        br#"{"customer_keys":["cust-1"],"user_keys":["user-9"]}"#
+    );
+    let mut names: Vec<&str> = got.headers.keys().map(http::HeaderName::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "authorization",
+            "content-length",
+            "content-type",
+            "host",
+            "traceparent",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-request-id"
+        ]
+    );
+    assert_eq!(got.headers["content-type"], "application/json");
+    let decision = decisions(&env).pop().unwrap();
+    assert_eq!(decision["request_id"], "client-id-1");
+    assert_eq!(
+        decision["forwarded_sha256"].as_str().unwrap(),
+        support::received_sha256(got),
+        "the decision names the bytes the vendor read"
+    );
+    let outcome = support::trail_records(&env.gateway.config)
+        .into_iter()
+        .rfind(|r| r["kind"] == "outcome")
+        .unwrap();
+    assert_eq!(outcome["decision_id"], decision["decision_id"]);
+    assert_eq!(
+        parts.headers["x-erasure-decision-id"].to_str().unwrap(),
+        decision["decision_id"]
+    );
+    assert_eq!(support::assert_forwarded_as_decided(&env.gateway.config), 1);
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_reused_client_request_id_cannot_attach_one_outcome_to_another_decision() {
+    let env = env("").await;
+    let auth = bearer(OFFICER);
+    for key in ["cust-1", "cust-2"] {
+        let body = format!(r#"{{"customer_keys":["{key}"]}}"#);
+        let (parts, _) = call(
+            &env,
+            "POST",
+            "/seam/customers/delete_data",
+            &[("authorization", &auth), ("x-request-id", "reused-1"), JSON],
+            &body,
+        )
+        .await;
+        assert_eq!(parts.status, 200);
+    }
+    let records = support::trail_records(&env.gateway.config);
+    let ids: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "decision")
+        .map(|r| &r["decision_id"])
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+    let outcomes: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "outcome")
+        .map(|r| &r["decision_id"])
+        .collect();
+    assert_eq!(outcomes, ids, "each outcome links to its own decision");
+    assert!(records
+        .iter()
+        .filter(|r| r["kind"] == "decision")
+        .all(|r| r["request_id"] == "reused-1"));
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn dot_segments_under_a_vendor_prefix_are_refused_in_its_shape_and_recorded() {
+    let env = env("").await;
+    let auth = bearer(OFFICER);
+    for (path, probe) in [
+        ("/seam/x/../customers/delete_data", "/error/type"),
+        (
+            "/kore/api/x/%2e%2e/public/bot/eraseUsersData",
+            "/errors/0/msg",
+        ),
+        ("/botpenguin/./customer/c1", "/message"),
+    ] {
+        let (parts, json) = call(&env, "DELETE", path, &[("authorization", &auth)], "").await;
+        assert_refused_and_recorded(&env, 400, &parts, path);
+        assert!(json.pointer(probe).is_some(), "{path}: {json}");
+    }
+    env.gateway.stop().await;
+}

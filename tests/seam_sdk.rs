@@ -318,12 +318,13 @@ fn assert_vendor_got_only_the_allowed_call(sdk: &str, vendor: &Vendor) {
     };
     assert_eq!(values("customer_keys"), CUSTOMER_KEYS, "{sdk}: {query}");
     assert_eq!(values("user_keys"), USER_KEYS, "{sdk}: {query}");
-    // Both SDKs mark every query-string call strict (`_strict=true`).
+    // Both SDKs mark every query-string call strict (`_strict=true`); the
+    // gateway forwards the call rebuilt, keys in sorted canonical order.
     let mut keys: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
     keys.dedup();
     assert_eq!(
         keys,
-        ["customer_keys", "user_keys", "_strict"],
+        ["_strict", "customer_keys", "user_keys"],
         "{sdk}: {query}"
     );
     assert!(call.body.is_empty(), "{sdk}: no body on a query-form call");

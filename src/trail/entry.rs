@@ -19,7 +19,9 @@ use crate::vendor::{Credential, Target};
 /// What the pipeline knows when it records a decision.
 #[derive(Debug, Clone)]
 pub struct DecisionFacts<'a> {
-    /// The request id.
+    /// The gateway-made id linking this decision to its later records.
+    pub decision_id: &'a str,
+    /// The client's request id (`x-request-id`, or one the gateway made).
     pub request_id: &'a str,
     /// The vendor profile name.
     pub vendor: &'a str,
@@ -47,6 +49,9 @@ pub struct DecisionFacts<'a> {
     pub refusal: Option<(u16, &'a str, String)>,
     /// The policy-set version.
     pub policy_version: &'a str,
+    /// For a forwarded call: the digest of the rebuilt request the vendor
+    /// receives ([`forwarded_sha256`](crate::vendor::forwarded_sha256)).
+    pub forwarded_sha256: Option<&'a str>,
 }
 
 /// A `decision` record.
@@ -67,20 +72,31 @@ pub fn decision_record(
         Some(decision) => decision
             .targets
             .iter()
-            .map(|t| {
-                json!({
+            .enumerate()
+            .map(|(i, t)| {
+                let mut entry = json!({
                     "type": t.entity_type,
                     "id": id(&t.id),
                     "decision": if t.allowed { "allow" } else { "deny" },
                     "policies": t.policies,
                     "errors": t.errors.iter().map(|e| hide(e)).collect::<Vec<_>>(),
-                })
+                });
+                if let (Some(target), Some(obj)) = (facts.targets.get(i), entry.as_object_mut()) {
+                    add_id_form(obj, target);
+                }
+                entry
             })
             .collect(),
         None => facts
             .targets
             .iter()
-            .map(|t| json!({"type": t.entity_type, "id": id(&t.id), "decision": "deny", "policies": [], "errors": []}))
+            .map(|t| {
+                let mut entry = json!({"type": t.entity_type, "id": id(&t.id), "decision": "deny", "policies": [], "errors": []});
+                if let Some(obj) = entry.as_object_mut() {
+                    add_id_form(obj, t);
+                }
+                entry
+            })
             .collect(),
     };
     let allowed = facts.decision.is_some_and(|d| d.allowed);
@@ -102,6 +118,7 @@ pub fn decision_record(
     }
     let mut record = Map::new();
     record.insert("kind".into(), kind::DECISION.into());
+    record.insert("decision_id".into(), facts.decision_id.into());
     record.insert("request_id".into(), facts.request_id.into());
     record.insert("vendor".into(), facts.vendor.into());
     record.insert("upstream".into(), facts.upstream.into());
@@ -153,32 +170,61 @@ pub fn decision_record(
             .unwrap_or_else(|| Value::Object(Map::new())),
     );
     record.insert("policy_version".into(), facts.policy_version.into());
+    if let Some(digest) = facts.forwarded_sha256 {
+        record.insert("forwarded_sha256".into(), digest.into());
+    }
     if pseudonym.is_some() {
         record.insert("pseudonymized".into(), true.into());
     }
     record
 }
 
+/// How a target's id was normalised, when not compared exactly.
+fn add_id_form(entry: &mut Map<String, Value>, target: &Target) {
+    if !target.id_form.is_exact() {
+        entry.insert("id_form".into(), target.id_form.as_str().into());
+    }
+}
+
+/// What the pipeline knows when it records an outcome.
+#[derive(Debug, Clone)]
+pub struct OutcomeFacts<'a> {
+    /// The decision this outcome belongs to.
+    pub decision_id: &'a str,
+    /// The client's request id.
+    pub request_id: &'a str,
+    /// The vendor profile name.
+    pub vendor: &'a str,
+    /// The status the client got.
+    pub status: u16,
+    /// The vendor's own status when the gateway answered instead (its
+    /// answer broke off or was too slow).
+    pub upstream_status: Option<u16>,
+    /// Time from sending to the whole answer.
+    pub latency_ms: u64,
+    /// The vendor's id for the call (Kore.ai's `requestId`).
+    pub vendor_request_id: Option<String>,
+    /// The gateway's error code when the exchange failed.
+    pub error: Option<&'a str>,
+}
+
 /// An `outcome` record: what the upstream (or the gateway, on an upstream
 /// failure) answered to a forwarded erasure call.
-pub fn outcome_record(
-    request_id: &str,
-    vendor: &str,
-    status: u16,
-    latency_ms: u64,
-    vendor_request_id: Option<String>,
-    error: Option<&str>,
-) -> Map<String, Value> {
+pub fn outcome_record(facts: &OutcomeFacts<'_>) -> Map<String, Value> {
     let mut record = Map::new();
     record.insert("kind".into(), kind::OUTCOME.into());
-    record.insert("request_id".into(), request_id.into());
-    record.insert("vendor".into(), vendor.into());
-    record.insert("status".into(), status.into());
-    record.insert("latency_ms".into(), latency_ms.into());
-    if let Some(id) = vendor_request_id {
-        record.insert("vendor_request_id".into(), id.into());
+    record.insert("decision_id".into(), facts.decision_id.into());
+    record.insert("request_id".into(), facts.request_id.into());
+    record.insert("vendor".into(), facts.vendor.into());
+    record.insert("status".into(), facts.status.into());
+    if let Some(status) = facts.upstream_status {
+        record.insert("upstream_status".into(), status.into());
     }
-    if let Some(error) = error {
+    record.insert("latency_ms".into(), facts.latency_ms.into());
+    if let Some(id) = &facts.vendor_request_id {
+        record.insert("vendor_request_id".into(), id.clone().into());
+    }
+    if let Some(error) = facts.error {
         record.insert("error".into(), error.into());
     }
     record

@@ -8,15 +8,79 @@ use std::collections::BTreeMap;
 use http::{HeaderMap, Method};
 
 use super::path::{PathIssue, PathPattern};
-use super::profile::{OtherMethods, ParamSource, VendorProfile};
+use super::profile::{ParamSource, VendorProfile};
 
 /// Headers that make some frameworks run a different method than the one on
-/// the request line.
+/// the request line, compared after [`fold_header_name`] (CGI and WSGI
+/// servers hand `X_HTTP_METHOD_OVERRIDE` to apps as the same variable).
 const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
 ];
+
+/// Headers that frameworks in front of an app (IIS URL Rewrite, Symfony,
+/// Zend/Laminas, Spring, Envoy, nginx `X-Original-URI` set-ups) read as the
+/// real path. They are stripped from every forwarded request; on a profiled
+/// upstream, one that names an erasure-like path (or rides on one) refuses
+/// the call.
+pub const URL_REWRITE_HEADERS: [&str; 8] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-original-path",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+    "x-envoy-original-path",
+];
+
+/// A header name as CGI-style servers see it: lower case, `_` read as `-`.
+fn fold_header_name(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Whether `name` is a URL-rewrite header under any spelling a server folds
+/// onto one.
+#[must_use]
+pub fn is_url_rewrite_header(name: &str) -> bool {
+    URL_REWRITE_HEADERS.contains(&fold_header_name(name).as_str())
+}
+
+/// Whether a query or form key is a method override under the spellings
+/// frameworks fold onto one: letter case, and PHP's mangling of variable
+/// names (leading spaces dropped; ` `, `.` and an unmatched `[` read as `_`;
+/// `_method[…]` is still `_method`).
+fn is_method_override_key(key: &str) -> bool {
+    let key = key.trim_start();
+    let base = match key.find('[') {
+        Some(open) if key[open..].contains(']') => &key[..open],
+        _ => key,
+    };
+    let folded: String = base
+        .chars()
+        .map(|c| match c {
+            ' ' | '.' | '[' | '-' => '_',
+            c => c,
+        })
+        .collect::<String>()
+        .to_lowercase();
+    folded == "_method"
+        || METHOD_OVERRIDE_HEADERS
+            .iter()
+            .any(|h| h.replace('-', "_") == folded)
+}
+
+/// The path a URL-rewrite header's value names (an absolute URL's path, or
+/// the value itself), without its query.
+fn rewrite_target(value: &str) -> &str {
+    let value = value.trim();
+    let path = match value.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => value,
+    };
+    path.split(['?', '#']).next().unwrap_or(path)
+}
 
 /// The parts of a request that classification and parsing read.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +94,9 @@ pub struct RequestHead<'a> {
     pub query: Option<&'a str>,
     /// The request headers.
     pub headers: &'a HeaderMap,
+    /// Whether the request carries a body (or may: an HTTP/2 stream that
+    /// did not end with its headers).
+    pub has_body: bool,
 }
 
 /// A recognised erasure call, ready for [`parse`](super::parse).
@@ -53,9 +120,21 @@ pub enum Ambiguity {
     /// A method-override header on an erasure path.
     #[error("method-override header `{0}` on the erasure path")]
     MethodOverride(String),
-    /// A `_method` query parameter on an erasure path.
-    #[error("method-override query parameter `_method` on the erasure path")]
-    MethodOverrideQuery,
+    /// A query parameter that frameworks read as `_method`, on an erasure
+    /// path.
+    #[error("method-override query parameter `{0}` on the erasure path")]
+    MethodOverrideQuery(String),
+    /// A URL-rewrite header naming an erasure-like path, or on one.
+    #[error("URL-rewrite header `{0}` on a call that is or names the erasure path")]
+    UrlRewrite(String),
+    /// `Connection` names a header the decision reads: a proxy would drop it
+    /// after the gateway decided with it.
+    #[error("header `connection` names `{0}`, which the erasure decision reads")]
+    ConnectionNamesDecidedHeader(String),
+    /// A method that passes on the erasure path, sent with a body that could
+    /// carry a method override.
+    #[error("method `{0}` with a body on the erasure path")]
+    BodyOnPassedMethod(String),
     /// A letter-case variant of an erasure method (`delete`).
     #[error("method `{0}` is a letter-case variant of an erasure method")]
     MethodCase(String),
@@ -101,6 +180,14 @@ pub enum Classification {
     Refused(Ambiguity),
 }
 
+/// A query key fit for an error message: short, control characters replaced.
+fn shown_key(key: &str) -> String {
+    key.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 fn fold(s: &str) -> String {
     s.to_uppercase().to_lowercase()
 }
@@ -123,16 +210,46 @@ fn repeated(headers: &HeaderMap, name: &str) -> bool {
     headers.get_all(name).iter().nth(1).is_some()
 }
 
+/// Headers whose value the decision reads or the vendor reads to frame the
+/// call; `Connection` may not name them on an erasure-like call.
+const DECIDED_HEADERS: [&str; 6] = [
+    "authorization",
+    "auth",
+    "authtype",
+    "content-type",
+    "content-length",
+    "host",
+];
+
+fn connection_names_decided(profile: &VendorProfile, headers: &HeaderMap) -> Option<String> {
+    let decided = |name: &str| {
+        DECIDED_HEADERS.contains(&name)
+            || name == profile.credential.header
+            || profile.workspace_header.as_deref() == Some(name)
+            || profile.forward_headers.iter().any(|h| h == name)
+    };
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|token| String::from_utf8_lossy(token).trim().to_ascii_lowercase())
+        .find(|token| decided(token))
+}
+
 /// Decides whether `head` is `profile`'s erasure call.
 ///
 /// A path is *erasure-like* when any aggressive normalisation of it (repeated
 /// percent-decoding, `\` as `/`, collapsed slashes, `;params` dropped, dot
 /// segments resolved, trailing slash dropped, case folded) matches the
-/// profile's pattern. On an erasure-like path: any method-override header or
-/// `_method` query parameter is refused; a raw path that is not exactly the
+/// profile's pattern. A URL-rewrite header on an erasure-like path, or naming
+/// one, is refused. On an erasure-like path: any method-override header or
+/// query parameter (under the spellings frameworks fold onto one) is
+/// refused, and so is a `Connection` header naming a header the decision
+/// reads; a raw path that is not exactly the
 /// canonical spelling is refused; an erasure method becomes
 /// [`Classification::Erasure`] (a letter-case variant of one is refused);
-/// another method passes or is refused as `other_methods` says. A body-form
+/// another method passes (without a body) only when `other_methods = "pass"`
+/// and `pass_methods` lists it, and is refused otherwise. A body-form
 /// or path-only call with a query string, and an erasure call with a repeated
 /// credential or workspace header, are refused. A path that is not
 /// erasure-like is [`Classification::NotErasure`].
@@ -142,18 +259,34 @@ pub fn classify(profile: &VendorProfile, head: &RequestHead<'_>) -> Classificati
         Ok(pattern) => pattern,
         Err(reason) => return Classification::Refused(Ambiguity::InvalidProfile(reason)),
     };
-    if !pattern.is_erasure_like(head.path) {
+    let erasure_like = pattern.is_erasure_like(head.path);
+    for (name, value) in head.headers {
+        if is_url_rewrite_header(name.as_str())
+            && (erasure_like
+                || pattern
+                    .is_erasure_like(rewrite_target(&String::from_utf8_lossy(value.as_bytes()))))
+        {
+            return Classification::Refused(Ambiguity::UrlRewrite(name.as_str().to_owned()));
+        }
+    }
+    if !erasure_like {
         return Classification::NotErasure;
     }
-    if let Some(header) = METHOD_OVERRIDE_HEADERS
-        .iter()
-        .find(|h| head.headers.contains_key(**h))
+    if let Some(name) = head
+        .headers
+        .keys()
+        .find(|name| METHOD_OVERRIDE_HEADERS.contains(&fold_header_name(name.as_str()).as_str()))
     {
-        return Classification::Refused(Ambiguity::MethodOverride((*header).to_owned()));
+        return Classification::Refused(Ambiguity::MethodOverride(name.as_str().to_owned()));
     }
     let query = head.query.unwrap_or_default();
-    if form_urlencoded::parse(query.as_bytes()).any(|(key, _)| fold(key.trim()) == "_method") {
-        return Classification::Refused(Ambiguity::MethodOverrideQuery);
+    if let Some((key, _)) =
+        form_urlencoded::parse(query.as_bytes()).find(|(key, _)| is_method_override_key(key))
+    {
+        return Classification::Refused(Ambiguity::MethodOverrideQuery(shown_key(&key)));
+    }
+    if let Some(name) = connection_names_decided(profile, head.headers) {
+        return Classification::Refused(Ambiguity::ConnectionNamesDecidedHeader(name));
     }
     let path_params = match pattern.canonical_captures(head.path) {
         Ok(captures) => captures,
@@ -168,11 +301,12 @@ pub fn classify(profile: &VendorProfile, head: &RequestHead<'_>) -> Classificati
         {
             return Classification::Refused(Ambiguity::MethodCase(method.to_owned()));
         }
-        return match profile.other_methods {
-            OtherMethods::Pass => Classification::NotErasure,
-            OtherMethods::Refuse => {
-                Classification::Refused(Ambiguity::OtherMethod(method.to_owned()))
-            }
+        return if !profile.passes(head.method) {
+            Classification::Refused(Ambiguity::OtherMethod(method.to_owned()))
+        } else if head.has_body {
+            Classification::Refused(Ambiguity::BodyOnPassedMethod(method.to_owned()))
+        } else {
+            Classification::NotErasure
         };
     };
     if rule.params != ParamSource::Query && !query.is_empty() {
@@ -184,7 +318,8 @@ pub fn classify(profile: &VendorProfile, head: &RequestHead<'_>) -> Classificati
         });
     }
     let watched = std::iter::once(profile.credential.header.as_str())
-        .chain(profile.workspace_header.as_deref());
+        .chain(profile.workspace_header.as_deref())
+        .chain(profile.forward_headers.iter().map(String::as_str));
     for header in watched {
         if repeated(head.headers, header) {
             return Classification::Refused(Ambiguity::RepeatedHeader(header.to_owned()));
@@ -234,6 +369,7 @@ mod tests {
                 path,
                 query: *query,
                 headers: &headers,
+                has_body: false,
             };
             let got = match classify(&profile, &head) {
                 Classification::Erasure(_) => E,
@@ -522,7 +658,11 @@ mod tests {
                 ("DELETE", "/customer/a%40b.com", None, None, E),
                 ("DELETE", "/customer/ABC", None, None, E),
                 ("GET", "/customer/abc", None, None, N),
-                ("PUT", "/customer/abc", None, None, N),
+                // Only GET and HEAD pass on the erasure path (a POST body
+                // can carry `_method=DELETE`).
+                ("PUT", "/customer/abc", None, None, R),
+                ("POST", "/customer/abc", None, None, R),
+                ("HEAD", "/customer/abc", None, None, N),
                 ("GET", "/customer/abc", Some("fields=name"), None, N),
                 ("delete", "/customer/abc", None, None, R),
                 ("POST", "/customer/abc", None, OVERRIDE, R),
@@ -622,7 +762,185 @@ mod tests {
             path,
             query: None,
             headers,
+            has_body: false,
         }
+    }
+
+    fn classify_with(
+        vendor: &str,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &[(&str, &str)],
+        has_body: bool,
+    ) -> Classification {
+        let profile = builtin(vendor).unwrap();
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        classify(
+            &profile,
+            &RequestHead {
+                method: &method,
+                path,
+                query,
+                headers: &map,
+                has_body,
+            },
+        )
+    }
+
+    #[test]
+    fn connection_naming_a_decided_header_is_refused_on_an_erasure_call() {
+        for named in [
+            "seam-workspace",
+            "authorization",
+            "Content-Type",
+            "content-length",
+            "host",
+            "auth",
+            "authtype",
+        ] {
+            let got = classify_with(
+                "seam",
+                Method::POST,
+                "/customers/delete_data",
+                None,
+                &[
+                    ("seam-workspace", "ws-1"),
+                    ("connection", &format!("close, {named}")),
+                ],
+                true,
+            );
+            assert_eq!(
+                got,
+                Classification::Refused(Ambiguity::ConnectionNamesDecidedHeader(
+                    named.to_ascii_lowercase()
+                )),
+                "{named}"
+            );
+        }
+        let got = classify_with(
+            "botpenguin",
+            Method::DELETE,
+            "/customer/c1",
+            None,
+            &[("connection", "keep-alive, authtype")],
+            false,
+        );
+        assert!(matches!(got, Classification::Refused(_)), "{got:?}");
+        let got = classify_with(
+            "seam",
+            Method::POST,
+            "/customers/delete_data",
+            None,
+            &[("connection", "close")],
+            true,
+        );
+        assert!(matches!(got, Classification::Erasure(_)), "{got:?}");
+    }
+
+    #[test]
+    fn url_rewrite_headers_naming_or_riding_an_erasure_path_are_refused() {
+        for (name, value, path) in [
+            ("x-original-url", "/customers/delete_data", "/devices/list"),
+            (
+                "x-rewrite-url",
+                "/customers/delete_data?x=1",
+                "/devices/list",
+            ),
+            ("x_original_url", "/Customers/Delete_Data", "/devices/list"),
+            (
+                "x-rewrite-url",
+                "https://connect.getseam.com/customers/delete_data",
+                "/",
+            ),
+            ("x-forwarded-prefix", "/x", "/customers/delete_data"),
+            ("x-envoy-original-path", "/customers//delete_data", "/x"),
+        ] {
+            let got = classify_with("seam", Method::POST, path, None, &[(name, value)], true);
+            assert!(
+                matches!(got, Classification::Refused(Ambiguity::UrlRewrite(_))),
+                "{name}: {value} on {path}: {got:?}"
+            );
+        }
+        // Naming an ordinary path on an ordinary call: passes (and is
+        // stripped when forwarded).
+        let got = classify_with(
+            "seam",
+            Method::GET,
+            "/devices/list",
+            None,
+            &[("x-original-url", "/locks/list")],
+            false,
+        );
+        assert_eq!(got, Classification::NotErasure);
+    }
+
+    #[test]
+    fn method_overrides_are_refused_under_every_framework_spelling() {
+        for key in [
+            "_method",
+            "_METHOD",
+            ".method",
+            " _method",
+            "[method",
+            "_method[]",
+            "_method[0]",
+            "x-http-method-override",
+            "X_HTTP_METHOD_OVERRIDE",
+        ] {
+            let query = format!("{}=DELETE", key.replace(' ', "%20"));
+            let got = classify_with(
+                "botpenguin",
+                Method::POST,
+                "/customer/c1",
+                Some(&query),
+                &[],
+                false,
+            );
+            assert!(
+                matches!(
+                    got,
+                    Classification::Refused(Ambiguity::MethodOverrideQuery(_))
+                ),
+                "{key}: {got:?}"
+            );
+        }
+        for header in [
+            "x-http-method-override",
+            "x_http_method_override",
+            "x-method-override",
+            "x-http-method",
+        ] {
+            let got = classify_with(
+                "botpenguin",
+                Method::GET,
+                "/customer/c1",
+                None,
+                &[(header, "DELETE")],
+                false,
+            );
+            assert!(
+                matches!(got, Classification::Refused(Ambiguity::MethodOverride(_))),
+                "{header}: {got:?}"
+            );
+        }
+        // A body on a passed method could carry `_method`: refused.
+        let got = classify_with("botpenguin", Method::GET, "/customer/c1", None, &[], true);
+        assert_eq!(
+            got,
+            Classification::Refused(Ambiguity::BodyOnPassedMethod("GET".into()))
+        );
+        // Keys that merely contain the word are not overrides.
+        assert!(!is_method_override_key("payment_method"));
+        assert!(!is_method_override_key("_methods"));
+        // PHP drops leading spaces before it mangles: ` method` is `method`.
+        assert!(!is_method_override_key(" method"));
     }
 
     #[test]
@@ -694,6 +1012,7 @@ mod tests {
                 path: "/customers/delete_data",
                 query: Some("customer_keys=victim"),
                 headers: &headers,
+                has_body: false,
             },
         );
         assert_eq!(

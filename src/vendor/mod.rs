@@ -7,18 +7,23 @@ mod builtin;
 mod classify;
 mod credential;
 mod error_shape;
+mod outbound;
 mod parse;
 mod path;
 mod profile;
 pub(crate) mod strict_json;
 
 pub use builtin::{builtin, builtins, BUILTIN_NAMES};
-pub use classify::{classify, Ambiguity, Classification, ErasureCall, RequestHead};
+pub use classify::{
+    classify, is_url_rewrite_header, Ambiguity, Classification, ErasureCall, RequestHead,
+    URL_REWRITE_HEADERS,
+};
 pub use credential::{credential, Credential, CredentialKind, Secret};
 pub use error_shape::ErrorShape;
-pub use parse::{parse, ErasureRequest, ParseError, Target, TargetProblem};
+pub use outbound::{forwarded_sha256, outbound, Outbound, OutboundError};
+pub use parse::{parse, CallParams, ErasureRequest, ParseError, Target, TargetProblem};
 pub use path::PathIssue;
 pub use profile::{
-    ContextField, ContextType, CredentialRule, MethodRule, OtherMethods, ParamSource, PrefixRule,
-    ProfileError, TargetSource, VendorProfile, VendorRequestId, RESERVED_CONTEXT_KEYS,
+    ContextField, ContextType, CredentialRule, IdForm, MethodRule, OtherMethods, ParamSource,
+    PrefixRule, ProfileError, TargetSource, VendorProfile, VendorRequestId, RESERVED_CONTEXT_KEYS,
 };

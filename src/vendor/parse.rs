@@ -12,7 +12,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::classify::{ErasureCall, RequestHead};
-use super::profile::{ContextField, ContextType, ParamSource, VendorProfile};
+use super::path::PathPattern;
+use super::profile::{ContextField, ContextType, IdForm, ParamSource, VendorProfile};
 use super::strict_json::{self, StrictJsonError};
 
 /// Characters escaped inside each part of an object id, so that the `/`
@@ -24,10 +25,39 @@ const ID_PART: &AsciiSet = &CONTROLS.add(b'%').add(b'/');
 pub struct Target {
     /// Fully qualified Cedar entity type (`Seam::Customer`).
     pub entity_type: String,
-    /// The entity id, exactly as the caller sent it (decoded from the query
-    /// string or path; object ids as documented on
-    /// [`TargetSource::object_fields`](super::TargetSource::object_fields)).
+    /// The entity id as the caller sent it (decoded from the query string or
+    /// path; object ids as documented on
+    /// [`TargetSource::object_fields`](super::TargetSource::object_fields)),
+    /// in the form the vendor compares it in ([`IdForm`]).
     pub id: String,
+    /// How the id was normalised before lookup (recorded when not exact).
+    #[serde(skip_serializing_if = "IdForm::is_exact")]
+    pub id_form: IdForm,
+}
+
+impl Target {
+    /// A target whose id is compared byte for byte.
+    #[must_use]
+    pub fn exact(entity_type: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            entity_type: entity_type.into(),
+            id: id.into(),
+            id_form: IdForm::Exact,
+        }
+    }
+}
+
+/// The call's parameters in canonical form: what the rebuilt outbound
+/// request carries, and nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum CallParams {
+    /// A JSON object body: target arrays (normalised ids), context fields
+    /// and the other allowed fields, keys sorted.
+    Body(Map<String, Value>),
+    /// Query pairs, keys sorted, repeated keys in the order sent.
+    Query(Vec<(String, String)>),
+    /// Neither: the path carries the id.
+    None,
 }
 
 /// A parsed erasure call: what the Cedar stage decides on.
@@ -44,6 +74,13 @@ pub struct ErasureRequest {
     /// Vendor context from the call (`bots`, `remove_from_all_bots`,
     /// `workspace`); entity sets are Cedar entity references.
     pub context: Map<String, Value>,
+    /// The erasure method (`DELETE`).
+    pub method: String,
+    /// The vendor-relative path in canonical spelling, captures normalised
+    /// and percent-encoded (`/customer/abc`).
+    pub path: String,
+    /// The parameters the forwarded call carries.
+    pub params: CallParams,
 }
 
 /// What is wrong with one element of an id array.
@@ -61,6 +98,25 @@ pub enum TargetProblem {
     Comma,
     /// Not valid UTF-8 once percent-decoded.
     NotUtf8,
+    /// Leading or trailing whitespace: the vendor may trim it and erase
+    /// someone the gateway did not look up.
+    Padded,
+    /// A control character.
+    ControlCharacter,
+}
+
+/// Whether an id (or id part) is usable as sent: non-blank, unpadded, free
+/// of control characters.
+fn check_id(id: &str) -> Result<(), TargetProblem> {
+    if id.trim().is_empty() {
+        Err(TargetProblem::Empty)
+    } else if id.trim() != id {
+        Err(TargetProblem::Padded)
+    } else if id.chars().any(char::is_control) {
+        Err(TargetProblem::ControlCharacter)
+    } else {
+        Ok(())
+    }
 }
 
 impl fmt::Display for TargetProblem {
@@ -73,6 +129,8 @@ impl fmt::Display for TargetProblem {
             }
             Self::Comma => "contains a comma, which the upstream may read as several ids",
             Self::NotUtf8 => "is not valid UTF-8",
+            Self::Padded => "has leading or trailing whitespace",
+            Self::ControlCharacter => "contains a control character",
         })
     }
 }
@@ -142,6 +200,9 @@ pub enum ParseError {
     /// The classified call lacks a path capture the profile needs.
     #[error("path parameter `{0}` is missing")]
     MissingPathParam(String),
+    /// The profile's path pattern is malformed (it is validated at load).
+    #[error("the vendor profile's path pattern is invalid: {0}")]
+    InvalidProfile(String),
 }
 
 /// A field name from the request, cut short and with control characters
@@ -208,20 +269,24 @@ fn query_params(query: Option<&str>) -> Result<Params, ParseError> {
     Ok(Params::Query(params))
 }
 
-fn object_id(map: &Map<String, Value>, fields: &[String]) -> Option<String> {
+fn object_id(map: &Map<String, Value>, fields: &[String]) -> Result<String, TargetProblem> {
     if map.len() != fields.len() {
-        return None;
+        return Err(TargetProblem::BadObject);
     }
     let parts = fields
         .iter()
         .map(|name| match map.get(name) {
-            Some(Value::String(s)) if !s.trim().is_empty() => {
-                Some(utf8_percent_encode(s, ID_PART).to_string())
+            Some(Value::String(s)) => {
+                check_id(s).map_err(|problem| match problem {
+                    TargetProblem::Empty => TargetProblem::BadObject,
+                    other => other,
+                })?;
+                Ok(utf8_percent_encode(s, ID_PART).to_string())
             }
-            _ => None,
+            _ => Err(TargetProblem::BadObject),
         })
-        .collect::<Option<Vec<String>>>()?;
-    Some(parts.join("/"))
+        .collect::<Result<Vec<String>, TargetProblem>>()?;
+    Ok(parts.join("/"))
 }
 
 fn bad(field: &str, index: usize, problem: TargetProblem) -> ParseError {
@@ -246,10 +311,10 @@ fn query_ids(field: &str, values: &[String]) -> Result<Vec<String>, ParseError> 
         .enumerate()
         .map(|(index, value)| {
             if value.contains(char::REPLACEMENT_CHARACTER) {
-                Err(bad(field, index, TargetProblem::NotUtf8))
-            } else if value.trim().is_empty() {
-                Err(bad(field, index, TargetProblem::Empty))
-            } else if value.contains(',') {
+                return Err(bad(field, index, TargetProblem::NotUtf8));
+            }
+            check_id(value).map_err(|problem| bad(field, index, problem))?;
+            if value.contains(',') {
                 Err(bad(field, index, TargetProblem::Comma))
             } else {
                 Ok(value.clone())
@@ -259,12 +324,13 @@ fn query_ids(field: &str, values: &[String]) -> Result<Vec<String>, ParseError> 
 }
 
 /// The ids in a JSON array: non-empty strings, or (with `object_fields`)
-/// objects of exactly those non-empty string fields.
+/// objects of exactly those non-empty string fields; each with the element
+/// as sent.
 fn json_ids(
     field: &str,
     value: &Value,
     object_fields: &[String],
-) -> Result<Vec<String>, ParseError> {
+) -> Result<Vec<(String, Value)>, ParseError> {
     let Value::Array(items) = value else {
         return Err(ParseError::WrongType {
             field: field.to_owned(),
@@ -280,10 +346,12 @@ fn json_ids(
         .iter()
         .enumerate()
         .map(|(index, item)| match item {
-            Value::String(s) if s.trim().is_empty() => Err(bad(field, index, TargetProblem::Empty)),
-            Value::String(s) => Ok(s.clone()),
+            Value::String(s) => check_id(s)
+                .map(|()| (s.clone(), item.clone()))
+                .map_err(|problem| bad(field, index, problem)),
             Value::Object(map) if !object_fields.is_empty() => object_id(map, object_fields)
-                .ok_or_else(|| bad(field, index, TargetProblem::BadObject)),
+                .map(|id| (id, item.clone()))
+                .map_err(|problem| bad(field, index, problem)),
             _ => Err(bad(field, index, not_string)),
         })
         .collect()
@@ -297,14 +365,26 @@ impl Params {
         }
     }
 
-    fn ids(&self, field: &str, object_fields: &[String]) -> Result<Vec<String>, ParseError> {
+    /// The ids of a target field, each with its element as sent (a JSON
+    /// string or object, or the query value).
+    fn ids(
+        &self,
+        field: &str,
+        object_fields: &[String],
+    ) -> Result<Vec<(String, Value)>, ParseError> {
         match self {
             Self::Json(map) => map
                 .get(field)
                 .map_or_else(|| Ok(Vec::new()), |v| json_ids(field, v, object_fields)),
-            Self::Query(map) => map
+            Self::Query(map) => Ok(map
                 .get(field)
-                .map_or_else(|| Ok(Vec::new()), |v| query_ids(field, v)),
+                .map_or_else(|| Ok(Vec::new()), |v| query_ids(field, v))?
+                .into_iter()
+                .map(|id| {
+                    let wire = Value::String(id.clone());
+                    (id, wire)
+                })
+                .collect()),
         }
     }
 
@@ -331,9 +411,12 @@ impl Params {
                     return Ok(Some(Value::String(s.clone())))
                 }
                 (Some(_), ContextType::String) => return Err(wrong("a string")),
-                (Some(value), ContextType::StringSet | ContextType::EntitySet) => {
-                    Some(json_ids(field, value, &[])?)
-                }
+                (Some(value), ContextType::StringSet | ContextType::EntitySet) => Some(
+                    json_ids(field, value, &[])?
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect::<Vec<_>>(),
+                ),
             },
             (Self::Query(map), kind) => match (map.get(field).map(Vec::as_slice), kind) {
                 (None, _) => None,
@@ -443,27 +526,56 @@ pub fn parse(
     {
         return Err(ParseError::UnknownField(shown(unknown)));
     }
+    if let Params::Json(map) = &params {
+        for (key, value) in map {
+            let declared = profile
+                .targets
+                .iter()
+                .any(|t| t.field.as_deref() == Some(key.as_str()))
+                || profile.context.iter().any(|c| c.field == *key);
+            if !declared && !(value.is_string() || value.is_number() || value.is_boolean()) {
+                return Err(ParseError::WrongType {
+                    field: shown(key),
+                    expected: "a string, number or boolean",
+                });
+            }
+        }
+    }
     let mut targets = Vec::new();
+    let mut wire_ids: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    let mut path_params = call.path_params.clone();
     for source in &profile.targets {
         let entity_type = profile.qualified(&source.entity_type);
-        let ids = match (&source.field, &source.path_param) {
-            (Some(field), _) => params.ids(field, &source.object_fields)?,
+        let form = source.id_form;
+        let target = |id: &str| Target {
+            entity_type: entity_type.clone(),
+            id: form.apply(id),
+            id_form: form,
+        };
+        match (&source.field, &source.path_param) {
+            (Some(field), _) => {
+                let ids = params.ids(field, &source.object_fields)?;
+                let wires = wire_ids.entry(field.as_str()).or_default();
+                for (id, wire) in ids {
+                    wires.push(match wire {
+                        Value::String(_) => Value::String(form.apply(&id)),
+                        other => other,
+                    });
+                    targets.push(target(&id));
+                }
+            }
             (None, Some(name)) => {
                 let id = call
                     .path_params
                     .get(name)
                     .ok_or_else(|| ParseError::MissingPathParam(name.clone()))?;
-                if id.trim().is_empty() {
-                    return Err(bad(name, 0, TargetProblem::Empty));
-                }
-                vec![id.clone()]
+                check_id(id).map_err(|problem| bad(name, 0, problem))?;
+                let decided = target(id);
+                path_params.insert(name.clone(), decided.id.clone());
+                targets.push(decided);
             }
-            (None, None) => Vec::new(),
-        };
-        targets.extend(ids.into_iter().map(|id| Target {
-            entity_type: entity_type.clone(),
-            id,
-        }));
+            (None, None) => {}
+        }
     }
     let mut context = Map::new();
     for spec in &profile.context {
@@ -477,13 +589,76 @@ pub fn parse(
     if targets.is_empty() {
         return Err(ParseError::NoTargets);
     }
+    let pattern = PathPattern::parse(&profile.path).map_err(ParseError::InvalidProfile)?;
     Ok(ErasureRequest {
         vendor: profile.name.clone(),
         namespace: profile.namespace.clone(),
         action: profile.action.clone(),
         targets,
         context,
+        method: call.method.as_str().to_owned(),
+        path: pattern.render(&path_params),
+        params: params.canonical(&wire_ids)?,
     })
+}
+
+/// A JSON value with every object's keys in sorted order (serde_json keeps
+/// insertion order in this build), for canonical serialisation.
+fn sorted_keys(value: Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted_keys).collect()),
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        other => other,
+    }
+}
+
+impl Params {
+    /// The parameters as the rebuilt call carries them: target fields with
+    /// their normalised ids, every other allowed field as sent (a JSON
+    /// field without a declared type must be a string, number or boolean:
+    /// the gateway forwards nothing it did not read).
+    fn canonical(&self, wire_ids: &BTreeMap<&str, Vec<Value>>) -> Result<CallParams, ParseError> {
+        Ok(match self {
+            Self::Json(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let mut out = Map::new();
+                for key in keys {
+                    let value = match wire_ids.get(key.as_str()) {
+                        Some(ids) => Value::Array(ids.clone()),
+                        None => map[key].clone(),
+                    };
+                    out.insert(key.clone(), sorted_keys(value));
+                }
+                CallParams::Body(out)
+            }
+            Self::Query(map) if map.is_empty() => CallParams::None,
+            Self::Query(map) => {
+                let mut pairs = Vec::new();
+                for (key, values) in map {
+                    match wire_ids.get(key.as_str()) {
+                        Some(ids) if ids.is_empty() => pairs.push((key.clone(), String::new())),
+                        Some(ids) => pairs.extend(
+                            ids.iter()
+                                .filter_map(Value::as_str)
+                                .map(|id| (key.clone(), id.to_owned())),
+                        ),
+                        None => pairs.extend(values.iter().map(|v| (key.clone(), v.clone()))),
+                    }
+                }
+                CallParams::Query(pairs)
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -526,6 +701,7 @@ mod tests {
                 path: &self.path,
                 query: self.query.as_deref(),
                 headers: &self.headers,
+                has_body: false,
             }
         }
 
@@ -560,9 +736,15 @@ mod tests {
     }
 
     fn target(entity_type: &str, id: &str) -> Target {
+        let id_form = if entity_type == "Kore::User" {
+            IdForm::EmailCasefold
+        } else {
+            IdForm::Exact
+        };
         Target {
             entity_type: entity_type.to_owned(),
             id: id.to_owned(),
+            id_form,
         }
     }
 
@@ -669,6 +851,63 @@ mod tests {
     }
 
     #[test]
+    fn padded_or_control_character_ids_are_refused_everywhere() {
+        for body in [
+            r#"{"userIds":[" owner@example.com"]}"#,
+            r#"{"userIds":["owner@example.com "]}"#,
+            r#"{"userIds":["owner@example.com\n"]}"#,
+            r#"{"userIds":["u-1\u0000"]}"#,
+            r#"{"userIds":[{"channel_id":" c","channel_user_id":"u"}]}"#,
+            r#"{"userIds":["u-1"],"botIds":[" st-1"]}"#,
+        ] {
+            assert!(
+                matches!(kore(body), Err(ParseError::BadElement { .. })),
+                "{body}"
+            );
+        }
+        assert!(matches!(
+            seam_delete("customer_keys=%20c1", ""),
+            Err(ParseError::BadElement {
+                problem: TargetProblem::Padded,
+                ..
+            })
+        ));
+        let call = Call::new("DELETE", "/customer/c1%20", None, &[]);
+        assert!(matches!(
+            call.parse("botpenguin", b""),
+            Err(ParseError::BadElement {
+                problem: TargetProblem::Padded,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn kore_email_ids_are_compared_case_folded_and_forwarded_folded() {
+        let req = kore(r#"{"userIds":["Owner@EXAMPLE.COM","u-AbC"]}"#).unwrap();
+        assert_eq!(
+            req.targets,
+            [
+                target("Kore::User", "owner@example.com"),
+                target("Kore::User", "u-AbC")
+            ]
+        );
+        let CallParams::Body(body) = &req.params else {
+            panic!("a body call");
+        };
+        assert_eq!(body["userIds"], json!(["owner@example.com", "u-AbC"]));
+    }
+
+    #[test]
+    fn untyped_allowed_fields_must_be_scalars_in_a_body() {
+        assert!(matches!(
+            seam_post(r#"{"customer_keys":["c1"],"_strict":{"nested":["c2"]}}"#),
+            Err(ParseError::WrongType { .. })
+        ));
+        assert!(seam_post(r#"{"customer_keys":["c1"],"_strict":true}"#).is_ok());
+    }
+
+    #[test]
     fn seam_body_form_and_query_form_give_identical_requests() {
         let body =
             seam_post(r#"{"user_keys":["u1"],"customer_keys":["c 1","c&2"],"space_keys":[]}"#)
@@ -680,7 +919,8 @@ mod tests {
             "",
         )
         .unwrap();
-        assert_eq!(body, query);
+        assert_eq!(body.targets, query.targets);
+        assert_eq!(body.context, query.context);
         let get = Call::new(
             "GET",
             "/customers/delete_data",
@@ -689,7 +929,15 @@ mod tests {
         )
         .parse("seam", b"")
         .unwrap();
-        assert_eq!(body, get);
+        assert_eq!(body.targets, get.targets);
+        assert_eq!(
+            get.params,
+            CallParams::Query(vec![
+                ("customer_keys".into(), "c 1".into()),
+                ("customer_keys".into(), "c&2".into()),
+                ("user_keys".into(), "u1".into()),
+            ])
+        );
     }
 
     fn tag(err: &ParseError) -> &'static str {
@@ -709,6 +957,7 @@ mod tests {
             ParseError::QuerySeparator => "query_separator",
             ParseError::BadHeader { .. } => "bad_header",
             ParseError::MissingPathParam(_) => "missing_path_param",
+            ParseError::InvalidProfile(_) => "invalid_profile",
         }
     }
 
@@ -944,15 +1193,25 @@ mod tests {
             };
             let entity_type = profile.qualified(&source.entity_type);
             for item in items.as_array()? {
+                // Usable: not blank, not padded, no control character.
+                let usable = |s: &str| {
+                    !s.trim().is_empty() && s.trim() == s && !s.chars().any(char::is_control)
+                };
                 let id = match item {
-                    Value::String(s) if !s.trim().is_empty() => s.clone(),
+                    Value::String(s) if usable(s) => {
+                        if source.id_form == IdForm::EmailCasefold && s.contains('@') {
+                            s.to_lowercase()
+                        } else {
+                            s.clone()
+                        }
+                    }
                     Value::Object(map) if !source.object_fields.is_empty() => {
                         if map.len() != source.object_fields.len() {
                             return None;
                         }
                         let mut parts = Vec::new();
                         for name in &source.object_fields {
-                            let part = map.get(name)?.as_str().filter(|s| !s.trim().is_empty())?;
+                            let part = map.get(name)?.as_str().filter(|s| usable(s))?;
                             parts.push(part.replace('%', "%25").replace('/', "%2F"));
                         }
                         parts.join("/")
@@ -962,6 +1221,7 @@ mod tests {
                 out.push(Target {
                     entity_type: entity_type.clone(),
                     id,
+                    id_form: source.id_form,
                 });
             }
         }

@@ -6,7 +6,27 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// What a rendered capture leaves unencoded: RFC 3986 `pchar` less `%`, `;`
+/// and `+` (unreserved, `!$&'()*,=:@`), so that a router decoding it once
+/// reads back exactly the decided id.
+const CAPTURE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b',')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
 
 /// How many rounds of percent-decoding the normaliser applies. Real servers
 /// decode once, sometimes twice (a proxy and then the framework); more rounds
@@ -152,6 +172,24 @@ impl PathPattern {
             PatternSegment::Capture(name) => Some(name.as_str()),
             PatternSegment::Literal { .. } => None,
         })
+    }
+
+    /// The canonical path with each capture's value percent-encoded; a
+    /// capture without a value renders empty (the caller passes them all).
+    pub(crate) fn render(&self, captures: &BTreeMap<String, String>) -> String {
+        let mut out = String::new();
+        for segment in &self.segments {
+            out.push('/');
+            match segment {
+                PatternSegment::Literal { text, .. } => out.push_str(text),
+                PatternSegment::Capture(name) => {
+                    if let Some(value) = captures.get(name) {
+                        out.extend(utf8_percent_encode(value, CAPTURE));
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn matches_normalised(&self, segments: &[String]) -> bool {

@@ -45,6 +45,13 @@ pub struct VendorProfile {
     /// `refuse`.
     #[serde(default)]
     pub other_methods: OtherMethods,
+    /// With `other_methods = "pass"`: the methods that pass on the erasure
+    /// path, and only without a body. Any other method is refused, because
+    /// Rails, Laravel, Symfony and Express honour a `_method` override in the
+    /// body of a `POST` (and a body is where the gateway does not look on a
+    /// passed call). Defaults to `GET` and `HEAD`.
+    #[serde(default = "default_pass_methods")]
+    pub pass_methods: Vec<String>,
     /// Where the ids to erase come from; each becomes one Cedar resource.
     pub targets: Vec<TargetSource>,
     /// Body or query fields copied into the Cedar context.
@@ -61,6 +68,12 @@ pub struct VendorProfile {
     /// (Seam: `seam-workspace`).
     #[serde(default)]
     pub workspace_header: Option<String>,
+    /// Request headers besides the credential and workspace headers that an
+    /// allowed erasure call carries to the vendor as received (BotPenguin:
+    /// `authtype`). Every other header of the client's request is dropped
+    /// from the rebuilt call.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
     /// The vendor's error response shape.
     pub error: ErrorShape,
     /// Where the vendor's own id for an accepted erasure request is found in
@@ -135,7 +148,81 @@ pub struct TargetSource {
     /// by `/` (Kore: `{"channel_id":"c","channel_user_id":"u"}` → `c/u`).
     #[serde(default)]
     pub object_fields: Vec<String>,
+    /// How the vendor compares these ids, applied before entity lookup and
+    /// to the forwarded call. Defaults to `exact`.
+    #[serde(default)]
+    pub id_form: IdForm,
 }
+
+/// How a vendor compares a target id, so that the gateway looks up the same
+/// person the vendor will erase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdForm {
+    /// Opaque ids, compared byte for byte.
+    #[default]
+    Exact,
+    /// An id holding `@` is an e-mail address compared ignoring the letter
+    /// case of the whole address; other ids are exact.
+    EmailCasefold,
+    /// An id holding `@` is an e-mail address whose domain is compared
+    /// ignoring letter case (RFC 5321: the local part is the mailbox's own);
+    /// other ids are exact.
+    EmailDomainCasefold,
+}
+
+impl IdForm {
+    /// The id in the form the vendor compares it in.
+    #[must_use]
+    pub fn apply(self, id: &str) -> String {
+        match (self, id.rsplit_once('@')) {
+            (Self::EmailCasefold, Some(_)) => id.to_lowercase(),
+            (Self::EmailDomainCasefold, Some((local, domain))) => {
+                format!("{local}@{}", domain.to_lowercase())
+            }
+            _ => id.to_owned(),
+        }
+    }
+
+    /// Whether ids are compared byte for byte.
+    #[must_use]
+    pub fn is_exact(&self) -> bool {
+        *self == Self::Exact
+    }
+
+    /// The snake_case name used in profiles and the trail.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::EmailCasefold => "email_casefold",
+            Self::EmailDomainCasefold => "email_domain_casefold",
+        }
+    }
+}
+
+fn default_pass_methods() -> Vec<String> {
+    vec!["GET".to_owned(), "HEAD".to_owned()]
+}
+
+/// Headers an erasure call's rebuilt request sets itself, or that describe
+/// one connection; a profile cannot forward them from the client.
+const GATEWAY_SET_HEADERS: [&str; 14] = [
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-connection",
+    "x-request-id",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+];
 
 /// A field copied into the Cedar context.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -278,6 +365,7 @@ impl VendorProfile {
         self.validate_context()?;
         self.validate_allowed_fields()?;
         self.validate_credential()?;
+        self.validate_pass_and_forward()?;
         if let Some(header) = &self.workspace_header {
             if !is_header_name(header) {
                 return Err(self.invalid("workspace_header", "must be a lower-case header name"));
@@ -489,6 +577,49 @@ impl VendorProfile {
             }
         }
         Ok(())
+    }
+
+    fn validate_pass_and_forward(&self) -> Result<(), ProfileError> {
+        let passed = match self.other_methods {
+            OtherMethods::Pass => self.pass_methods.as_slice(),
+            OtherMethods::Refuse => &[],
+        };
+        for (i, method) in passed.iter().enumerate() {
+            let at = format!("pass_methods[{i}]");
+            if Method::from_bytes(method.as_bytes()).is_err()
+                || *method != method.to_ascii_uppercase()
+            {
+                return Err(self.invalid(at, "must be an upper-case HTTP method"));
+            }
+            if self.methods.iter().any(|m| m.method == *method) {
+                return Err(self.invalid(at, "is an erasure method of this profile"));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, header) in self.forward_headers.iter().enumerate() {
+            let at = format!("forward_headers[{i}]");
+            if !is_header_name(header) || !seen.insert(header.as_str()) {
+                return Err(self.invalid(at, "must be a lower-case header name listed once"));
+            }
+            if GATEWAY_SET_HEADERS.contains(&header.as_str())
+                || *header == self.credential.header
+                || self.workspace_header.as_deref() == Some(header.as_str())
+            {
+                return Err(self.invalid(
+                    at,
+                    "is set by the gateway or already forwarded as the credential or workspace",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `other_methods = "pass"` lets `method` through on the
+    /// erasure path (when the request has no body).
+    #[must_use]
+    pub fn passes(&self, method: &Method) -> bool {
+        self.other_methods == OtherMethods::Pass
+            && self.pass_methods.iter().any(|m| m == method.as_str())
     }
 
     fn validate_credential(&self) -> Result<(), ProfileError> {

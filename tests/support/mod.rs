@@ -48,6 +48,50 @@ pub enum Behaviour {
     Json(&'static str),
 }
 
+/// Every stand-in vendor's recorder in this test binary, so that stopping a
+/// gateway can check what its allowed calls delivered.
+static RECORDERS: Mutex<Vec<Arc<Mutex<Vec<Recorded>>>>> = Mutex::new(Vec::new());
+
+/// The digest of a request as a stand-in vendor received it, computed the
+/// way the decision record's `forwarded_sha256` is.
+pub fn received_sha256(seen: &Recorded) -> String {
+    erasure_gateway::vendor::forwarded_sha256(
+        seen.method.as_str(),
+        &seen.path_and_query,
+        &seen.headers,
+        &seen.body,
+    )
+}
+
+/// Asserts that every call the trail of `config` records as forwarded
+/// reached some stand-in vendor exactly as decided: a received request's
+/// digest equals the decision's `forwarded_sha256`. Returns how many were
+/// checked.
+pub fn assert_forwarded_as_decided(config: &Config) -> usize {
+    let received: std::collections::HashSet<String> = RECORDERS
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.lock().unwrap().clone())
+        .map(|seen| received_sha256(&seen))
+        .collect();
+    let mut checked = 0;
+    for record in trail_records_lenient(config) {
+        if record["kind"] != "decision" || record["effect"] != "forwarded" {
+            continue;
+        }
+        let digest = record["forwarded_sha256"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a forwarded decision without forwarded_sha256: {record}"));
+        assert!(
+            received.contains(digest),
+            "no stand-in vendor received the request decided as {digest}: {record}"
+        );
+        checked += 1;
+    }
+    checked
+}
+
 /// A running stand-in vendor.
 pub struct Vendor {
     pub addr: SocketAddr,
@@ -103,6 +147,7 @@ async fn spawn_vendor_inner(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let received = Arc::new(Mutex::new(Vec::new()));
+    RECORDERS.lock().unwrap().push(received.clone());
     let recorder = received.clone();
     tokio::spawn(async move {
         loop {
@@ -207,7 +252,9 @@ impl Gateway {
         format!("http://{}{path}", self.admin)
     }
 
-    /// Begins graceful shutdown and waits for the gateway to return.
+    /// Begins graceful shutdown, waits for the gateway to return, and
+    /// checks that every call it forwarded reached a stand-in vendor exactly
+    /// as decided ([`assert_forwarded_as_decided`]).
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -218,6 +265,7 @@ impl Gateway {
                 .expect("gateway stops within 10s")
                 .unwrap();
         }
+        assert_forwarded_as_decided(&self.config);
     }
 }
 
@@ -284,6 +332,31 @@ pub fn trail_records(config: &Config) -> Vec<serde_json::Value> {
                 .unwrap()
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect()
+}
+
+/// The trail's records that parse, oldest first; none when it has no
+/// directory (tests that tamper with a trail still get checked).
+pub fn trail_records_lenient(config: &Config) -> Vec<serde_json::Value> {
+    let Some(dir) = config.audit.path.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
                 .collect::<Vec<serde_json::Value>>()
         })
         .collect()

@@ -1,0 +1,252 @@
+//! The erasure call as the vendor receives it, rebuilt from what was
+//! decided rather than copied from what arrived: method and path from the
+//! profile, the body or query re-serialised from the parsed call, and only
+//! the headers the decision read. [`forwarded_sha256`] is the digest the
+//! decision record carries, so an auditor can match it to the vendor's view.
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::Method;
+use sha2::{Digest, Sha256};
+
+use super::parse::{CallParams, ErasureRequest};
+use super::profile::VendorProfile;
+
+/// W3C trace-context headers, carried through when sent once.
+const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+
+/// A rebuilt erasure call, relative to the upstream's base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// The erasure method.
+    pub method: Method,
+    /// Canonical path and query, vendor-relative (`/customer/abc`).
+    pub path_and_query: String,
+    /// The credential, workspace and profile `forward_headers` as received,
+    /// trace context, and `content-type` for a body.
+    pub headers: HeaderMap,
+    /// The canonical JSON body (empty for query and path calls).
+    pub body: Bytes,
+}
+
+/// Why a decided call could not be rebuilt (a profile fault; refused).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    /// The parsed method is not a valid HTTP method.
+    #[error("the erasure method cannot be sent")]
+    Method,
+    /// The canonical body could not be serialised.
+    #[error("the erasure call's body could not be rebuilt")]
+    Body,
+}
+
+/// Rebuilds the erasure call from its parsed form and the received headers.
+///
+/// # Errors
+/// The method or body cannot be produced (never for a validated profile).
+pub fn outbound(
+    profile: &VendorProfile,
+    erasure: &ErasureRequest,
+    received: &HeaderMap,
+) -> Result<Outbound, OutboundError> {
+    let method =
+        Method::from_bytes(erasure.method.as_bytes()).map_err(|_| OutboundError::Method)?;
+    let mut path_and_query = erasure.path.clone();
+    let mut headers = HeaderMap::new();
+    let body = match &erasure.params {
+        CallParams::Body(map) => {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Bytes::from(serde_json::to_vec(map).map_err(|_| OutboundError::Body)?)
+        }
+        CallParams::Query(pairs) => {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish();
+            path_and_query.push('?');
+            path_and_query.push_str(&query);
+            Bytes::new()
+        }
+        CallParams::None => Bytes::new(),
+    };
+    let carried = std::iter::once(profile.credential.header.as_str())
+        .chain(profile.workspace_header.as_deref())
+        .chain(profile.forward_headers.iter().map(String::as_str))
+        .chain(TRACE_HEADERS);
+    for name in carried {
+        let mut values = received.get_all(name).iter();
+        // Classification refused repeats of the decided headers; a repeated
+        // trace header is dropped rather than guessed at.
+        if let (Some(value), None) = (values.next(), values.next()) {
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                headers.insert(name, value.clone());
+            }
+        }
+    }
+    Ok(Outbound {
+        method,
+        path_and_query,
+        headers,
+        body,
+    })
+}
+
+/// The digest of a request as the vendor reads it: SHA-256, lower-case hex,
+/// over `METHOD SP path-and-query LF`, then each header but `host` and
+/// `content-length` as `name: value LF` (names lower case and sorted, values
+/// of one name in order), then `LF` and the body.
+#[must_use]
+pub fn forwarded_sha256(
+    method: &str,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> String {
+    let mut hash = Sha256::new();
+    hash.update(method.as_bytes());
+    hash.update(b" ");
+    hash.update(path_and_query.as_bytes());
+    hash.update(b"\n");
+    let mut names: Vec<&HeaderName> = headers
+        .keys()
+        .filter(|n| **n != HOST && **n != CONTENT_LENGTH)
+        .collect();
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    for name in names {
+        for value in headers.get_all(name) {
+            hash.update(name.as_str().as_bytes());
+            hash.update(b": ");
+            hash.update(value.as_bytes());
+            hash.update(b"\n");
+        }
+    }
+    hash.update(b"\n");
+    hash.update(body);
+    hex::encode(hash.finalize())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::vendor::{builtin, classify, parse, Classification, RequestHead};
+
+    fn rebuilt(
+        vendor: &str,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Outbound {
+        let profile = builtin(vendor).unwrap();
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let head = RequestHead {
+            method: &method,
+            path,
+            query,
+            headers: &map,
+            has_body: !body.is_empty(),
+        };
+        let Classification::Erasure(call) = classify(&profile, &head) else {
+            panic!("not an erasure call");
+        };
+        let erasure = parse(&profile, &call, &head, body.as_bytes()).unwrap();
+        outbound(&profile, &erasure, &map).unwrap()
+    }
+
+    #[test]
+    fn a_kore_call_is_rebuilt_with_only_what_was_decided() {
+        let out = rebuilt(
+            "kore",
+            "DELETE",
+            "/api/public/bot/eraseUsersData",
+            None,
+            &[
+                ("auth", "jwt-here"),
+                ("content-type", "application/json; charset=utf-8"),
+                ("x-custom-meaning", "1"),
+                ("cookie", "session=1"),
+                (
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                ),
+            ],
+            r#"{ "userIds" : ["Owner@EXAMPLE.com", {"channel_user_id":"u","channel_id":"c"}],
+                 "RemoveDataFromAllBots": false }"#,
+        );
+        assert_eq!(out.method, Method::DELETE);
+        assert_eq!(out.path_and_query, "/api/public/bot/eraseUsersData");
+        assert_eq!(
+            out.body,
+            r#"{"RemoveDataFromAllBots":false,"userIds":["owner@example.com",{"channel_id":"c","channel_user_id":"u"}]}"#
+        );
+        let names: Vec<&str> = out.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(out.headers["content-type"], "application/json");
+        assert_eq!(out.headers["auth"], "jwt-here");
+        assert!(out.headers.contains_key("traceparent"));
+    }
+
+    #[test]
+    fn a_seam_query_call_is_rebuilt_in_sorted_canonical_form() {
+        let out = rebuilt(
+            "seam",
+            "DELETE",
+            "/customers/delete_data",
+            Some("user_keys=u%201&customer_keys=b&customer_keys=a&_strict=true"),
+            &[("authorization", "Bearer seam_x"), ("seam-workspace", "ws")],
+            "",
+        );
+        assert_eq!(
+            out.path_and_query,
+            "/customers/delete_data?_strict=true&customer_keys=b&customer_keys=a&user_keys=u+1"
+        );
+        assert!(out.body.is_empty());
+        assert_eq!(out.headers["seam-workspace"], "ws");
+        assert!(!out.headers.contains_key("content-type"));
+    }
+
+    #[test]
+    fn a_botpenguin_call_keeps_authtype_and_an_encoded_path_id() {
+        let out = rebuilt(
+            "botpenguin",
+            "DELETE",
+            "/customer/a%40b%20c",
+            None,
+            &[
+                ("authorization", "Bearer t"),
+                ("authtype", "Key"),
+                ("x-forwarded-host", "evil"),
+            ],
+            "",
+        );
+        assert_eq!(out.path_and_query, "/customer/a@b%20c");
+        assert_eq!(out.headers.len(), 2);
+        assert_eq!(out.headers["authtype"], "Key");
+    }
+
+    #[test]
+    fn the_digest_covers_method_path_headers_and_body_but_not_framing() {
+        let mut headers = HeaderMap::new();
+        headers.insert("auth", HeaderValue::from_static("a"));
+        let base = forwarded_sha256("DELETE", "/p", &headers, b"{}");
+        assert_eq!(base.len(), 64);
+        assert_ne!(base, forwarded_sha256("POST", "/p", &headers, b"{}"));
+        assert_ne!(base, forwarded_sha256("DELETE", "/q", &headers, b"{}"));
+        assert_ne!(base, forwarded_sha256("DELETE", "/p", &headers, b"{ }"));
+        let mut more = headers.clone();
+        more.insert("x-extra", HeaderValue::from_static("1"));
+        assert_ne!(base, forwarded_sha256("DELETE", "/p", &more, b"{}"));
+        let mut framed = headers.clone();
+        framed.insert("content-length", HeaderValue::from_static("2"));
+        framed.insert("host", HeaderValue::from_static("vendor:1"));
+        assert_eq!(base, forwarded_sha256("DELETE", "/p", &framed, b"{}"));
+    }
+}
