@@ -18,6 +18,7 @@ use miette::Diagnostic;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::vendor::IdForm;
 pub use crate::vendor::Target;
 
 /// The schema file's name inside the policies directory.
@@ -132,6 +133,7 @@ pub struct PolicySnapshot {
     policies: PolicySet,
     entities: Entities,
     policy_files: BTreeMap<String, PathBuf>,
+    entities_path: Option<PathBuf>,
     warnings: Vec<SourceError>,
 }
 
@@ -260,6 +262,7 @@ impl PolicySnapshot {
         entities: Option<(&Path, &str)>,
     ) -> Result<Self, PolicyErrors> {
         let (schema_path, schema_text) = schema;
+        let entities_path = entities.map(|(path, _)| path.to_owned());
         let entities_text = entities.map(|(_, text)| text);
         let schema = match Schema::from_cedarschema_str(schema_text) {
             Ok((schema, _warnings)) => schema,
@@ -389,8 +392,59 @@ impl PolicySnapshot {
             policies: combined,
             entities,
             policy_files,
+            entities_path,
             warnings,
         })
+    }
+
+    /// Checks that every id of an entity type a vendor compares in a
+    /// normalised form ([`IdForm`]) is written in that form, in the entity
+    /// file and in the policies: `Kore::User::"Owner@Example.com"` would never
+    /// match the case-folded id of a call, so a protected person would go
+    /// unprotected. `forms` pairs qualified entity types with their form.
+    ///
+    /// # Errors
+    /// One error per id not in its form, naming the file (and policy) and
+    /// the spelling to use.
+    pub fn check_id_forms(&self, forms: &[(String, IdForm)]) -> Result<(), PolicyErrors> {
+        let mut errors = Vec::new();
+        let mut check = |uid: &EntityUid, path: &Path, policy: Option<&str>| {
+            let entity_type = uid.type_name().to_string();
+            let id = uid.id().unescaped();
+            for (wanted, form) in forms {
+                let normal = form.apply(id);
+                if *wanted == entity_type && normal != id {
+                    let mut error = SourceError::new(
+                        path,
+                        format!(
+                            "`{uid}` is not written the way the vendor compares {entity_type} ids ({}): write `{normal}`",
+                            form.as_str()
+                        ),
+                    );
+                    error.policy_id = policy.map(str::to_owned);
+                    errors.push(error);
+                }
+            }
+        };
+        let entities_path = self
+            .entities_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(ENTITIES_FILE));
+        for entity in self.entities.iter() {
+            check(&entity.uid(), &entities_path, None);
+        }
+        for policy in self.policies.policies() {
+            let id = policy.annotation("id").unwrap_or_default();
+            let path = self.policy_files.get(id).cloned().unwrap_or_default();
+            for uid in policy.entity_literals() {
+                check(&uid, &path, Some(id));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyErrors(errors))
+        }
     }
 
     /// The policy-set version: `sha256:` and the full hex SHA-256 of the
@@ -834,6 +888,34 @@ mod tests {
             &[(PathBuf::from("policies/p.cedar"), policies.to_owned())],
             None,
         )
+    }
+
+    #[test]
+    fn ids_not_written_the_way_the_vendor_compares_them_refuse_the_set() {
+        let forms = [("Kore::User".to_owned(), IdForm::EmailCasefold)];
+        assert!(shipped().check_id_forms(&forms).is_ok());
+        let schema = include_str!("../policies/schema.cedarschema");
+        let entities = r#"[{"uid":{"type":"Kore::User","id":"Owner@Example.com"},"attrs":{"account_owner":true},"parents":[]}]"#;
+        let policy =
+            r#"@id("p") forbid (principal, action, resource == Kore::User::"Boss@Example.com");"#;
+        let snapshot = PolicySnapshot::from_sources(
+            (Path::new("policies/schema.cedarschema"), schema),
+            &[(PathBuf::from("policies/p.cedar"), policy.to_owned())],
+            Some((Path::new("policies/entities.json"), entities)),
+        )
+        .unwrap();
+        let errors = snapshot.check_id_forms(&forms).unwrap_err().to_string();
+        assert!(
+            errors.contains("policies/entities.json")
+                && errors.contains("write `owner@example.com`"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("policy `p`") && errors.contains("write `boss@example.com`"),
+            "{errors}"
+        );
+        // Exact types are not checked.
+        assert!(snapshot.check_id_forms(&[]).is_ok());
     }
 
     #[test]

@@ -383,7 +383,15 @@ mod policy {
     }
 
     fn validate(dir: &Path) -> ExitCode {
-        match PolicySnapshot::load(dir) {
+        // Ids the built-in vendors compare normalised must be written so.
+        let forms: Vec<_> = erasure_gateway::vendor::builtins()
+            .unwrap_or_default()
+            .iter()
+            .flat_map(erasure_gateway::vendor::VendorProfile::id_forms)
+            .collect();
+        let loaded = PolicySnapshot::load(dir)
+            .and_then(|snapshot| snapshot.check_id_forms(&forms).map(|()| snapshot));
+        match loaded {
             Ok(snapshot) => {
                 for warning in snapshot.warnings() {
                     println!("warning: {warning}");

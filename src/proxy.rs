@@ -36,7 +36,7 @@ use crate::server::ConnInfo;
 use crate::trail::entry::{decision_record, outcome_record, DecisionFacts, OutcomeFacts};
 use crate::trail::pseudonym::PseudonymKey;
 use crate::trail::{Trail, TrailError};
-use crate::vendor::{self, Classification, ErasureCall, RequestHead, VendorProfile};
+use crate::vendor::{self, Classification, ErasureCall, IdForm, RequestHead, VendorProfile};
 use crate::{Body, StartError};
 
 /// Everything a request needs, built once from config.
@@ -48,6 +48,9 @@ pub struct Gateway {
     mode: Mode,
     max_body_bytes: usize,
     policies: ArcSwap<PolicySnapshot>,
+    /// Entity types whose ids the routed vendors compare normalised; every
+    /// policy set loaded must spell them so.
+    id_forms: Vec<(String, IdForm)>,
     evaluator: Evaluator,
     profiles: Vec<VendorProfile>,
     policy_dir: PathBuf,
@@ -115,6 +118,12 @@ impl Gateway {
                 profile,
             });
         }
+        let id_forms: Vec<_> = upstreams
+            .iter()
+            .filter_map(|r| r.profile.as_ref())
+            .flat_map(VendorProfile::id_forms)
+            .collect();
+        policies.check_id_forms(&id_forms)?;
         let identifier = Identifier::new(&config.caller, config.jwt.as_ref())?;
         let directory = config
             .policies
@@ -128,6 +137,7 @@ impl Gateway {
             mode: config.policies.mode,
             max_body_bytes: config.proxy.max_body_bytes,
             policies: ArcSwap::from_pointee(policies),
+            id_forms,
             evaluator: Evaluator::new(identifier, directory),
             profiles: config
                 .profile
@@ -169,7 +179,9 @@ impl Gateway {
     pub fn reload(&self) -> Result<Reloaded, PolicyErrors> {
         let previous = self.policies.load().version().to_owned();
         let now = SystemTime::now();
-        match PolicySnapshot::load(&self.policy_dir) {
+        let loaded = PolicySnapshot::load(&self.policy_dir)
+            .and_then(|snapshot| snapshot.check_id_forms(&self.id_forms).map(|()| snapshot));
+        match loaded {
             Ok(snapshot) => {
                 let version = snapshot.version().to_owned();
                 self.policies.store(Arc::new(snapshot));

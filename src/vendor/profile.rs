@@ -336,6 +336,17 @@ impl VendorProfile {
         format!("{}::{entity_type}", self.namespace)
     }
 
+    /// The entity types whose ids this vendor compares in a normalised
+    /// form, qualified, with that form.
+    #[must_use]
+    pub fn id_forms(&self) -> Vec<(String, IdForm)> {
+        self.targets
+            .iter()
+            .filter(|t| !t.id_form.is_exact())
+            .map(|t| (self.qualified(&t.entity_type), t.id_form))
+            .collect()
+    }
+
     /// The rule for `method`, when it is an erasure method (exact match).
     #[must_use]
     pub fn method_rule(&self, method: &Method) -> Option<&MethodRule> {
