@@ -44,7 +44,7 @@ COPY src ./src
 RUN touch src/main.rs src/lib.rs \
     && cargo build --locked --offline --release \
     && install -D -m 0755 target/release/erasure-gateway /out/erasure-gateway \
-    && install -d /out/state/audit
+    && install -d -m 0700 /out/state/audit
 
 # ---- runtime ----------------------------------------------------------------
 # distroless: no shell, no package manager; glibc, libgcc and CA certificates.
@@ -60,7 +60,9 @@ COPY policies/schema.cedarschema policies/entities.json policies/*.cedar \
      /etc/erasure-gateway/policies/
 # The state directory (created by this COPY, so --chown applies to it too)
 # belongs to the gateway's uid: a fresh named volume, initialised from it, is
-# writable. The trail goes to audit/ beneath it.
+# writable. The trail goes to audit/ beneath it: 0700, like the gateway's
+# own 0600 trail files. The gateway keeps an existing directory's mode, so
+# with [audit] group_read = true mount a volume whose directory is 0750.
 COPY --from=build --chown=65532:65532 /out/state /var/lib/erasure-gateway
 ENV ERASURE_GATEWAY_CONFIG=/etc/erasure-gateway/gateway.toml
 VOLUME ["/var/lib/erasure-gateway"]

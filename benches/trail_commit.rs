@@ -59,6 +59,7 @@ fn appends(c: &mut Criterion) {
                     stdout: false,
                     commit: mode,
                     checkpoint_every: 0,
+                    group_read: false,
                 },
                 None,
             )

@@ -19,6 +19,7 @@ use hyper_util::server::conn::auto;
 use sha2::Digest as _;
 use tokio::net::TcpListener;
 
+use crate::authz::PolicySnapshot;
 use crate::described::DescribedRequest;
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
@@ -102,9 +103,14 @@ pub async fn handle(state: &AdminState, request: Request<Incoming>) -> Response<
             &request_id,
         ),
         "/readyz" => {
-            let serving = state.ready.load(Ordering::Acquire);
-            let trail = state.trail.as_ref().is_none_or(Trail::healthy);
-            let ready = serving && trail;
+            // One snapshot for both the check and the version reported.
+            let policies = state.gateway.policies();
+            let checks = Readiness {
+                proxy_listening: state.ready.load(Ordering::Acquire),
+                policies_loaded: policies_in_force(&policies),
+                trail_writable: state.trail.as_ref().is_none_or(Trail::healthy),
+            };
+            let ready = checks.ready();
             let reloads = state.gateway.reload_state();
             let time = |t: std::time::SystemTime| humantime::format_rfc3339_seconds(t).to_string();
             let (status, word) = if ready {
@@ -117,11 +123,11 @@ pub async fn handle(state: &AdminState, request: Request<Incoming>) -> Response<
                 &serde_json::json!({
                     "status": word,
                     "checks": {
-                        "proxy_listening": serving,
-                        "policies_loaded": true,
-                        "trail_writable": trail,
+                        "proxy_listening": checks.proxy_listening,
+                        "policies_loaded": checks.policies_loaded,
+                        "trail_writable": checks.trail_writable,
                     },
-                    "policy_version": state.gateway.policies().version(),
+                    "policy_version": policies.version(),
                     "last_reload": reloads.last_success.map(time),
                     "last_reload_failure": reloads.last_failure.map(|(t, e)| {
                         serde_json::json!({"time": time(t), "error": e})
@@ -153,6 +159,31 @@ pub async fn handle(state: &AdminState, request: Request<Incoming>) -> Response<
             &request_id,
         ),
     }
+}
+
+/// What `/readyz` checks; the gateway is ready only when every check holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Readiness {
+    /// The proxy listener serves (and shutdown has not begun).
+    proxy_listening: bool,
+    /// A valid policy set is in force.
+    policies_loaded: bool,
+    /// The trail's last write (or retry) succeeded.
+    trail_writable: bool,
+}
+
+impl Readiness {
+    fn ready(self) -> bool {
+        self.proxy_listening && self.policies_loaded && self.trail_writable
+    }
+}
+
+/// Whether `snapshot` is a policy set the gateway can decide with: it has
+/// a version and at least one policy. (A snapshot is only built from a set
+/// that validated, but readiness reads the state instead of assuming it:
+/// without policies every erasure call would be refused.)
+fn policies_in_force(snapshot: &PolicySnapshot) -> bool {
+    !snapshot.version().is_empty() && snapshot.policy_ids().next().is_some()
 }
 
 /// `POST /v1/reload` and `POST /v1/authorize`.
@@ -269,5 +300,41 @@ pub async fn probe(url: &http::Uri) -> Result<(), String> {
         Ok(Err(e)) => Err(format!("{url}: {e}")),
         Ok(Ok(response)) if response.status() == StatusCode::OK => Ok(()),
         Ok(Ok(response)) => Err(format!("{url}: status {}", response.status())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn readyz_is_not_ready_without_a_loaded_policy_set() {
+        let all = Readiness {
+            proxy_listening: true,
+            policies_loaded: true,
+            trail_writable: true,
+        };
+        assert!(all.ready());
+        let no_policies = Readiness {
+            policies_loaded: false,
+            ..all
+        };
+        assert!(!no_policies.ready());
+        assert!(!Readiness {
+            trail_writable: false,
+            ..all
+        }
+        .ready());
+        assert!(!Readiness {
+            proxy_listening: false,
+            ..all
+        }
+        .ready());
+
+        // The shipped set is in force once loaded.
+        let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let snapshot = PolicySnapshot::load(&policies).unwrap();
+        assert!(policies_in_force(&snapshot));
     }
 }

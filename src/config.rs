@@ -120,6 +120,16 @@ pub struct ProxyConfig {
     /// How long in-flight requests may run after SIGTERM/SIGINT.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// HTTP/2: streams one client connection may have open at once
+    /// (advertised in SETTINGS; a stream flood queues at the client).
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2: streams a client may reset before the gateway accepted them,
+    /// before the connection is closed with `ENHANCE_YOUR_CALM` (the rapid
+    /// reset attack, CVE-2023-44487).
+    pub h2_max_pending_accept_reset_streams: usize,
+    /// HTTP/2: streams the gateway may reset for protocol errors of a client
+    /// before it closes the connection.
+    pub h2_max_local_error_reset_streams: usize,
 }
 
 impl Default for ProxyConfig {
@@ -136,6 +146,9 @@ impl Default for ProxyConfig {
             max_concurrency: 1024,
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            h2_max_concurrent_streams: 100,
+            h2_max_pending_accept_reset_streams: 20,
+            h2_max_local_error_reset_streams: 64,
         }
     }
 }
@@ -232,6 +245,10 @@ pub struct AuditConfig {
     /// Write a signed checkpoint record every this many records (0: never;
     /// needs `signing_key_file`).
     pub checkpoint_every: u64,
+    /// Let the trail files' group read them (a log collector's group):
+    /// files 0640 and a trail directory the gateway creates 0750. Default
+    /// false: 0600 and 0700, the gateway's user only.
+    pub group_read: bool,
 }
 
 impl Default for AuditConfig {
@@ -245,6 +262,7 @@ impl Default for AuditConfig {
             pseudonym_key_file: None,
             signing_key_file: None,
             checkpoint_every: 0,
+            group_read: false,
         }
     }
 }
@@ -382,6 +400,12 @@ impl Config {
         if proxy.max_concurrency == 0 {
             return Err(invalid(
                 "proxy.max_concurrency".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if proxy.h2_max_concurrent_streams == 0 {
+            return Err(invalid(
+                "proxy.h2_max_concurrent_streams".into(),
                 "must be at least 1".into(),
             ));
         }

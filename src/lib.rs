@@ -144,6 +144,7 @@ pub async fn run(
             stdout: config.audit.stdout,
             commit: trail::CommitMode::Group,
             checkpoint_every: config.audit.checkpoint_every,
+            group_read: config.audit.group_read,
         },
         checkpoint_signer(config)?,
     )?;
@@ -201,6 +202,9 @@ pub async fn run(
     let settings = server::ServerSettings {
         header_read_timeout: config.proxy.header_read_timeout,
         shutdown_grace: config.proxy.shutdown_grace,
+        h2_max_concurrent_streams: config.proxy.h2_max_concurrent_streams,
+        h2_max_pending_accept_reset_streams: config.proxy.h2_max_pending_accept_reset_streams,
+        h2_max_local_error_reset_streams: config.proxy.h2_max_local_error_reset_streams,
     };
     server::serve(listeners.proxy, tls, gateway, settings, stopped(stop_rx)).await;
     let _ = admin.await;

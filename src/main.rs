@@ -161,7 +161,8 @@ Query reads records; it does not verify the chain: run `audit verify` for that."
         /// Trail files or directories, oldest first.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Only decisions at or after this time (RFC 3339, or YYYY-MM-DD).
+        /// Only decisions at or after this time (RFC 3339 with `Z` or an
+        /// offset such as `+01:00`, or YYYY-MM-DD for midnight UTC).
         #[arg(long, value_name = "T")]
         since: Option<String>,
         /// Only decisions before this time.

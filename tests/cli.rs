@@ -548,3 +548,32 @@ fn sighup_reloads_the_policies() {
     served.signal("TERM");
     assert_eq!(served.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn audit_commands_on_a_missing_path_are_usage_errors_naming_it() {
+    let absent = std::env::temp_dir().join(format!(
+        "eg-cli-{}-no-such-trail/decisions.jsonl",
+        std::process::id()
+    ));
+    let key = temp_file("unused.pem", "");
+    let commands: [Vec<std::ffi::OsString>; 4] = [
+        vec!["verify".into(), absent.clone().into()],
+        vec!["query".into(), absent.clone().into()],
+        vec!["tail".into(), absent.clone().into()],
+        vec![
+            "checkpoint".into(),
+            "--key".into(),
+            key.into(),
+            absent.clone().into(),
+        ],
+    ];
+    for args in commands {
+        let out = binary().arg("audit").args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&absent.display().to_string()) && stderr.contains("no such file"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -402,6 +402,113 @@ async fn after_kill_9_under_load_every_forwarded_call_has_its_decision_on_record
     );
 }
 
+/// SIGTERM mid-load: the gateway stops accepting, finishes what is in
+/// flight, and exits 0; every call the vendor received has its decision and
+/// its outcome on record, and the trail verifies.
+// Multi-threaded: the stand-in vendor must keep answering while this thread
+// blocks waiting for the gateway process to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_under_load_every_forwarded_call_has_its_decision_and_outcome() {
+    let vendor = spawn_vendor(Behaviour::Slow(Duration::from_millis(40))).await;
+    let dir = support::unique_temp_dir("term");
+    let trail = dir.join("audit").join("decisions.jsonl");
+    let text = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"10s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [policies]\ndir = \"{}\"\n[audit]\npath = \"{}\"\nreplica = \"term\"\n{}",
+        support::POLICIES,
+        trail.display(),
+        kore_config(&vendor.url("http"), "")
+    );
+    let config_path = dir.join(format!("gw-{}.toml", rand_suffix()));
+    std::fs::write(&config_path, text).unwrap();
+    let mut served = support::Served::start(&config_path, Stdio::null());
+    let url = format!("http://{}{KORE}", served.proxy);
+    let mut workers = Vec::new();
+    for w in 0..6 {
+        let url = url.clone();
+        workers.push(tokio::spawn(async move {
+            let mut answered = Vec::new();
+            for i in 0..100 {
+                let mut req = request("DELETE", &url, r#"{"userIds":["u-ordinary-0001"]}"#);
+                req.headers_mut().insert("auth", OFFICER.parse().unwrap());
+                req.headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                let id = format!("term-{w}-{i}");
+                req.headers_mut()
+                    .insert("x-request-id", id.parse().unwrap());
+                match send(&http1_client(), req).await {
+                    Ok((parts, _)) => answered.push((id, parts.status.as_u16())),
+                    Err(_) => break,
+                }
+            }
+            answered
+        }));
+    }
+    let started = Instant::now();
+    while vendor.received().len() < 30 && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    served.signal("TERM");
+    assert_eq!(served.wait_exit(Duration::from_secs(15)), Some(0));
+    let warnings: Vec<String> = served
+        .drain_log()
+        .into_iter()
+        .filter(|j| j["level"] == "WARN" || j["level"] == "ERROR")
+        .map(|j| j.to_string())
+        .collect();
+    assert!(warnings.is_empty(), "drained cleanly: {warnings:#?}");
+    let mut answered = Vec::new();
+    for w in workers {
+        answered.extend(w.await.unwrap());
+    }
+    let out = binary()
+        .args(["audit", "verify"])
+        .arg(trail.parent().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let records: Vec<Value> = std::fs::read_dir(trail.parent().unwrap())
+        .unwrap()
+        .flat_map(|f| {
+            std::fs::read_to_string(f.unwrap().path())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect();
+    let decision_of = |request_id: &str| {
+        records
+            .iter()
+            .find(|r| r["kind"] == "decision" && r["request_id"] == request_id)
+            .map(|r| r["decision_id"].clone())
+    };
+    let outcome_of = |decision_id: &Value| {
+        records
+            .iter()
+            .find(|r| r["kind"] == "outcome" && r["decision_id"] == *decision_id)
+    };
+    let received = vendor.received();
+    assert!(received.len() >= 30, "load reached the vendor");
+    for seen in &received {
+        let id = seen.headers["x-request-id"].to_str().unwrap();
+        let decision = decision_of(id).unwrap_or_else(|| panic!("{id}: no decision"));
+        let outcome = outcome_of(&decision).unwrap_or_else(|| panic!("{id}: no outcome"));
+        assert_eq!(outcome["status"], 200, "{id}: drained, not cut off");
+    }
+    // Every answer a client got was a whole one from the vendor.
+    assert!(
+        answered.iter().all(|(_, status)| *status == 200),
+        "{answered:?}"
+    );
+    assert_eq!(answered.len(), received.len());
+}
+
 fn run(args: &[&str], paths: &[&Path]) -> (Option<i32>, String) {
     let mut cmd = binary();
     cmd.args(args);
@@ -543,5 +650,108 @@ async fn with_stdout_on_each_durable_record_is_also_printed() {
             .next()
             .unwrap(),
         line
+    );
+}
+
+#[tokio::test]
+async fn the_group_read_key_lets_a_collectors_group_read_the_trail_and_nobody_else() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let vendor = spawn_vendor(Behaviour::Echo).await;
+    for (group_read, file_mode, dir_mode) in [(false, 0o600, 0o700), (true, 0o640, 0o750)] {
+        // A directory the gateway has to create.
+        let dir = support::unique_temp_dir("modes").join("audit");
+        let extra = format!(
+            "[audit]\npath = \"{}\"\ngroup_read = {group_read}",
+            dir.join("decisions.jsonl").display()
+        );
+        let gateway = spawn_gateway(config(&kore_config(&vendor.url("http"), &extra))).await;
+        let (status, _) = erase(
+            &gateway.url(KORE),
+            OFFICER,
+            r#"{"userIds":["owner@example.com"]}"#,
+        )
+        .await;
+        assert_eq!(status, 403);
+        gateway.stop().await;
+        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(mode(&files[0]), file_mode, "group_read = {group_read}");
+        assert_eq!(mode(&dir), dir_mode, "group_read = {group_read}");
+    }
+}
+
+#[test]
+fn tail_follow_prints_records_across_a_real_rotation_by_the_writer() {
+    use std::io::Read;
+    let dir = support::unique_temp_dir("tail-cli");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let trail = erasure_gateway::trail::Trail::start(
+        erasure_gateway::trail::WriterConfig {
+            path: dir.join("decisions.jsonl"),
+            replica: "gw1".into(),
+            rotate_bytes: 1,
+            rotate_daily: true,
+            stdout: false,
+            commit: erasure_gateway::trail::CommitMode::Group,
+            checkpoint_every: 0,
+            group_read: false,
+        },
+        None,
+    )
+    .unwrap();
+    let append = |n: u64| {
+        let mut record = serde_json::Map::new();
+        record.insert("kind".into(), "decision".into());
+        record.insert("request_id".into(), format!("cli-{n}").into());
+        rt.block_on(trail.append(record)).unwrap();
+    };
+    append(1);
+    let first = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut child = binary()
+        .args(["audit", "tail", "--follow", "-n", "5"])
+        .arg(&first)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut wait_for = |wanted: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.contains(wanted) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("never saw {wanted} in {seen:?}"),
+            }
+        }
+    };
+    wait_for("\"cli-1\"");
+    for n in 2..=3 {
+        append(n);
+        wait_for(&format!("\"cli-{n}\""));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(
+        std::fs::read_dir(&dir).unwrap().count() >= 3,
+        "the writer rotated"
     );
 }

@@ -2,10 +2,11 @@
 //! time, so that neither `audit verify` nor `audit query` holds a file (or an
 //! oversized line) in memory.
 
-use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+
+use super::naming::{self, TrailName};
 
 /// The longest line read as a record; the writer's records are a few KiB.
 pub const MAX_LINE_BYTES: usize = 8 << 20;
@@ -21,8 +22,8 @@ pub struct FilesError {
 }
 
 /// Expands `paths` into trail files: a directory becomes its `*.jsonl` files
-/// oldest first ([`chronological`]); a file stays where it is given, so pass
-/// files oldest first (a shell glob of the writer's names does that).
+/// oldest first ([`naming::chronological`]); a file stays where it is given,
+/// so pass files oldest first (a shell glob of the writer's names does that).
 ///
 /// # Errors
 /// A directory cannot be listed.
@@ -37,39 +38,15 @@ pub fn trail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, FilesError> {
             let mut found: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
                 .map(|entry| entry.path())
-                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "jsonl"))
+                .filter(|p| p.is_file() && naming::has_trail_extension(p))
                 .collect();
-            found.sort_by(|a, b| chronological(a, b));
+            found.sort_by(|a, b| naming::chronological(a, b));
             files.extend(found);
         } else {
             files.push(path.clone());
         }
     }
     Ok(files)
-}
-
-/// Orders the writer's file names oldest first. The writer names files
-/// `<stem>-<replica>-<YYYYMMDDTHHMMSSZ>.jsonl`, and a second file within the
-/// same second `….1.jsonl`, `….2.jsonl`: plain name order would put `.1`
-/// before the unnumbered first file and `.10` before `.2`.
-pub fn chronological(a: &Path, b: &Path) -> Ordering {
-    name_key(a).cmp(&name_key(b))
-}
-
-fn name_key(path: &Path) -> (String, u64) {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
-    if let Some((base, number)) = stem.rsplit_once('.') {
-        if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(n) = number.parse() {
-                return (base.to_owned(), n);
-            }
-        }
-    }
-    (stem.to_owned(), 0)
 }
 
 /// One line of a trail file.
@@ -83,22 +60,18 @@ pub enum Line {
     TooLong,
 }
 
-/// The `.jsonl` files in `dir` whose names start with `prefix` (one
-/// replica's trail), oldest first.
+/// One writer's files in `dir` (names the writer made with this
+/// [`naming::writer_prefix`]), oldest first.
 ///
 /// # Errors
 /// The directory cannot be read.
-pub fn with_prefix(dir: &Path, prefix: &str) -> io::Result<Vec<PathBuf>> {
+pub fn of_writer(dir: &Path, prefix: &str) -> io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".jsonl"))
-        })
+        .filter(|p| TrailName::of(p).is_some_and(|n| n.prefix == prefix))
         .collect();
-    files.sort_by(|a, b| chronological(a, b));
+    files.sort_by(|a, b| naming::chronological(a, b));
     Ok(files)
 }
 
@@ -207,6 +180,33 @@ mod tests {
         );
         let given = [PathBuf::from("b.jsonl"), PathBuf::from("a.jsonl")];
         assert_eq!(trail_files(&given).unwrap(), given);
+    }
+
+    #[test]
+    fn one_writers_files_are_found_by_their_parsed_prefix_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "decisions-a-20261122T100001.000Z.jsonl",
+            "decisions-a-20261122T100000.500Z.jsonl",
+            // Another writer whose stem starts like this one's prefix.
+            "decisions-a-b-20261122T100000.000Z.jsonl",
+            "decisions-ab-20261122T100000.000Z.jsonl",
+            "decisions-a-notes.jsonl",
+        ] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let names: Vec<String> = of_writer(dir.path(), "decisions-a-")
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "decisions-a-20261122T100000.500Z.jsonl",
+                "decisions-a-20261122T100001.000Z.jsonl",
+            ]
+        );
     }
 
     #[test]

