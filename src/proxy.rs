@@ -454,15 +454,7 @@ impl Gateway {
         // The decision is durable before a byte goes upstream.
         let facts = DecisionFacts {
             forwarded_sha256: Some(&forwarded_sha256),
-            ..self.facts(
-                route,
-                profile,
-                &evaluation,
-                conn,
-                request_id,
-                &decision_id,
-                None,
-            )
+            ..self.facts(route, profile, &evaluation, conn, request_id, &decision_id)
         };
         if let Err(e) = self
             .record(decision_record(&facts, self.pseudonyms.as_ref()))
@@ -563,7 +555,6 @@ impl Gateway {
         conn: &'a ConnInfo,
         request_id: &'a HeaderValue,
         decision_id: &'a str,
-        refusal: Option<&Refusal>,
     ) -> DecisionFacts<'a> {
         DecisionFacts {
             decision_id,
@@ -579,7 +570,7 @@ impl Gateway {
             decision: evaluation.decision.as_ref(),
             context: evaluation.context.as_ref(),
             mode: self.mode,
-            refusal: refusal.map(|r| (r.status().as_u16(), r.error_type(), r.message())),
+            refusal: None,
             policy_version: &evaluation.policy_version,
         }
     }
@@ -599,15 +590,14 @@ impl Gateway {
         self.metrics.erasure_decided(&profile.name, "deny");
         log_decision(profile, request_id, evaluation, "deny");
         let decision_id = new_decision_id();
-        let facts = self.facts(
-            route,
-            profile,
-            evaluation,
-            conn,
-            request_id,
-            &decision_id,
-            Some(refusal),
-        );
+        let facts = DecisionFacts {
+            refusal: Some((
+                refusal.status().as_u16(),
+                refusal.error_type(),
+                refusal.message(),
+            )),
+            ..self.facts(route, profile, evaluation, conn, request_id, &decision_id)
+        };
         match self
             .record(decision_record(&facts, self.pseudonyms.as_ref()))
             .await

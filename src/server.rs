@@ -44,6 +44,12 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// Time in-flight requests get to finish after shutdown begins.
     pub shutdown_grace: Duration,
+    /// HTTP/2 streams open at once per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 streams reset by the client before being accepted.
+    pub h2_max_pending_accept_reset_streams: usize,
+    /// HTTP/2 streams reset by the gateway for client errors.
+    pub h2_max_local_error_reset_streams: usize,
 }
 
 /// Serves the proxy on `listener` until `shutdown` resolves, then stops
@@ -60,7 +66,12 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.h2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(settings.h2_max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(settings.h2_max_local_error_reset_streams);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

@@ -1494,3 +1494,233 @@ async fn dot_segments_under_a_vendor_prefix_are_refused_in_its_shape_and_recorde
     }
     env.gateway.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// Faults: the vendor or the directory failing while an allowed call is on
+// its way. Each answer is in the vendor's shape, the trail holds the decision
+// and an outcome saying what happened, nothing is retried, and the trail
+// verifies afterwards.
+// ---------------------------------------------------------------------------
+
+/// A gateway with one Seam upstream at `url` and the privacy officer.
+async fn seam_gateway(url: &str, proxy: &str) -> support::Gateway {
+    spawn_gateway(config(&format!(
+        r#"[proxy]
+{proxy}
+[[caller]]
+id = "privacy-ops"
+token_sha256 = "{officer}"
+roles = ["privacy-officer"]
+
+[[upstream]]
+name = "seam"
+profile = "seam"
+url = "{url}"
+path_prefix = "/seam"
+"#,
+        officer = sha256(OFFICER),
+    )))
+    .await
+}
+
+async fn seam_erase(gateway: &support::Gateway) -> (http::response::Parts, Value) {
+    let mut req = support::request(
+        "POST",
+        &gateway.url("/seam/customers/delete_data"),
+        r#"{"customer_keys":["cust-1"]}"#,
+    );
+    req.headers_mut()
+        .insert("authorization", bearer(OFFICER).parse().unwrap());
+    req.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    let (parts, body) = send(&http1_client(), req).await.unwrap();
+    (parts, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// The one decision and its outcome, after checking they link and the
+/// chain verifies.
+fn decision_and_outcome(gateway: &support::Gateway) -> (Value, Value) {
+    let records = support::trail_records(&gateway.config);
+    let decisions: Vec<&Value> = records.iter().filter(|r| r["kind"] == "decision").collect();
+    let outcomes: Vec<&Value> = records.iter().filter(|r| r["kind"] == "outcome").collect();
+    assert_eq!(decisions.len(), 1, "{records:#?}");
+    assert_eq!(outcomes.len(), 1, "{records:#?}");
+    assert_eq!(decisions[0]["decision_id"], outcomes[0]["decision_id"]);
+    let dir = gateway.config.audit.path.parent().unwrap().to_owned();
+    erasure_gateway::trail::verify::verify_files(&[dir], &Default::default())
+        .unwrap_or_else(|e| panic!("the trail verifies: {e:?}"));
+    (decisions[0].clone(), outcomes[0].clone())
+}
+
+#[tokio::test]
+async fn a_vendor_refusing_connections_is_a_502_in_its_shape_with_the_outcome_recorded() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let gateway = seam_gateway(&format!("http://{closed}"), "").await;
+    let (parts, json) = seam_erase(&gateway).await;
+    assert_eq!(parts.status, 502);
+    assert_eq!(json["error"]["type"], "upstream_unreachable", "{json}");
+    let (decision, outcome) = decision_and_outcome(&gateway);
+    assert_eq!(decision["effect"], "forwarded");
+    assert_eq!(outcome["status"], 502);
+    assert_eq!(outcome["error"], "upstream_unreachable");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_vendor_resetting_mid_response_is_a_502_and_the_call_is_not_retried() {
+    // A vendor that answers a head promising 100 bytes, sends 7, and hangs
+    // up: once per connection, counting the requests it read.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut read = Vec::new();
+                while !read.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read.extend_from_slice(&buf[..n]),
+                    }
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+                    .await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    let gateway = seam_gateway(&format!("http://{addr}"), "").await;
+    let (parts, json) = seam_erase(&gateway).await;
+    assert_eq!(parts.status, 502);
+    assert_eq!(json["error"]["type"], "upstream_failed", "{json}");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "sent once, never retried"
+    );
+    let (_, outcome) = decision_and_outcome(&gateway);
+    assert_eq!(outcome["status"], 502);
+    assert_eq!(outcome["upstream_status"], 200);
+    assert_eq!(outcome["error"], "upstream_failed");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_hanging_vendor_is_a_504_after_the_timeout_and_is_not_retried() {
+    let vendor = spawn_vendor(Behaviour::Hang).await;
+    let gateway = seam_gateway(&vendor.url("http"), "upstream_timeout = \"300ms\"").await;
+    let (parts, json) = seam_erase(&gateway).await;
+    assert_eq!(parts.status, 504);
+    assert_eq!(json["error"]["type"], "upstream_timeout", "{json}");
+    assert_eq!(vendor.received().len(), 1);
+    let (_, outcome) = decision_and_outcome(&gateway);
+    assert_eq!(outcome["error"], "upstream_timeout");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_vendor_within_the_timeout_is_relayed_with_its_latency_recorded() {
+    let vendor = spawn_vendor(Behaviour::Slow(Duration::from_millis(300))).await;
+    let gateway = seam_gateway(&vendor.url("http"), "upstream_timeout = \"5s\"").await;
+    let (parts, _) = seam_erase(&gateway).await;
+    assert_eq!(parts.status, 200);
+    let (_, outcome) = decision_and_outcome(&gateway);
+    assert_eq!(outcome["status"], 200);
+    assert!(outcome["latency_ms"].as_u64().unwrap() >= 300, "{outcome}");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_vendor_5xx_is_relayed_recorded_and_not_retried() {
+    for status in [500u16, 503] {
+        let vendor = spawn_vendor(Behaviour::Status(status)).await;
+        let gateway = seam_gateway(&vendor.url("http"), "").await;
+        let (parts, json) = seam_erase(&gateway).await;
+        assert_eq!(parts.status.as_u16(), status);
+        assert_eq!(
+            json["error"]["message"], "vendor failed",
+            "the vendor's own answer"
+        );
+        assert_eq!(vendor.received().len(), 1, "sent once, never retried");
+        let (_, outcome) = decision_and_outcome(&gateway);
+        assert_eq!(outcome["status"], status);
+        gateway.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_directory_answering_garbage_refuses_the_call_and_records_it() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .status(200)
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from_static(b"{\"uid\": [1, 2")))
+                            .unwrap(),
+                    )
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let env = env(&directory_config(addr)).await;
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    let (parts, json) = call(
+        &env,
+        "DELETE",
+        "/kore/api/public/bot/eraseUsersData",
+        &[("auth", &token), JSON],
+        r#"{"userIds":["u-unknown"]}"#,
+    )
+    .await;
+    assert_eq!(parts.status, 503, "{json}");
+    assert!(json["errors"][0]["msg"].is_string());
+    assert_refused_and_recorded(&env, 503, &parts, "garbage directory");
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_policy_set_spelling_a_kore_owner_in_another_case_does_not_start() {
+    let dir = support::unique_temp_dir("owner-case");
+    for entry in std::fs::read_dir(support::POLICIES).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let entities = std::fs::read_to_string(dir.join("entities.json"))
+        .unwrap()
+        .replace("owner@example.com", "Owner@Example.com");
+    std::fs::write(dir.join("entities.json"), entities).unwrap();
+    let config = config(&format!(
+        "[policies]\ndir = \"{}\"\n[[upstream]]\nname = \"kore\"\nprofile = \"kore\"\nurl = \"http://127.0.0.1:9\"\npath_prefix = \"/kore\"\n",
+        dir.display()
+    ));
+    let listeners = erasure_gateway::Listeners {
+        proxy: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    };
+    let error = erasure_gateway::run(&config, listeners, async {})
+        .await
+        .expect_err("refused at start");
+    let message = error.to_string();
+    assert!(
+        message.contains("entities.json") && message.contains("write `owner@example.com`"),
+        "{message}"
+    );
+}

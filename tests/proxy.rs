@@ -398,3 +398,129 @@ async fn admin_reports_health_readiness_and_metrics() {
     assert_eq!(missing.status, 404);
     gateway.stop().await;
 }
+
+/// An HTTP/2 client on a raw connection to the gateway (prior knowledge).
+async fn raw_h2(
+    addr: std::net::SocketAddr,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    (client, tokio::spawn(connection))
+}
+
+/// One HTTP/2 frame: 9-byte header and payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+#[tokio::test]
+async fn http2_rapid_reset_closes_the_connection_with_enhance_your_calm() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let vendor = spawn_vendor(Behaviour::Hang).await;
+    let gateway = spawn_gateway(config(&one_upstream(
+        &vendor.url("http"),
+        "h2_max_pending_accept_reset_streams = 5",
+    )))
+    .await;
+    // Written by hand so that every HEADERS and its RST_STREAM arrive in one
+    // burst, before the gateway can accept the stream: the attack's shape.
+    let mut attack = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    attack.extend(h2_frame(0x4, 0, 0, &[]));
+    // :method GET, :scheme http, :path /v/slow, :authority 127.0.0.1 (HPACK).
+    let mut block = vec![0x82, 0x86, 0x44, 7];
+    block.extend_from_slice(b"/v/slow");
+    block.extend([0x41, 9]);
+    block.extend_from_slice(b"127.0.0.1");
+    for n in 0..200u32 {
+        let stream = 2 * n + 1;
+        attack.extend(h2_frame(0x1, 0x5, stream, &block));
+        attack.extend(h2_frame(0x3, 0, stream, &0x8u32.to_be_bytes()));
+    }
+    let mut tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    tcp.write_all(&attack).await.unwrap();
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the gateway closes the connection");
+    let mut goaway = None;
+    let mut at = 0;
+    while at + 9 <= seen.len() {
+        let len = usize::from(seen[at]) << 16
+            | usize::from(seen[at + 1]) << 8
+            | usize::from(seen[at + 2]);
+        let payload = &seen[at + 9..(at + 9 + len).min(seen.len())];
+        if seen[at + 3] == 0x7 && payload.len() >= 8 {
+            goaway = Some(u32::from_be_bytes([
+                payload[4], payload[5], payload[6], payload[7],
+            ]));
+        }
+        at += 9 + len;
+    }
+    assert_eq!(goaway, Some(0xb), "GOAWAY with ENHANCE_YOUR_CALM");
+    assert!(
+        vendor.received().len() < 200,
+        "the flood did not reach the vendor whole"
+    );
+    // The gateway still serves everyone else.
+    let (parts, _) = send(&h2c_client(), request("GET", &gateway.url("/nowhere"), ""))
+        .await
+        .unwrap();
+    assert_eq!(parts.status, StatusCode::NOT_FOUND);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn http2_stream_flood_is_bounded_by_the_configured_concurrent_streams() {
+    let vendor = spawn_vendor(Behaviour::Hang).await;
+    let gateway = spawn_gateway(config(&one_upstream(
+        &vendor.url("http"),
+        "h2_max_concurrent_streams = 4\nupstream_timeout = \"20s\"",
+    )))
+    .await;
+    let (client, _connection) = raw_h2(gateway.addr).await;
+    let mut client = client.ready().await.unwrap();
+    // One round trip, so that the gateway's SETTINGS have arrived.
+    let probe = http::Request::get(gateway.url("/nowhere"))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(probe, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), StatusCode::NOT_FOUND);
+    let mut client = client.ready().await.unwrap();
+    let url = gateway.url("/v/hang");
+    let mut responses = Vec::new();
+    for _ in 0..40 {
+        let request = http::Request::get(&url).body(()).unwrap();
+        // Streams past the bound wait at the client; none is refused.
+        let (response, _) = client.send_request(request, true).unwrap();
+        responses.push(response);
+        client = client.ready().await.unwrap();
+    }
+    assert_eq!(client.current_max_send_streams(), 4);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while vendor.received().len() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        vendor.received().len(),
+        4,
+        "only the advertised number of streams reached the gateway at once"
+    );
+    drop(responses);
+    gateway.stop().await;
+}

@@ -230,6 +230,73 @@ async fn reloading_under_traffic_never_serves_a_half_loaded_set_or_drops_a_reque
 }
 
 #[tokio::test]
+async fn policy_files_replaced_with_invalid_content_under_load_keep_the_old_set() {
+    let vendor = spawn_vendor(Behaviour::Echo).await;
+    let dir = policies_copy();
+    std::fs::write(dir.join("vip.cedar"), FORBID_VIP).unwrap();
+    let gateway = spawn_gateway(gateway_config(&vendor.url("http"), &dir)).await;
+    let version = readyz(&gateway).await["policy_version"].clone();
+    let url = gateway.url("/botpenguin/customer/vip");
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        workers.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..50 {
+                let mut req = request("DELETE", &url, "");
+                req.headers_mut().insert(
+                    "authorization",
+                    format!("Bearer {OFFICER}").parse().unwrap(),
+                );
+                statuses.push(send(&http1_client(), req).await.unwrap().0.status.as_u16());
+            }
+            statuses
+        }));
+    }
+    // Garbage, a schema violation, a truncated policy file and a truncated
+    // entity file: each refused, by the watcher and by /v1/reload alike.
+    let bad_entities = r#"[{"uid":{"type":"Kore::User","id":"#;
+    for (file, text) in [
+        (
+            "vip.cedar",
+            "@id(\"x\") forbid (principal, action, resource",
+        ),
+        (
+            "vip.cedar",
+            "@id(\"x\") forbid (principal, action, resource) when { resource.nope };",
+        ),
+        ("erasure.cedar", "truncated"),
+        ("entities.json", bad_entities),
+    ] {
+        let original = std::fs::read_to_string(dir.join(file)).unwrap();
+        let text = if text == "truncated" {
+            // Cut inside the first policy, as a half-written file would be.
+            &original[..original.find("permit (").unwrap() + 10]
+        } else {
+            text
+        };
+        std::fs::write(dir.join(file), text).unwrap();
+        let (status, body) = admin_post(&gateway, "/v1/reload", Some(ADMIN_TOKEN), "").await;
+        assert_eq!(status, 422, "{file}: {body}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        std::fs::write(dir.join(file), original).unwrap();
+    }
+    for w in workers {
+        for status in w.await.unwrap() {
+            assert_eq!(
+                status, 403,
+                "the old set, which forbids vip, decided every call"
+            );
+        }
+    }
+    assert_eq!(vendor.received().len(), 0);
+    assert_eq!(readyz(&gateway).await["policy_version"], version);
+    let trail = gateway.config.audit.path.parent().unwrap().to_owned();
+    erasure_gateway::trail::verify::verify_files(&[trail], &Default::default()).unwrap();
+    gateway.stop().await;
+}
+
+#[tokio::test]
 async fn post_v1_authorize_decides_without_forwarding() {
     let vendor = spawn_vendor(Behaviour::Echo).await;
     let dir = policies_copy();

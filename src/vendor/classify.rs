@@ -768,7 +768,7 @@ mod tests {
 
     fn classify_with(
         vendor: &str,
-        method: Method,
+        method: &Method,
         path: &str,
         query: Option<&str>,
         headers: &[(&str, &str)],
@@ -785,7 +785,7 @@ mod tests {
         classify(
             &profile,
             &RequestHead {
-                method: &method,
+                method,
                 path,
                 query,
                 headers: &map,
@@ -807,7 +807,7 @@ mod tests {
         ] {
             let got = classify_with(
                 "seam",
-                Method::POST,
+                &Method::POST,
                 "/customers/delete_data",
                 None,
                 &[
@@ -826,7 +826,7 @@ mod tests {
         }
         let got = classify_with(
             "botpenguin",
-            Method::DELETE,
+            &Method::DELETE,
             "/customer/c1",
             None,
             &[("connection", "keep-alive, authtype")],
@@ -835,7 +835,7 @@ mod tests {
         assert!(matches!(got, Classification::Refused(_)), "{got:?}");
         let got = classify_with(
             "seam",
-            Method::POST,
+            &Method::POST,
             "/customers/delete_data",
             None,
             &[("connection", "close")],
@@ -862,7 +862,7 @@ mod tests {
             ("x-forwarded-prefix", "/x", "/customers/delete_data"),
             ("x-envoy-original-path", "/customers//delete_data", "/x"),
         ] {
-            let got = classify_with("seam", Method::POST, path, None, &[(name, value)], true);
+            let got = classify_with("seam", &Method::POST, path, None, &[(name, value)], true);
             assert!(
                 matches!(got, Classification::Refused(Ambiguity::UrlRewrite(_))),
                 "{name}: {value} on {path}: {got:?}"
@@ -872,7 +872,7 @@ mod tests {
         // stripped when forwarded).
         let got = classify_with(
             "seam",
-            Method::GET,
+            &Method::GET,
             "/devices/list",
             None,
             &[("x-original-url", "/locks/list")],
@@ -897,7 +897,7 @@ mod tests {
             let query = format!("{}=DELETE", key.replace(' ', "%20"));
             let got = classify_with(
                 "botpenguin",
-                Method::POST,
+                &Method::POST,
                 "/customer/c1",
                 Some(&query),
                 &[],
@@ -919,7 +919,7 @@ mod tests {
         ] {
             let got = classify_with(
                 "botpenguin",
-                Method::GET,
+                &Method::GET,
                 "/customer/c1",
                 None,
                 &[(header, "DELETE")],
@@ -931,7 +931,7 @@ mod tests {
             );
         }
         // A body on a passed method could carry `_method`: refused.
-        let got = classify_with("botpenguin", Method::GET, "/customer/c1", None, &[], true);
+        let got = classify_with("botpenguin", &Method::GET, "/customer/c1", None, &[], true);
         assert_eq!(
             got,
             Classification::Refused(Ambiguity::BodyOnPassedMethod("GET".into()))

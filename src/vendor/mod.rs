@@ -11,7 +11,7 @@ mod outbound;
 mod parse;
 mod path;
 mod profile;
-pub(crate) mod strict_json;
+pub mod strict_json;
 
 pub use builtin::{builtin, builtins, BUILTIN_NAMES};
 pub use classify::{

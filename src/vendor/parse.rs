@@ -533,7 +533,8 @@ pub fn parse(
                 .iter()
                 .any(|t| t.field.as_deref() == Some(key.as_str()))
                 || profile.context.iter().any(|c| c.field == *key);
-            if !declared && !(value.is_string() || value.is_number() || value.is_boolean()) {
+            let scalar = value.is_string() || value.is_number() || value.is_boolean();
+            if !declared && !scalar {
                 return Err(ParseError::WrongType {
                     field: shown(key),
                     expected: "a string, number or boolean",

@@ -12,7 +12,7 @@ use serde_json::{Map, Number, Value};
 
 /// Why a body is not strict JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum StrictJsonError {
+pub enum StrictJsonError {
     /// An object repeats this key (after unescaping).
     DuplicateKey(String),
     /// Not JSON at all; serde_json's description (position and category,
@@ -100,7 +100,7 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
 /// # Errors
 /// [`StrictJsonError::DuplicateKey`] for the first repeated key,
 /// [`StrictJsonError::Syntax`] for anything that is not a single JSON value.
-pub(crate) fn from_slice(bytes: &[u8]) -> Result<Value, StrictJsonError> {
+pub fn from_slice(bytes: &[u8]) -> Result<Value, StrictJsonError> {
     let duplicate = RefCell::new(None);
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let parsed = StrictSeed {
