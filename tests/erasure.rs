@@ -1724,3 +1724,140 @@ async fn a_policy_set_spelling_a_kore_owner_in_another_case_does_not_start() {
         "{message}"
     );
 }
+
+/// Further variants tried against the rebuilt-forwarding invariant; each
+/// is refused with nothing forwarded and the refusal on record.
+#[tokio::test]
+async fn further_variants_of_the_review_attacks_are_refused_and_recorded() {
+    let env = env("").await;
+    let officer = bearer(OFFICER);
+    let pat = bearer(SEAM_PAT);
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    let seam = "/seam/customers/delete_data";
+    let kore = "/kore/api/public/bot/eraseUsersData";
+    type Row<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str, u16);
+    let rows: Vec<Row> = vec![
+        // A second workspace or content type: the vendor may read the other.
+        (
+            "POST",
+            seam,
+            vec![
+                ("authorization", &pat),
+                ("seam-workspace", "ws-1"),
+                ("seam-workspace", "ws-2"),
+                JSON,
+            ],
+            r#"{"customer_keys":["c1"]}"#,
+            400,
+        ),
+        (
+            "POST",
+            seam,
+            vec![
+                ("authorization", &officer),
+                JSON,
+                ("content-type", "text/plain"),
+            ],
+            r#"{"customer_keys":["c1"]}"#,
+            400,
+        ),
+        // A key spelled with an escape that unescapes onto another key.
+        (
+            "DELETE",
+            kore,
+            vec![("auth", &token), JSON],
+            r#"{"userIds":["u-ordinary-0001"],"user\u0049ds":["owner@example.com"]}"#,
+            400,
+        ),
+        // A flag as a string the vendor might coerce.
+        (
+            "DELETE",
+            kore,
+            vec![("auth", &token), JSON],
+            r#"{"userIds":["u-ordinary-0001"],"RemoveDataFromAllBots":"true"}"#,
+            400,
+        ),
+        // A padded part of a channel object id.
+        (
+            "DELETE",
+            kore,
+            vec![("auth", &token), JSON],
+            r#"{"userIds":[{"channel_id":"c ","channel_user_id":"u"}]}"#,
+            400,
+        ),
+        // A NUL in a query id.
+        (
+            "DELETE",
+            "/seam/customers/delete_data?customer_keys=c1%00",
+            vec![("authorization", &officer)],
+            "",
+            400,
+        ),
+        // A body on a path-only call, naming another customer.
+        (
+            "DELETE",
+            "/botpenguin/customer/c1",
+            vec![("authorization", &officer), JSON],
+            r#"{"customer_id":"c2"}"#,
+            400,
+        ),
+        // `_method` as a JSON field of a body call.
+        (
+            "POST",
+            seam,
+            vec![("authorization", &officer), JSON],
+            r#"{"customer_keys":["c1"],"_method":"DELETE"}"#,
+            400,
+        ),
+        // Connection naming the credential on a query-form call.
+        (
+            "GET",
+            "/seam/customers/delete_data?customer_keys=c1",
+            vec![("authorization", &officer), ("connection", "authorization")],
+            "",
+            400,
+        ),
+        // A rewrite header riding on the erasure path itself.
+        (
+            "DELETE",
+            kore,
+            vec![
+                ("auth", &token),
+                JSON,
+                ("x-original-url", "/api/public/bot/st-1"),
+            ],
+            r#"{"userIds":["u-ordinary-0001"]}"#,
+            400,
+        ),
+        // A letter-case variant of the method.
+        (
+            "delete",
+            "/botpenguin/customer/c1",
+            vec![("authorization", &officer)],
+            "",
+            400,
+        ),
+    ];
+    for (method, path, headers, body, status) in &rows {
+        let (parts, _) = call(&env, method, path, headers, body).await;
+        assert_refused_and_recorded(&env, *status, &parts, &format!("{method} {path} {body}"));
+    }
+    // Held as well: a declared content encoding is not forwarded, so the
+    // vendor reads the JSON that was decided, not a decoding of it.
+    let (parts, _) = call(
+        &env,
+        "POST",
+        seam,
+        &[
+            ("authorization", &officer),
+            JSON,
+            ("content-encoding", "identity"),
+        ],
+        r#"{"customer_keys":["c1"]}"#,
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    let seen = env.seam.received();
+    assert!(!seen[0].headers.contains_key("content-encoding"));
+    env.gateway.stop().await;
+}
