@@ -18,8 +18,8 @@ use miette::Diagnostic;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::vendor::IdForm;
-pub use crate::vendor::Target;
+use crate::profile::IdForm;
+pub use crate::profile::Target;
 
 /// The schema file's name inside the policies directory.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::directory::DirectoryConfig;
 use crate::identity::{CallerEntry, JwtConfig};
-use crate::vendor::{self, VendorProfile};
+use crate::profile::{self, VendorProfile};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -445,7 +445,7 @@ impl Config {
             profile
                 .validate()
                 .map_err(|e| invalid(format!("profile[{i}]"), e.to_string()))?;
-            if vendor::BUILTIN_NAMES.contains(&profile.name.as_str())
+            if profile::BUILTIN_NAMES.contains(&profile.name.as_str())
                 || self.profile[..i].iter().any(|p| p.name == profile.name)
             {
                 return Err(invalid(
@@ -547,10 +547,10 @@ impl Config {
         if let Some(profile) = self.profile.iter().find(|p| p.name == name) {
             return Ok(profile.clone());
         }
-        if vendor::BUILTIN_NAMES.contains(&name) {
-            return vendor::builtin(name).map_err(|e| e.to_string());
+        if profile::BUILTIN_NAMES.contains(&name) {
+            return profile::builtin(name).map_err(|e| e.to_string());
         }
-        let mut known: Vec<&str> = vendor::BUILTIN_NAMES.to_vec();
+        let mut known: Vec<&str> = profile::BUILTIN_NAMES.to_vec();
         known.extend(self.profile.iter().map(|p| p.name.as_str()));
         Err(format!("no profile `{name}`; known: {}", known.join(", ")))
     }

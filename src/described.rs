@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::authz::{PolicySnapshot, TargetDecision};
+use crate::conn::{ClientCert, ConnInfo};
 use crate::erasure::{Evaluator, Given};
 use crate::identity::{Caller, CallerSource};
-use crate::server::{ClientCert, ConnInfo};
-use crate::vendor::{self, Classification, RequestHead, VendorProfile};
+use crate::profile::{self, Classification, RequestHead, VendorProfile};
 
 /// An HTTP call as a vendor would receive it, described in TOML or JSON.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -239,7 +239,7 @@ impl DescribedRequest {
             context: None,
             policy_version: snapshot.version().to_owned(),
         };
-        let call = match vendor::classify(profile, &head) {
+        let call = match profile::classify(profile, &head) {
             Classification::NotErasure => {
                 explanation.decision = "pass-through".into();
                 return Ok(explanation);

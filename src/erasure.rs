@@ -5,14 +5,14 @@
 use serde_json::Value;
 
 use crate::authz::{Decision, DecisionInput, PolicySnapshot, Principal};
+use crate::conn::ConnInfo;
 use crate::directory::{Directory, DirectoryError};
 use crate::identity::{Caller, Identifier};
-use crate::response::Refusal;
-use crate::server::ConnInfo;
-use crate::vendor::{
+use crate::profile::{
     self, Credential, CredentialKind, ErasureCall, ErasureRequest, RequestHead, Target,
     VendorProfile,
 };
+use crate::response::Refusal;
 
 /// What the evaluation found; `refusal` is set when the call must not be
 /// forwarded in enforce mode.
@@ -96,7 +96,7 @@ impl Evaluator {
     ) -> Evaluation {
         let caller = given.caller;
         let mut evaluation = Evaluation {
-            credential: vendor::credential(profile, head.headers),
+            credential: profile::credential(profile, head.headers),
             erasure: None,
             caller: None,
             context: None,
@@ -104,7 +104,7 @@ impl Evaluator {
             refusal: None,
             policy_version: snapshot.version().to_owned(),
         };
-        let erasure = match vendor::parse(profile, call, head, body) {
+        let erasure = match profile::parse(profile, call, head, body) {
             Ok(erasure) => erasure,
             Err(e) => {
                 evaluation.refusal = Some(Refusal::Invalid(e.to_string()));

@@ -15,11 +15,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
 use crate::config::{parse_upstream_url, ProxyConfig, UpstreamConfig};
+use crate::conn::ConnInfo;
+use crate::profile::{self, forwarded_sha256, Outbound};
 use crate::request_id::X_REQUEST_ID;
 use crate::response::{full, GatewayError};
-use crate::server::ConnInfo;
 use crate::tls::{self, TlsError};
-use crate::vendor::{self, forwarded_sha256, Outbound};
 use crate::Body;
 
 /// An upstream that cannot be set up.
@@ -302,12 +302,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Removes every header a framework could read as the real path
-/// ([`URL_REWRITE_HEADERS`](crate::vendor::URL_REWRITE_HEADERS), under any
+/// ([`URL_REWRITE_HEADERS`](crate::profile::URL_REWRITE_HEADERS), under any
 /// spelling folded onto one): the gateway classified the request line.
 pub fn strip_url_rewrite(headers: &mut HeaderMap) {
     let rewrite: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| vendor::is_url_rewrite_header(name.as_str()))
+        .filter(|name| profile::is_url_rewrite_header(name.as_str()))
         .cloned()
         .collect();
     for name in rewrite {

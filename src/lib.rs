@@ -10,14 +10,17 @@ pub mod admin;
 pub mod authz;
 pub mod certs;
 pub mod config;
+pub mod conn;
 pub mod demo;
 pub mod described;
 pub mod directory;
 pub mod erasure;
 pub mod forward;
 pub mod identity;
+pub mod json;
 pub mod metrics;
 pub mod policy_test;
+pub mod profile;
 pub mod proxy;
 pub mod reload;
 pub mod replay;
@@ -27,7 +30,6 @@ pub mod route;
 pub mod server;
 pub mod tls;
 pub mod trail;
-pub mod vendor;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -206,7 +208,14 @@ pub async fn run(
         h2_max_pending_accept_reset_streams: config.proxy.h2_max_pending_accept_reset_streams,
         h2_max_local_error_reset_streams: config.proxy.h2_max_local_error_reset_streams,
     };
-    server::serve(listeners.proxy, tls, gateway, settings, stopped(stop_rx)).await;
+    server::serve(
+        listeners.proxy,
+        tls,
+        proxy::service(gateway),
+        settings,
+        stopped(stop_rx),
+    )
+    .await;
     let _ = admin.await;
     Ok(())
 }

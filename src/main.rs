@@ -385,10 +385,10 @@ mod policy {
 
     fn validate(dir: &Path) -> ExitCode {
         // Ids the built-in vendors compare normalised must be written so.
-        let forms: Vec<_> = erasure_gateway::vendor::builtins()
+        let forms: Vec<_> = erasure_gateway::profile::builtins()
             .unwrap_or_default()
             .iter()
-            .flat_map(erasure_gateway::vendor::VendorProfile::id_forms)
+            .flat_map(erasure_gateway::profile::VendorProfile::id_forms)
             .collect();
         let loaded = PolicySnapshot::load(dir)
             .and_then(|snapshot| snapshot.check_id_forms(&forms).map(|()| snapshot));

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::authz::PolicySnapshot;
 use crate::described::{DescribedRequest, Explanation};
 use crate::erasure::Evaluator;
-use crate::vendor::VendorProfile;
+use crate::profile::VendorProfile;
 
 /// A file of test cases.
 #[derive(Debug, Clone, Deserialize)]

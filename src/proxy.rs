@@ -23,20 +23,20 @@ use http_body_util::{LengthLimitError, Limited};
 
 use crate::authz::{Decision, PolicyErrors, PolicySnapshot};
 use crate::config::{Config, Mode, Passthrough};
+use crate::conn::ConnInfo;
 use crate::described::{DescribeError, DescribedRequest, Explanation};
 use crate::directory::Directory;
 use crate::erasure::{Evaluation, Evaluator, Given};
 use crate::forward::{self, Upstream};
 use crate::identity::Identifier;
 use crate::metrics::Metrics;
+use crate::profile::{self, Classification, ErasureCall, IdForm, RequestHead, VendorProfile};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::response::{full, GatewayError, Refusal, X_ERASURE_DECISION, X_ERASURE_DECISION_ID};
 use crate::route::{RouteError, RouteTable};
-use crate::server::ConnInfo;
 use crate::trail::entry::{decision_record, outcome_record, DecisionFacts, OutcomeFacts};
 use crate::trail::pseudonym::PseudonymKey;
 use crate::trail::{Trail, TrailError};
-use crate::vendor::{self, Classification, ErasureCall, IdForm, RequestHead, VendorProfile};
 use crate::{Body, StartError};
 
 /// Everything a request needs, built once from config.
@@ -143,7 +143,7 @@ impl Gateway {
                 .profile
                 .iter()
                 .cloned()
-                .chain(vendor::builtins().unwrap_or_default())
+                .chain(profile::builtins().unwrap_or_default())
                 .collect(),
             policy_dir: config.policies.dir.clone(),
             reloads: Mutex::new(ReloadState::default()),
@@ -265,7 +265,7 @@ impl Gateway {
                 // erasure path once the vendor normalises it: refused and
                 // recorded like any ambiguous erasure-like call.
                 let evaluation = Evaluation::refused(
-                    vendor::credential(profile, request.headers()),
+                    profile::credential(profile, request.headers()),
                     Refusal::Ambiguous(GatewayError::DotSegment.to_string()),
                     self.policies.load().version(),
                 );
@@ -292,7 +292,7 @@ impl Gateway {
             headers: request.headers(),
             has_body: !request.body().is_end_stream(),
         };
-        let response = match vendor::classify(profile, &head) {
+        let response = match profile::classify(profile, &head) {
             Classification::NotErasure => {
                 self.pass_through(route, request, &path, conn, request_id)
                     .await
@@ -300,7 +300,7 @@ impl Gateway {
             Classification::Refused(ambiguity) => {
                 // Read as a possible erasure call: refused and recorded.
                 let evaluation = Evaluation::refused(
-                    vendor::credential(profile, request.headers()),
+                    profile::credential(profile, request.headers()),
                     Refusal::Ambiguous(ambiguity.reason()),
                     self.policies.load().version(),
                 );
@@ -382,7 +382,7 @@ impl Gateway {
                     Refusal::Invalid("the request body could not be read".into())
                 };
                 let evaluation = Evaluation::refused(
-                    vendor::credential(profile, &parts.headers),
+                    profile::credential(profile, &parts.headers),
                     refusal,
                     snapshot.version(),
                 );
@@ -429,7 +429,7 @@ impl Gateway {
             .as_ref()
             .ok_or(Refusal::Invalid("the call could not be rebuilt".into()))
             .and_then(|erasure| {
-                vendor::outbound(profile, erasure, &parts.headers)
+                profile::outbound(profile, erasure, &parts.headers)
                     .map_err(|e| Refusal::Invalid(e.to_string()))
             })
             .and_then(|outbound| {
@@ -693,14 +693,16 @@ fn log_decision(
     );
 }
 
-/// The service hyper runs for one connection: assigns the request id, sheds
-/// load beyond `max_concurrency`, then runs the pipeline.
-pub fn connection_service(
+/// The gateway as one tower service: assigns the request id, sheds load
+/// beyond `max_concurrency`, then runs the pipeline. Each request must carry
+/// its connection's [`ConnInfo`] in its extensions (the server puts it
+/// there); one without is refused.
+pub fn service(
     gateway: Arc<Gateway>,
-    conn: Arc<ConnInfo>,
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
        + Clone
-       + Send {
+       + Send
+       + 'static {
     let limit = gateway.limit.clone();
     let pipeline_gateway = gateway.clone();
     let pipeline = ServiceBuilder::new()
@@ -711,8 +713,12 @@ pub fn connection_service(
         .service_fn(
             move |(request, request_id): (Request<Incoming>, HeaderValue)| {
                 let gateway = pipeline_gateway.clone();
-                let conn = conn.clone();
                 async move {
+                    let Some(conn) = request.extensions().get::<Arc<ConnInfo>>().cloned() else {
+                        return Ok::<_, Infallible>(
+                            GatewayError::BadRequest.into_response(&request_id),
+                        );
+                    };
                     let response = gateway.handle(&conn, request, &request_id).await;
                     Ok::<_, Infallible>(response)
                 }

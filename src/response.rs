@@ -6,8 +6,8 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
+use crate::profile::ErrorShape;
 use crate::request_id::X_REQUEST_ID;
-use crate::vendor::ErrorShape;
 use crate::Body;
 
 /// The header that tells a client how the gateway decided an erasure call:
@@ -218,7 +218,7 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::builtin;
+    use crate::profile::builtin;
 
     #[test]
     fn refusals_take_each_vendors_shape_status_and_decision_header() {

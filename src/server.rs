@@ -1,8 +1,11 @@
 //! Accepting connections: TCP, optional TLS (with client certificates), and
 //! hyper's HTTP/1.1 + HTTP/2 server, with graceful shutdown.
 //!
-//! The listener is passed in, so tests hand it `127.0.0.1:0`.
+//! Generic over the service it runs: each request gets the connection's
+//! [`ConnInfo`] in its extensions. The listener is passed in, so tests hand
+//! it `127.0.0.1:0`.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,26 +19,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::either::Either;
 
-use crate::proxy::{connection_service, Gateway};
-use crate::tls;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tower::{Service, ServiceBuilder};
 
-/// What later stages know about the connection a request came on.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    /// The client's address.
-    pub client_addr: SocketAddr,
-    /// Whether the connection is TLS.
-    pub tls: bool,
-    /// The client certificate, when one was presented and verified.
-    pub client_cert: Option<ClientCert>,
-}
-
-/// A verified client certificate.
-#[derive(Debug, Clone)]
-pub struct ClientCert {
-    /// Its subject, RFC 4514 style (`CN=…, O=…`).
-    pub subject: String,
-}
+use crate::conn::{ClientCert, ConnInfo};
+use crate::{tls, Body};
 
 /// Timeouts of the accepting side.
 #[derive(Debug, Clone, Copy)]
@@ -52,15 +41,21 @@ pub struct ServerSettings {
     pub h2_max_local_error_reset_streams: usize,
 }
 
-/// Serves the proxy on `listener` until `shutdown` resolves, then stops
+/// Serves `service` on `listener` until `shutdown` resolves, then stops
 /// accepting and waits up to `shutdown_grace` for in-flight requests.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    gateway: Arc<Gateway>,
+    service: S,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()>,
-) {
+) where
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -92,7 +87,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
         let builder = builder.clone();
-        let gateway = gateway.clone();
+        let service = service.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let Some((io, conn)) =
@@ -100,7 +95,15 @@ pub async fn serve(
             else {
                 return;
             };
-            let service = TowerToHyperService::new(connection_service(gateway, Arc::new(conn)));
+            let conn = Arc::new(conn);
+            // Every request carries its connection's facts.
+            let service = ServiceBuilder::new()
+                .map_request(move |mut request: Request<Incoming>| {
+                    request.extensions_mut().insert(conn.clone());
+                    request
+                })
+                .service(service);
+            let service = TowerToHyperService::new(service);
             let connection = builder.serve_connection(io, service).into_owned();
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%client_addr, error = %error, "connection ended with an error");

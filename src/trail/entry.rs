@@ -12,9 +12,9 @@ use super::pseudonym::PseudonymKey;
 use super::record::kind;
 use crate::authz::Decision;
 use crate::config::Mode;
+use crate::conn::ConnInfo;
 use crate::identity::Caller;
-use crate::server::ConnInfo;
-use crate::vendor::{Credential, Target};
+use crate::profile::{Credential, Target};
 
 /// What the pipeline knows when it records a decision.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub struct DecisionFacts<'a> {
     /// The policy-set version.
     pub policy_version: &'a str,
     /// For a forwarded call: the digest of the rebuilt request the vendor
-    /// receives ([`forwarded_sha256`](crate::vendor::forwarded_sha256)).
+    /// receives ([`forwarded_sha256`](crate::profile::forwarded_sha256)).
     pub forwarded_sha256: Option<&'a str>,
 }
 

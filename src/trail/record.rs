@@ -18,7 +18,7 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::vendor::strict_json::{self, StrictJsonError};
+use crate::json::{self, StrictJsonError};
 
 /// `prev` of the first record of a chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -131,7 +131,7 @@ pub fn verify_line(
     line: &str,
     head: Option<&Head>,
 ) -> Result<(Map<String, Value>, Head), LinkError> {
-    let record = match strict_json::from_slice(line.as_bytes()) {
+    let record = match json::from_slice(line.as_bytes()) {
         Ok(Value::Object(record)) => record,
         Ok(_) => return Err(LinkError::NotJson("not an object".into())),
         Err(StrictJsonError::DuplicateKey(key)) => return Err(LinkError::DuplicateKey(key)),

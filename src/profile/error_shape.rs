@@ -185,7 +185,7 @@ impl ErrorShape {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::vendor::builtin;
+    use crate::profile::builtin;
 
     fn render(vendor: &str) -> (String, Value) {
         let profile = builtin(vendor).unwrap();

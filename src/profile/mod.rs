@@ -6,12 +6,11 @@
 mod builtin;
 mod classify;
 mod credential;
+mod definition;
 mod error_shape;
 mod outbound;
 mod parse;
 mod path;
-mod profile;
-pub mod strict_json;
 
 pub use builtin::{builtin, builtins, BUILTIN_NAMES};
 pub use classify::{
@@ -19,11 +18,11 @@ pub use classify::{
     URL_REWRITE_HEADERS,
 };
 pub use credential::{credential, Credential, CredentialKind, Secret};
+pub use definition::{
+    ContextField, ContextType, CredentialRule, IdForm, MethodRule, OtherMethods, ParamSource,
+    PrefixRule, ProfileError, TargetSource, VendorProfile, VendorRequestId, RESERVED_CONTEXT_KEYS,
+};
 pub use error_shape::ErrorShape;
 pub use outbound::{forwarded_sha256, outbound, Outbound, OutboundError};
 pub use parse::{parse, CallParams, ErasureRequest, ParseError, Target, TargetProblem};
 pub use path::PathIssue;
-pub use profile::{
-    ContextField, ContextType, CredentialRule, IdForm, MethodRule, OtherMethods, ParamSource,
-    PrefixRule, ProfileError, TargetSource, VendorProfile, VendorRequestId, RESERVED_CONTEXT_KEYS,
-};

@@ -672,7 +672,7 @@ impl VendorProfile {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::vendor::builtin::SEAM_TOML;
+    use crate::profile::builtin::SEAM_TOML;
 
     fn invalid_field(text: &str) -> String {
         match VendorProfile::from_toml(text) {

@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::classify::{ErasureCall, RequestHead};
+use super::definition::{ContextField, ContextType, IdForm, ParamSource, VendorProfile};
 use super::path::PathPattern;
-use super::profile::{ContextField, ContextType, IdForm, ParamSource, VendorProfile};
-use super::strict_json::{self, StrictJsonError};
+use crate::json::{self, StrictJsonError};
 
 /// Characters escaped inside each part of an object id, so that the `/`
 /// joining the parts stays unambiguous.
@@ -246,7 +246,7 @@ fn json_params(head: &RequestHead<'_>, body: &[u8]) -> Result<Params, ParseError
     if !declared_json {
         return Err(ParseError::ContentType);
     }
-    match strict_json::from_slice(body) {
+    match json::from_slice(body) {
         Ok(Value::Object(map)) => Ok(Params::Json(map)),
         Ok(_) => Err(ParseError::NotAnObject),
         Err(StrictJsonError::DuplicateKey(key)) => Err(ParseError::DuplicateKey(shown(&key))),
@@ -666,7 +666,7 @@ impl Params {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::vendor::{builtin, classify, Classification};
+    use crate::profile::{builtin, classify, Classification};
     use http::{HeaderMap, HeaderValue, Method};
     use proptest::prelude::*;
 

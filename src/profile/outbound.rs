@@ -9,8 +9,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_T
 use http::Method;
 use sha2::{Digest, Sha256};
 
+use super::definition::VendorProfile;
 use super::parse::{CallParams, ErasureRequest};
-use super::profile::VendorProfile;
 
 /// W3C trace-context headers, carried through when sent once.
 const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
@@ -128,7 +128,7 @@ pub fn forwarded_sha256(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::vendor::{builtin, classify, parse, Classification, RequestHead};
+    use crate::profile::{builtin, classify, parse, Classification, RequestHead};
 
     fn rebuilt(
         vendor: &str,

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use http::{HeaderMap, Method};
 
+use super::definition::{ParamSource, VendorProfile};
 use super::path::{PathIssue, PathPattern};
-use super::profile::{ParamSource, VendorProfile};
 
 /// Headers that make some frameworks run a different method than the one on
 /// the request line, compared after [`fold_header_name`] (CGI and WSGI
@@ -336,7 +336,7 @@ pub fn classify(profile: &VendorProfile, head: &RequestHead<'_>) -> Classificati
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::vendor::builtin;
+    use crate::profile::builtin;
     use http::HeaderValue;
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

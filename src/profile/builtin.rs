@@ -1,7 +1,7 @@
 //! The three seed vendors' profiles, shipped as TOML in `builtin/` and read
 //! by the same deserializer and validation as an operator's `[[profile]]`.
 
-use super::profile::{ProfileError, VendorProfile};
+use super::definition::{ProfileError, VendorProfile};
 
 /// Seam's profile text.
 pub(crate) const SEAM_TOML: &str = include_str!("builtin/seam.toml");
@@ -40,7 +40,7 @@ pub fn builtins() -> Result<Vec<VendorProfile>, ProfileError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::vendor::profile::{ContextType, OtherMethods, ParamSource};
+    use crate::profile::definition::{ContextType, OtherMethods, ParamSource};
 
     #[test]
     fn every_builtin_profile_parses_and_validates() {

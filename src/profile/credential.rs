@@ -9,7 +9,7 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::profile::VendorProfile;
+use super::definition::VendorProfile;
 
 /// What kind of credential a caller presented (the `context.credential.kind`
 /// Cedar attribute).
@@ -183,7 +183,7 @@ pub fn credential(profile: &VendorProfile, headers: &HeaderMap) -> Credential {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::vendor::builtin;
+    use crate::profile::builtin;
     use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
