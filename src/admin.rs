@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use crate::authz::PolicySnapshot;
 use crate::described::DescribedRequest;
 use crate::metrics::Metrics;
-use crate::proxy::Gateway;
+use crate::pipeline::Gateway;
 use crate::request_id;
 use crate::response::{full, json_response};
 use crate::trail::Trail;

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::authz::{PolicySnapshot, TargetDecision};
 use crate::conn::{ClientCert, ConnInfo};
-use crate::erasure::{Evaluator, Given};
 use crate::identity::{Caller, CallerSource};
+use crate::pipeline::evaluate::{Evaluator, Given};
 use crate::profile::{self, Classification, RequestHead, VendorProfile};
 
 /// An HTTP call as a vendor would receive it, described in TOML or JSON.

@@ -212,6 +212,19 @@ pub enum CallerSource {
     Given,
 }
 
+impl CallerSource {
+    /// The snake_case name used in the trail.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anonymous => "anonymous",
+            Self::Token => "token",
+            Self::Jwt => "jwt",
+            Self::Given => "given",
+        }
+    }
+}
+
 /// The identified principal of a request. It never holds the credential, so
 /// it is safe to log, serialize and record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

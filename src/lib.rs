@@ -14,14 +14,13 @@ pub mod conn;
 pub mod demo;
 pub mod described;
 pub mod directory;
-pub mod erasure;
 pub mod forward;
 pub mod identity;
 pub mod json;
 pub mod metrics;
+pub mod pipeline;
 pub mod policy_test;
 pub mod profile;
-pub mod proxy;
 pub mod reload;
 pub mod replay;
 pub mod request_id;
@@ -150,7 +149,7 @@ pub async fn run(
         },
         checkpoint_signer(config)?,
     )?;
-    let gateway = Arc::new(proxy::Gateway::new(
+    let gateway = Arc::new(pipeline::Gateway::new(
         config,
         policies,
         trail.clone(),
@@ -211,7 +210,7 @@ pub async fn run(
     server::serve(
         listeners.proxy,
         tls,
-        proxy::service(gateway),
+        pipeline::service(gateway),
         settings,
         stopped(stop_rx),
     )

@@ -363,8 +363,8 @@ mod policy {
     use erasure_gateway::config::Config;
     use erasure_gateway::described::DescribedRequest;
     use erasure_gateway::directory::Directory;
-    use erasure_gateway::erasure::Evaluator;
     use erasure_gateway::identity::Identifier;
+    use erasure_gateway::pipeline::evaluate::Evaluator;
     use erasure_gateway::policy_test;
 
     use super::{load_config, runtime, PolicyCommand, TextOrJson, EXIT_CHECK_FAILED, EXIT_USAGE};

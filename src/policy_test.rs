@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::authz::PolicySnapshot;
 use crate::described::{DescribedRequest, Explanation};
-use crate::erasure::Evaluator;
+use crate::pipeline::evaluate::Evaluator;
 use crate::profile::VendorProfile;
 
 /// A file of test cases.

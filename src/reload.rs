@@ -11,7 +11,7 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 use crate::authz::PolicyErrors;
-use crate::proxy::{Gateway, Reloaded};
+use crate::pipeline::{Gateway, Reloaded};
 
 /// Keeps the file watcher alive; dropping it stops watching.
 pub struct Watcher {

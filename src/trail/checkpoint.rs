@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
-use super::record::{kind, Head};
+use super::chain::Head;
+use super::record::kind;
 
 /// The DER prefix of an Ed25519 `SubjectPublicKeyInfo` (RFC 8410); the raw
 /// 32-byte key follows it.
@@ -237,7 +238,7 @@ pub struct Checkpoint {
 /// The message a checkpoint's signature covers: canonical JSON of
 /// `{"hash","key_id","seq","time"}` (members in this, sorted, order; compact).
 pub fn signed_message(seq: u64, hash: &str, key_id: &str, time: &str) -> Vec<u8> {
-    // Built by hand (not with `record::canonical`, which drops `hash`);
+    // Built by hand (not with `chain::canonical`, which drops `hash`);
     // `Value`'s Display is serde_json's compact, escaped form.
     format!(
         "{{\"hash\":{},\"key_id\":{},\"seq\":{seq},\"time\":{}}}",

@@ -2,8 +2,8 @@
 //! erasure decision before anything is forwarded, and what the upstream
 //! answered after.
 
+pub mod chain;
 pub mod checkpoint;
-pub mod entry;
 pub mod files;
 pub mod naming;
 pub mod pseudonym;

@@ -1,27 +1,13 @@
-//! The decision trail's record format and its hash chain.
+//! The trail's record schema: one serde type per record kind, written by the
+//! pipeline and read back by `audit query` and `policy replay`. The writer
+//! adds `time`, `replica`, `seq`, `prev` and `hash` ([`Sealed`]).
 //!
-//! A record is one JSON object on one line. Its `hash` is
-//! `SHA-256(prev ‖ canonical)` in lowercase hex, where `prev` is the previous
-//! record's `hash` as 64 ASCII hex digits (64 `0`s before the first record)
-//! and `canonical` is the record **without** its `hash` member, serialised
-//! with object members sorted by key (bytewise), no insignificant whitespace,
-//! and strings escaped as JSON requires (the same bytes as RFC 8785 for what
-//! the trail holds: ASCII keys, no floating-point numbers). A line whose
-//! objects repeat a key is refused. Outside the gateway:
-//!
-//! ```sh
-//! line=$(sed -n 2p decisions.jsonl)
-//! prev=$(jq -r .prev <<<"$line")
-//! { printf %s "$prev"; jq -cjS 'del(.hash)' <<<"$line"; } | sha256sum   # = .hash
-//! ```
+//! Field order is the order on disk (serde_json keeps insertion order in
+//! this build), so a record's line reads the same as before the types
+//! existed.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
-
-use crate::json::{self, StrictJsonError};
-
-/// `prev` of the first record of a chain.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The record kinds.
 pub mod kind {
@@ -35,204 +21,262 @@ pub mod kind {
     pub const CHECKPOINT: &str = "checkpoint";
 }
 
-/// The canonical bytes of a record: without `hash`, keys sorted, compact.
-pub fn canonical(record: &Map<String, Value>) -> Vec<u8> {
-    let without_hash: Map<String, Value> = record
-        .iter()
-        .filter(|(key, _)| *key != "hash")
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
-    serde_json::to_vec(&sorted(Value::Object(without_hash))).unwrap_or_default()
+/// A `decision` record: what was decided about one erasure call, on disk
+/// before anything is forwarded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The gateway-made id linking this decision to its later records
+    /// (empty in trails written before it existed).
+    #[serde(default)]
+    pub decision_id: String,
+    /// The client's request id.
+    pub request_id: String,
+    /// The vendor profile name.
+    pub vendor: String,
+    /// The upstream name.
+    pub upstream: String,
+    /// `Namespace::Action::"id"`.
+    pub action: String,
+    /// The caller, once identified.
+    pub principal: Option<PrincipalRecord>,
+    /// The credential's kind and fingerprint (never the token).
+    pub credential: CredentialRecord,
+    /// The client connection.
+    pub client: ClientRecord,
+    /// Every target with its own decision.
+    pub targets: Vec<TargetRecord>,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// `enforce` or `shadow`.
+    pub mode: String,
+    /// `forwarded` or `refused`.
+    pub effect: String,
+    /// The status answered, for a refused call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The refusal type, for a refused call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// Why, one line per kind of denial or refusal.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// The Cedar context the call was decided with.
+    #[serde(default)]
+    pub context: Value,
+    /// The policy-set version (full SHA-256).
+    pub policy_version: String,
+    /// For a forwarded call: the digest of the request the vendor receives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_sha256: Option<String>,
+    /// Target ids (and texts quoting them) are keyed pseudonyms.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pseudonymized: bool,
 }
 
-/// The value with every object's members in bytewise key order. (A
-/// dependency turns on serde_json's `preserve_order`, so maps keep insertion
-/// order and must be rebuilt sorted.)
-fn sorted(value: Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut members: Vec<(String, Value)> = map.into_iter().collect();
-            members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            Value::Object(members.into_iter().map(|(k, v)| (k, sorted(v))).collect())
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
-        other => other,
-    }
+/// The caller of a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrincipalRecord {
+    /// `Gateway::Caller` id.
+    pub id: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// How it was identified (`token`, `jwt`, `anonymous`).
+    pub source: String,
 }
 
-/// The chain hash of a record whose canonical bytes are `canonical`.
-pub fn chain_hash(prev: &str, canonical: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(prev.as_bytes());
-    hasher.update(canonical);
-    hex::encode(hasher.finalize())
+/// A credential as the trail keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    /// The credential kind (`api_key`, `jwt`, …).
+    pub kind: String,
+    /// The first 12 hex digits of the token's SHA-256 (empty without one).
+    pub fingerprint: String,
 }
 
-/// Seals a record: sets `seq` and `prev`, computes and sets `hash`, and
-/// returns the line to append (with its trailing newline).
-pub fn seal(record: &mut Map<String, Value>, seq: u64, prev: &str) -> Vec<u8> {
-    record.insert("seq".into(), seq.into());
-    record.insert("prev".into(), prev.into());
-    record.remove("hash");
-    let hash = chain_hash(prev, &canonical(record));
-    record.insert("hash".into(), hash.into());
-    let mut line = serde_json::to_vec(&Value::Object(record.clone())).unwrap_or_default();
-    line.push(b'\n');
-    line
+/// The client of a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    /// Its IP address.
+    pub ip: String,
+    /// Whether it presented a verified certificate.
+    pub cert: bool,
+    /// The certificate's subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_subject: Option<String>,
 }
 
-/// Why one line does not continue the chain.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LinkError {
-    /// Not a JSON object (or a truncated line).
-    #[error("not a JSON object: {0}")]
-    NotJson(String),
-    /// An object repeats a key: the hash covers the value serde_json keeps,
-    /// but another reader may show the other one.
-    #[error("the key `{0}` appears twice in one object")]
-    DuplicateKey(String),
-    /// `seq`, `prev` or `hash` is missing or has the wrong type.
-    #[error("missing or malformed `{0}`")]
-    Field(&'static str),
-    /// `seq` is not the previous one plus one.
-    #[error(
-        "seq {found} where {expected} was expected (a record was removed, inserted or reordered)"
-    )]
-    Sequence {
-        /// The expected sequence number.
-        expected: u64,
-        /// The one found.
-        found: u64,
-    },
-    /// `prev` is not the previous record's hash.
-    #[error("prev does not match the previous record's hash (a record was removed, inserted or reordered)")]
-    Prev,
-    /// The record's content does not match its hash.
-    #[error("hash does not match the record's content (the record was modified)")]
-    Hash,
+/// One target of a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetRecord {
+    /// Its Cedar entity type.
+    #[serde(rename = "type")]
+    pub entity_type: String,
+    /// Its id (or pseudonym).
+    pub id: String,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// The determining policies.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// Policy evaluation errors (each a deny).
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// How the id was normalised, when not compared exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_form: Option<String>,
 }
 
-/// The chain's head after a verified record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Head {
-    /// Sequence number of the last record.
+/// An `outcome` record: what the upstream (or the gateway, on an upstream
+/// failure) answered to a forwarded erasure call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    /// The decision this outcome belongs to (empty in older trails).
+    #[serde(default)]
+    pub decision_id: String,
+    /// The client's request id.
+    pub request_id: String,
+    /// The vendor profile name.
+    pub vendor: String,
+    /// The status the client got.
+    pub status: u16,
+    /// The vendor's own status when the gateway answered instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_status: Option<u16>,
+    /// Time from sending to the whole answer.
+    pub latency_ms: u64,
+    /// The vendor's id for the call (Kore.ai's `requestId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_request_id: Option<String>,
+    /// The gateway's error code when the exchange failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A record as read back from a trail: the writer's fields around it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Sealed<R> {
+    /// The record itself.
+    #[serde(flatten)]
+    pub record: R,
+    /// When the writer sealed it (RFC 3339, UTC, milliseconds).
+    #[serde(default)]
+    pub time: String,
+    /// The replica that wrote it.
+    #[serde(default)]
+    pub replica: String,
+    /// Its sequence number in the chain.
+    #[serde(default)]
     pub seq: u64,
-    /// Its hash.
-    pub hash: String,
 }
 
-/// Checks that `line` continues the chain after `head` (`None`: the line
-/// must start a chain: `prev` = [`GENESIS`], any `seq`) and returns the
-/// record and the new head.
-///
-/// # Errors
-/// The first way in which the line breaks the chain.
-pub fn verify_line(
-    line: &str,
-    head: Option<&Head>,
-) -> Result<(Map<String, Value>, Head), LinkError> {
-    let record = match json::from_slice(line.as_bytes()) {
-        Ok(Value::Object(record)) => record,
-        Ok(_) => return Err(LinkError::NotJson("not an object".into())),
-        Err(StrictJsonError::DuplicateKey(key)) => return Err(LinkError::DuplicateKey(key)),
-        Err(StrictJsonError::Syntax(e)) => return Err(LinkError::NotJson(e)),
-    };
-    let seq = record
-        .get("seq")
-        .and_then(Value::as_u64)
-        .ok_or(LinkError::Field("seq"))?;
-    let prev = record
-        .get("prev")
-        .and_then(Value::as_str)
-        .ok_or(LinkError::Field("prev"))?;
-    let hash = record
-        .get("hash")
-        .and_then(Value::as_str)
-        .ok_or(LinkError::Field("hash"))?;
-    match head {
-        Some(head) => {
-            let expected = head.seq.checked_add(1).ok_or(LinkError::Sequence {
-                expected: u64::MAX,
-                found: seq,
-            })?;
-            if seq != expected {
-                return Err(LinkError::Sequence {
-                    expected,
-                    found: seq,
-                });
-            }
-            if prev != head.hash {
-                return Err(LinkError::Prev);
-            }
-        }
-        None if prev != GENESIS => return Err(LinkError::Prev),
-        None => {}
+impl<R: for<'de> Deserialize<'de>> Sealed<R> {
+    /// Reads a record of this type from a trail line's object.
+    ///
+    /// # Errors
+    /// The object does not have the record's shape.
+    pub fn from_map(map: &Map<String, Value>) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(Value::Object(map.clone()))
     }
-    if chain_hash(prev, &canonical(&record)) != hash {
-        return Err(LinkError::Hash);
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A record as the writer takes it: its `kind` first, then its fields.
+fn with_kind(kind: &str, fields: Value) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("kind".into(), kind.into());
+    if let Value::Object(fields) = fields {
+        map.extend(fields);
     }
-    let head = Head {
-        seq,
-        hash: hash.to_owned(),
-    };
-    Ok((record, head))
+    map
+}
+
+impl From<&DecisionRecord> for Map<String, Value> {
+    fn from(record: &DecisionRecord) -> Self {
+        with_kind(
+            kind::DECISION,
+            serde_json::to_value(record).unwrap_or_default(),
+        )
+    }
+}
+
+impl From<&OutcomeRecord> for Map<String, Value> {
+    fn from(record: &OutcomeRecord) -> Self {
+        with_kind(
+            kind::OUTCOME,
+            serde_json::to_value(record).unwrap_or_default(),
+        )
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn record(value: &Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap_or_default()
-    }
 
     #[test]
-    fn sealed_lines_verify_in_order_and_edits_break_them() {
-        let mut a =
-            record(&json!({"kind": "decision", "request_id": "r1", "z": [1, {"b": 2, "a": "ü"}]}));
-        let line_a = seal(&mut a, 1, GENESIS);
-        let (_, head) = verify_line(std::str::from_utf8(&line_a).unwrap(), None).unwrap();
-        let mut b = record(&json!({"kind": "outcome", "request_id": "r1", "status": 200}));
-        let line_b = seal(&mut b, 2, &head.hash);
-        let text_b = std::str::from_utf8(&line_b).unwrap();
-        assert!(verify_line(text_b, Some(&head)).is_ok());
-
-        let edited = text_b.replace("200", "500");
-        assert_eq!(
-            verify_line(&edited, Some(&head)).unwrap_err(),
-            LinkError::Hash
-        );
-        assert!(matches!(
-            verify_line(
-                text_b,
-                Some(&Head {
-                    seq: 5,
-                    hash: head.hash.clone()
-                })
-            ),
-            Err(LinkError::Sequence {
-                expected: 6,
-                found: 2
-            })
-        ));
-        let other = Head {
-            seq: 1,
-            hash: GENESIS.replace('0', "1"),
+    fn a_decision_record_writes_its_fields_in_the_trail_order_and_reads_back() {
+        let record = DecisionRecord {
+            decision_id: "d-1".into(),
+            request_id: "r-1".into(),
+            vendor: "kore".into(),
+            upstream: "kore".into(),
+            action: "Kore::Action::\"eraseUsersData\"".into(),
+            principal: None,
+            credential: CredentialRecord {
+                kind: "none".into(),
+                fingerprint: String::new(),
+            },
+            client: ClientRecord {
+                ip: "127.0.0.1".into(),
+                cert: false,
+                cert_subject: None,
+            },
+            targets: vec![],
+            decision: "deny".into(),
+            mode: "enforce".into(),
+            effect: "refused".into(),
+            status: Some(400),
+            refusal: Some("invalid_input".into()),
+            reasons: vec!["why".into()],
+            context: Value::Object(Map::new()),
+            policy_version: "sha256:x".into(),
+            forwarded_sha256: None,
+            pseudonymized: false,
         };
+        let map = Map::from(&record);
+        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
         assert_eq!(
-            verify_line(text_b, Some(&other)).unwrap_err(),
-            LinkError::Prev
+            keys,
+            [
+                "kind",
+                "decision_id",
+                "request_id",
+                "vendor",
+                "upstream",
+                "action",
+                "principal",
+                "credential",
+                "client",
+                "targets",
+                "decision",
+                "mode",
+                "effect",
+                "status",
+                "refusal",
+                "reasons",
+                "context",
+                "policy_version"
+            ]
         );
-        assert!(matches!(
-            verify_line(&text_b[..20], Some(&head)),
-            Err(LinkError::NotJson(_))
-        ));
-    }
-
-    #[test]
-    fn the_canonical_form_sorts_keys_and_drops_the_hash() {
-        let r = record(&json!({"b": 1, "a": {"d": true, "c": null}, "hash": "x"}));
-        assert_eq!(canonical(&r), br#"{"a":{"c":null,"d":true},"b":1}"#);
+        let mut sealed = map.clone();
+        sealed.insert("time".into(), "2026-12-03T00:00:00.000Z".into());
+        sealed.insert("seq".into(), 7.into());
+        let back = Sealed::<DecisionRecord>::from_map(&sealed).unwrap();
+        assert_eq!(back.record, record);
+        assert_eq!(back.seq, 7);
     }
 }

@@ -2,7 +2,7 @@
 //! breaks it (file, line, seq) and says how, in words for a reviewer.
 //!
 //! The files are streamed line by line, each line checked with
-//! [`record::verify_line`], the chain continuing across files. A signed
+//! [`chain::verify_line`], the chain continuing across files. A signed
 //! [`Checkpoint`] held outside the trail also proves that nothing was cut
 //! off the end; with a pinned public key, the writer's in-chain checkpoint
 //! records are checked too.
@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::chain::{self, Head, LinkError, GENESIS};
 use super::checkpoint::{self, Checkpoint};
 use super::files::{self, Line, LineReader};
-use super::record::{self, kind, Head, LinkError, GENESIS};
+use super::record::kind;
 
 /// How far ahead a missing record is looked for, to tell a reordering from a
 /// removal.
@@ -394,7 +395,7 @@ impl Chain<'_> {
                 format!("a record follows seq {}, the largest possible: the record before it was forged", head.seq),
             ));
         }
-        match record::verify_line(text, start.as_ref()) {
+        match chain::verify_line(text, start.as_ref()) {
             Ok(linked) => {
                 if self.head.is_none() {
                     self.summary.first_seq = Some(linked.1.seq);
@@ -706,7 +707,7 @@ impl Fields {
         let seq = record.get("seq")?.as_u64()?;
         let prev = record.get("prev")?.as_str()?.to_owned();
         let hash = record.get("hash")?.as_str()?.to_owned();
-        let self_consistent = record::chain_hash(&prev, &record::canonical(&record)) == hash;
+        let self_consistent = chain::chain_hash(&prev, &chain::canonical(&record)) == hash;
         Some(Self {
             seq,
             prev,
@@ -744,8 +745,8 @@ fn find_seq(files: &[PathBuf], at: &At<'_>, seq: u64) -> Option<(PathBuf, u64)> 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::trail::chain::seal;
     use crate::trail::checkpoint::tests::test_key;
-    use crate::trail::record::seal;
     use serde_json::json;
     use std::time::{Duration, SystemTime};
 

@@ -16,8 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
+use super::chain::{self, Head, GENESIS};
 use super::naming::{self, TrailName};
-use super::record::{self, Head, GENESIS};
+use super::record;
 
 /// How records are flushed. `Group` is the only mode the gateway uses;
 /// `EachRecord` exists to measure what group commit saves.
@@ -352,7 +353,7 @@ impl State {
             let (seq, prev) = head
                 .as_ref()
                 .map_or((1, GENESIS.to_owned()), |h| (h.seq + 1, h.hash.clone()));
-            let line = record::seal(&mut record, seq, &prev);
+            let line = chain::seal(&mut record, seq, &prev);
             let hash = record
                 .get("hash")
                 .and_then(Value::as_str)
@@ -598,7 +599,7 @@ fn create_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trail::record::verify_line;
+    use crate::trail::chain::verify_line;
 
     fn config(dir: &Path) -> WriterConfig {
         WriterConfig {

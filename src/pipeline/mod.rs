@@ -5,6 +5,9 @@
 //! Cedar → forward only if allowed; anything else is forwarded untouched.
 //! Every answer carries `x-request-id`.
 
+pub mod evaluate;
+pub mod record;
+
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -26,15 +29,15 @@ use crate::config::{Config, Mode, Passthrough};
 use crate::conn::ConnInfo;
 use crate::described::{DescribeError, DescribedRequest, Explanation};
 use crate::directory::Directory;
-use crate::erasure::{Evaluation, Evaluator, Given};
 use crate::forward::{self, Upstream};
 use crate::identity::Identifier;
 use crate::metrics::Metrics;
+use crate::pipeline::evaluate::{Evaluation, Evaluator, Given};
+use crate::pipeline::record::{decision_record, outcome_record, DecisionFacts, OutcomeFacts};
 use crate::profile::{self, Classification, ErasureCall, IdForm, RequestHead, VendorProfile};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::response::{full, GatewayError, Refusal, X_ERASURE_DECISION, X_ERASURE_DECISION_ID};
 use crate::route::{RouteError, RouteTable};
-use crate::trail::entry::{decision_record, outcome_record, DecisionFacts, OutcomeFacts};
 use crate::trail::pseudonym::PseudonymKey;
 use crate::trail::{Trail, TrailError};
 use crate::{Body, StartError};
@@ -457,7 +460,7 @@ impl Gateway {
             ..self.facts(route, profile, &evaluation, conn, request_id, &decision_id)
         };
         if let Err(e) = self
-            .record(decision_record(&facts, self.pseudonyms.as_ref()))
+            .record((&decision_record(&facts, self.pseudonyms.as_ref())).into())
             .await
         {
             tracing::error!(request_id = ?request_id, error = %e, "trail write failed; call refused");
@@ -476,7 +479,7 @@ impl Gateway {
             vendor_request_id: outcome.vendor_request_id,
             error: outcome.error,
         });
-        if let Err(e) = self.record(record).await {
+        if let Err(e) = self.record((&record).into()).await {
             // The call has happened; its decision is on record. Say loudly
             // that its outcome is not.
             tracing::error!(request_id = ?request_id, error = %e, "trail: outcome record lost");
@@ -599,7 +602,7 @@ impl Gateway {
             ..self.facts(route, profile, evaluation, conn, request_id, &decision_id)
         };
         match self
-            .record(decision_record(&facts, self.pseudonyms.as_ref()))
+            .record((&decision_record(&facts, self.pseudonyms.as_ref())).into())
             .await
         {
             Ok(()) => {
