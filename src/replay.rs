@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::authz::{DecisionInput, PolicySnapshot, Principal, Target};
 use crate::trail::files::{trail_files, Line, LineReader};
+use crate::trail::record::{kind, DecisionRecord, Sealed};
 
 /// One decision that the candidate set would decide the other way.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,12 +104,16 @@ pub fn replay(paths: &[PathBuf], candidate: &PolicySnapshot) -> Result<ReplayRep
             let Line::Complete(bytes) = line else {
                 continue;
             };
-            let Ok(record) = serde_json::from_slice::<Value>(&bytes) else {
+            let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&bytes) else {
                 continue;
             };
-            if record["kind"] != "decision" {
+            if map.get("kind").and_then(Value::as_str) != Some(kind::DECISION) {
                 continue;
             }
+            let Ok(record) = Sealed::<DecisionRecord>::from_map(&map) else {
+                report.skipped += 1;
+                continue;
+            };
             match replay_one(&record, candidate) {
                 Some(flip) => {
                     report.replayed += 1;
@@ -124,58 +129,50 @@ pub fn replay(paths: &[PathBuf], candidate: &PolicySnapshot) -> Result<ReplayRep
 }
 
 /// `None`: not a replayable policy decision; `Some(None)`: same decision.
-fn replay_one(record: &Value, candidate: &PolicySnapshot) -> Option<Option<Flip>> {
-    if record["pseudonymized"] == true {
+fn replay_one(sealed: &Sealed<DecisionRecord>, candidate: &PolicySnapshot) -> Option<Option<Flip>> {
+    let record = &sealed.record;
+    if record.pseudonymized {
         return None;
     }
-    let principal = record["principal"].as_object()?;
-    let caller = principal.get("id")?.as_str()?;
-    let roles: Vec<String> = principal
-        .get("roles")?
-        .as_array()?
-        .iter()
-        .filter_map(|r| r.as_str().map(str::to_owned))
-        .collect();
+    let principal = record.principal.as_ref()?;
     // Only calls that reached Cedar: a refusal before it has no context.
-    if record["context"]
+    if record
+        .context
         .as_object()
         .is_none_or(serde_json::Map::is_empty)
     {
         return None;
     }
-    let (namespace, action) = parse_action(record["action"].as_str()?)?;
-    let targets: Vec<Target> = record["targets"]
-        .as_array()?
+    let (namespace, action) = parse_action(&record.action)?;
+    let targets: Vec<Target> = record
+        .targets
         .iter()
-        .filter_map(|t| Some(Target::exact(t["type"].as_str()?, t["id"].as_str()?)))
+        .map(|t| Target::exact(t.entity_type.as_str(), t.id.as_str()))
         .collect();
     if targets.is_empty() {
         return None;
     }
     let decision = candidate.decide(&DecisionInput {
         principal: Principal {
-            id: caller,
-            roles: &roles,
+            id: &principal.id,
+            roles: &principal.roles,
         },
         namespace: &namespace,
         action: &action,
         targets: &targets,
-        context: record["context"].clone(),
+        context: record.context.clone(),
         extra_entities: Vec::new(),
     });
-    let recorded = record["decision"].as_str()?.to_owned();
     let replayed = if decision.allowed { "allow" } else { "deny" };
-    if recorded == replayed {
+    if record.decision == replayed {
         return Some(None);
     }
     let policies = if decision.allowed {
         // What stopped it before no longer does.
-        let mut ids: Vec<String> = record["targets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|t| t["policies"].as_array().into_iter().flatten())
-            .filter_map(|p| p.as_str().map(str::to_owned))
+        let mut ids: Vec<String> = record
+            .targets
+            .iter()
+            .flat_map(|t| t.policies.iter().cloned())
             .collect();
         ids.sort_unstable();
         ids.dedup();
@@ -184,14 +181,14 @@ fn replay_one(record: &Value, candidate: &PolicySnapshot) -> Option<Option<Flip>
         decision.policies().into_iter().map(str::to_owned).collect()
     };
     Some(Some(Flip {
-        request_id: record["request_id"].as_str().unwrap_or_default().to_owned(),
-        time: record["time"].as_str().unwrap_or_default().to_owned(),
-        caller: caller.to_owned(),
+        request_id: record.request_id.clone(),
+        time: sealed.time.clone(),
+        caller: principal.id.clone(),
         targets: targets
             .iter()
             .map(|t| format!("{}::{:?}", t.entity_type, t.id))
             .collect(),
-        recorded,
+        recorded: record.decision.clone(),
         replayed: replayed.to_owned(),
         policies,
     }))

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::files::{self, FilesError, Line, LineReader};
 use super::pseudonym::PseudonymKey;
-use super::record::kind;
+use super::record::{kind, DecisionRecord, OutcomeRecord, Sealed};
 
 /// An overall decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,13 +239,27 @@ pub fn query_files(
                 continue;
             };
             match text(&record, "kind") {
-                kind::DECISION if matcher.matches(&record, &mut counts) => {
-                    awaiting_outcome.insert(JoinKey::of(&record), output.rows.len());
-                    output.rows.push(row(&record));
+                kind::DECISION => {
+                    let Ok(decision) = Sealed::<DecisionRecord>::from_map(&record) else {
+                        output.skipped_lines += 1;
+                        continue;
+                    };
+                    if matcher.matches(&decision, &mut counts) {
+                        let key =
+                            JoinKey::of(&decision.record.decision_id, &decision.record.request_id);
+                        awaiting_outcome.insert(key, output.rows.len());
+                        output.rows.push(row(&decision));
+                    }
                 }
                 kind::OUTCOME => {
-                    if let Some(index) = awaiting_outcome.remove(&JoinKey::of(&record)) {
-                        join_outcome(&mut output.rows[index], &record);
+                    let Ok(outcome) = Sealed::<OutcomeRecord>::from_map(&record) else {
+                        output.skipped_lines += 1;
+                        continue;
+                    };
+                    let outcome = outcome.record;
+                    let key = JoinKey::of(&outcome.decision_id, &outcome.request_id);
+                    if let Some(index) = awaiting_outcome.remove(&key) {
+                        join_outcome(&mut output.rows[index], &outcome);
                     }
                 }
                 _ => {}
@@ -268,11 +282,13 @@ pub enum JoinKey {
 }
 
 impl JoinKey {
-    /// The key of a `decision`, `outcome` or later record.
-    pub fn of(record: &Map<String, Value>) -> Self {
-        match record.get("decision_id").and_then(Value::as_str) {
-            Some(id) if !id.is_empty() => Self::Decision(id.to_owned()),
-            _ => Self::Request(text(record, "request_id").to_owned()),
+    /// The key of a record with these ids (`decision_id` empty in older
+    /// trails).
+    pub fn of(decision_id: &str, request_id: &str) -> Self {
+        if decision_id.is_empty() {
+            Self::Request(request_id.to_owned())
+        } else {
+            Self::Decision(decision_id.to_owned())
         }
     }
 }
@@ -324,26 +340,23 @@ impl<'a> Matcher<'a> {
         }
     }
 
-    fn matches(&self, record: &Map<String, Value>, counts: &mut Counts) -> bool {
+    fn matches(&self, sealed: &Sealed<DecisionRecord>, counts: &mut Counts) -> bool {
         let filter = self.filter;
-        let equals =
-            |field: &str, wanted: Option<&str>| wanted.is_none_or(|w| text(record, field) == w);
-        if !equals("decision", filter.decision.map(DecisionValue::as_str))
-            || !equals("vendor", filter.vendor.as_deref())
+        let record = &sealed.record;
+        if filter
+            .decision
+            .is_some_and(|d| d.as_str() != record.decision)
+            || filter.vendor.as_ref().is_some_and(|v| *v != record.vendor)
         {
             return false;
         }
         if let Some(caller) = &filter.caller {
-            let id = record
-                .get("principal")
-                .and_then(|p| p.get("id"))
-                .and_then(Value::as_str);
-            if id != Some(caller.as_str()) {
+            if record.principal.as_ref().map(|p| &p.id) != Some(caller) {
                 return false;
             }
         }
         if filter.since.is_some() || filter.until.is_some() {
-            let Ok(time) = humantime::parse_rfc3339(text(record, "time")) else {
+            let Ok(time) = humantime::parse_rfc3339(&sealed.time) else {
                 counts.untimed += 1;
                 return false;
             };
@@ -353,30 +366,21 @@ impl<'a> Matcher<'a> {
                 return false;
             }
         }
-        let targets = targets_of(record);
         if let Some(policy) = &filter.policy {
-            let determined = targets.iter().any(|t| {
-                t.get("policies")
-                    .and_then(Value::as_array)
-                    .is_some_and(|ps| ps.iter().any(|p| p.as_str() == Some(policy)))
-            });
-            if !determined {
+            if !record.targets.iter().any(|t| t.policies.contains(policy)) {
                 return false;
             }
         }
         if let Some(target) = &filter.target {
-            let pseudonymized = record.get("pseudonymized") == Some(&Value::Bool(true));
-            let found = targets.iter().any(|t| {
-                let id = text_of(t, "id");
-                let typed = format!("{}::{id}", text_of(t, "type"));
-                if pseudonymized {
-                    id == target || self.target_pseudonym.as_deref() == Some(id)
+            let found = record.targets.iter().any(|t| {
+                if record.pseudonymized {
+                    t.id == *target || self.target_pseudonym.as_deref() == Some(t.id.as_str())
                 } else {
-                    id == target || typed == *target
+                    t.id == *target || format!("{}::{}", t.entity_type, t.id) == *target
                 }
             });
             if !found {
-                if pseudonymized && self.target_pseudonym.is_none() {
+                if record.pseudonymized && self.target_pseudonym.is_none() {
                     counts.pseudonymized_unsearchable += 1;
                 }
                 return false;
@@ -390,85 +394,43 @@ fn text<'r>(record: &'r Map<String, Value>, field: &str) -> &'r str {
     record.get(field).and_then(Value::as_str).unwrap_or("")
 }
 
-fn text_of<'v>(value: &'v Value, field: &str) -> &'v str {
-    value.get(field).and_then(Value::as_str).unwrap_or("")
-}
-
-fn targets_of(record: &Map<String, Value>) -> &[Value] {
-    record
-        .get("targets")
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
-
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .map(|item| {
-                    item.as_str()
-                        .map_or_else(|| item.to_string(), str::to_owned)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn status(value: Option<&Value>) -> Option<u16> {
-    value
-        .and_then(Value::as_u64)
-        .and_then(|s| u16::try_from(s).ok())
-}
-
-fn row(record: &Map<String, Value>) -> Row {
-    let targets = targets_of(record);
+fn row(sealed: &Sealed<DecisionRecord>) -> Row {
+    let record = &sealed.record;
     let mut policies: Vec<String> = Vec::new();
-    for policy in targets.iter().flat_map(|t| strings(t.get("policies"))) {
-        if !policies.contains(&policy) {
-            policies.push(policy);
+    for policy in record.targets.iter().flat_map(|t| &t.policies) {
+        if !policies.contains(policy) {
+            policies.push(policy.clone());
         }
     }
-    let caller = record
-        .get("principal")
-        .and_then(|p| p.get("id"))
-        .and_then(Value::as_str)
-        .unwrap_or("-");
     Row {
-        time: text(record, "time").to_owned(),
-        request_id: text(record, "request_id").to_owned(),
-        decision_id: record
-            .get("decision_id")
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty())
-            .map(str::to_owned),
-        vendor: text(record, "vendor").to_owned(),
-        caller: caller.to_owned(),
-        targets: targets
+        time: sealed.time.clone(),
+        request_id: record.request_id.clone(),
+        decision_id: Some(record.decision_id.clone()).filter(|id| !id.is_empty()),
+        vendor: record.vendor.clone(),
+        caller: record
+            .principal
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |p| p.id.clone()),
+        targets: record
+            .targets
             .iter()
-            .map(|t| format!("{}::{}", text_of(t, "type"), text_of(t, "id")))
+            .map(|t| format!("{}::{}", t.entity_type, t.id))
             .collect(),
-        decision: text(record, "decision").to_owned(),
-        mode: text(record, "mode").to_owned(),
-        effect: text(record, "effect").to_owned(),
+        decision: record.decision.clone(),
+        mode: record.mode.clone(),
+        effect: record.effect.clone(),
         policies,
-        reasons: strings(record.get("reasons")),
-        status: status(record.get("status")),
+        reasons: record.reasons.clone(),
+        status: record.status,
         latency_ms: None,
         vendor_request_id: None,
     }
 }
 
-fn join_outcome(row: &mut Row, outcome: &Map<String, Value>) {
-    if let Some(status) = status(outcome.get("status")) {
-        row.status = Some(status);
-    }
-    row.latency_ms = outcome.get("latency_ms").and_then(Value::as_u64);
-    row.vendor_request_id = outcome
-        .get("vendor_request_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+fn join_outcome(row: &mut Row, outcome: &OutcomeRecord) {
+    row.status = Some(outcome.status);
+    row.latency_ms = Some(outcome.latency_ms);
+    row.vendor_request_id.clone_from(&outcome.vendor_request_id);
 }
 
 /// The table's width budget: an 100-column terminal.
