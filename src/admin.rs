@@ -20,8 +20,8 @@ use sha2::Digest as _;
 use tokio::net::TcpListener;
 
 use crate::authz::PolicySnapshot;
-use crate::described::DescribedRequest;
 use crate::metrics::Metrics;
+use crate::offline::described::DescribedRequest;
 use crate::pipeline::Gateway;
 use crate::request_id;
 use crate::response::{full, json_response};
@@ -111,7 +111,7 @@ pub async fn handle(state: &AdminState, request: Request<Incoming>) -> Response<
                 trail_writable: state.trail.as_ref().is_none_or(Trail::healthy),
             };
             let ready = checks.ready();
-            let reloads = state.gateway.reload_state();
+            let reloads = state.gateway.policy_store().reload_state();
             let time = |t: std::time::SystemTime| humantime::format_rfc3339_seconds(t).to_string();
             let (status, word) = if ready {
                 (StatusCode::OK, "ready")
@@ -213,26 +213,29 @@ async fn post(
         );
     }
     match path.as_str() {
-        "/v1/reload" => match crate::reload::reload(state.gateway.clone()).await {
-            Ok(reloaded) => json_response(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "status": "reloaded",
-                    "policy_version": reloaded.version,
-                    "previous_version": reloaded.previous,
-                }),
-                request_id,
-            ),
-            Err(errors) => json_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &serde_json::json!({
-                    "status": "refused",
-                    "policy_version": state.gateway.policies().version(),
-                    "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                }),
-                request_id,
-            ),
-        },
+        "/v1/reload" => {
+            match crate::reload::reload(state.gateway.policy_store().clone(), &state.metrics).await
+            {
+                Ok(reloaded) => json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "status": "reloaded",
+                        "policy_version": reloaded.version,
+                        "previous_version": reloaded.previous,
+                    }),
+                    request_id,
+                ),
+                Err(errors) => json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &serde_json::json!({
+                        "status": "refused",
+                        "policy_version": state.gateway.policies().version(),
+                        "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    }),
+                    request_id,
+                ),
+            }
+        }
         "/v1/authorize" => {
             let body = match Limited::new(request.into_body(), 1024 * 1024)
                 .collect()
@@ -257,7 +260,20 @@ async fn post(
                     )
                 }
             };
-            match state.gateway.authorize(&described).await {
+            // Decided with the live policies, callers and directory; not
+            // forwarded, not recorded.
+            let Some(profile) = state.gateway.profile(&described.vendor) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("no vendor profile `{}`", described.vendor),
+                );
+            };
+            let snapshot = state.gateway.policies();
+            match described
+                .explain(profile, state.gateway.evaluator(), &snapshot)
+                .await
+            {
                 Ok(explanation) => json_response(
                     StatusCode::OK,
                     &serde_json::to_value(&explanation).unwrap_or_default(),

@@ -12,17 +12,15 @@ pub mod certs;
 pub mod config;
 pub mod conn;
 pub mod demo;
-pub mod described;
 pub mod directory;
 pub mod forward;
 pub mod identity;
 pub mod json;
 pub mod metrics;
+pub mod offline;
 pub mod pipeline;
-pub mod policy_test;
 pub mod profile;
 pub mod reload;
-pub mod replay;
 pub mod request_id;
 pub mod response;
 pub mod route;
@@ -175,7 +173,11 @@ pub async fn run(
         gateway: gateway.clone(),
         token_sha256: config.admin.token_sha256.clone(),
     });
-    let _watcher = reload::watch(gateway.clone(), &config.policies.dir);
+    let _watcher = reload::watch(
+        gateway.policy_store().clone(),
+        admin_state.metrics.clone(),
+        &config.policies.dir,
+    );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

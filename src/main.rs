@@ -361,11 +361,11 @@ mod policy {
 
     use erasure_gateway::authz::PolicySnapshot;
     use erasure_gateway::config::Config;
-    use erasure_gateway::described::DescribedRequest;
     use erasure_gateway::directory::Directory;
     use erasure_gateway::identity::Identifier;
+    use erasure_gateway::offline::cases;
+    use erasure_gateway::offline::described::DescribedRequest;
     use erasure_gateway::pipeline::evaluate::Evaluator;
-    use erasure_gateway::policy_test;
 
     use super::{load_config, runtime, PolicyCommand, TextOrJson, EXIT_CHECK_FAILED, EXIT_USAGE};
 
@@ -428,7 +428,7 @@ mod policy {
                 return ExitCode::from(EXIT_CHECK_FAILED);
             }
         };
-        let cases = match policy_test::load_cases(dir) {
+        let cases = match cases::load_cases(dir) {
             Ok(cases) => cases,
             Err(e) => return usage(e),
         };
@@ -438,7 +438,7 @@ mod policy {
         };
         let evaluator = Evaluator::new(identifier, None);
         let results = match runtime() {
-            Ok(rt) => rt.block_on(policy_test::run(&cases, &snapshot, &evaluator, |name| {
+            Ok(rt) => rt.block_on(cases::run(&cases, &snapshot, &evaluator, |name| {
                 config.profile_named(name).ok()
             })),
             Err(e) => return usage(format!("{e:#}")),
@@ -466,7 +466,7 @@ mod policy {
                 return ExitCode::from(EXIT_CHECK_FAILED);
             }
         };
-        match erasure_gateway::replay::replay(trail, &candidate) {
+        match erasure_gateway::offline::replay::replay(trail, &candidate) {
             Ok(report) => {
                 print!("{}", report.render());
                 if report.flips.is_empty() {

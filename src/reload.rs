@@ -10,8 +10,8 @@ use notify::event::ModifyKind;
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
-use crate::authz::PolicyErrors;
-use crate::pipeline::{Gateway, Reloaded};
+use crate::authz::{PolicyErrors, PolicyStore, Reloaded};
+use crate::metrics::Metrics;
 
 /// Keeps the file watcher alive; dropping it stops watching.
 pub struct Watcher {
@@ -28,8 +28,9 @@ impl std::fmt::Debug for Watcher {
 ///
 /// # Errors
 /// The new set is invalid; the one in force stays.
-pub async fn reload(gateway: Arc<Gateway>) -> Result<Reloaded, PolicyErrors> {
-    match tokio::task::spawn_blocking(move || gateway.reload()).await {
+pub async fn reload(store: Arc<PolicyStore>, metrics: &Metrics) -> Result<Reloaded, PolicyErrors> {
+    let previous = store.snapshot().version().to_owned();
+    let result = match tokio::task::spawn_blocking(move || store.reload()).await {
         Ok(result) => result,
         Err(e) => Err(PolicyErrors(vec![crate::authz::SourceError {
             path: "<reload>".into(),
@@ -39,13 +40,27 @@ pub async fn reload(gateway: Arc<Gateway>) -> Result<Reloaded, PolicyErrors> {
             message: e.to_string(),
             source_line: None,
         }])),
+    };
+    let now = std::time::SystemTime::now();
+    match &result {
+        Ok(reloaded) => {
+            metrics.policy_reloaded(&reloaded.previous, &reloaded.version, now);
+            if reloaded.previous != reloaded.version {
+                tracing::info!(policy.version = %reloaded.version, policy.previous = %reloaded.previous, "policies reloaded");
+            }
+        }
+        Err(errors) => {
+            metrics.policy_reload_failed(now);
+            tracing::error!(errors = %errors, policy.version = %previous, "policy reload refused; the policies in force stay");
+        }
     }
+    result
 }
 
 /// Starts reloading on content changes in `dir` (debounced by 500 ms) and on
 /// SIGHUP. A watcher that cannot start is logged, not fatal: SIGHUP and
 /// `/v1/reload` still work.
-pub fn watch(gateway: Arc<Gateway>, dir: &Path) -> Watcher {
+pub fn watch(store: Arc<PolicyStore>, metrics: Arc<Metrics>, dir: &Path) -> Watcher {
     let (tx, mut rx) = mpsc::unbounded_channel::<&'static str>();
     let file_tx = tx.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
@@ -89,7 +104,7 @@ pub fn watch(gateway: Arc<Gateway>, dir: &Path) -> Watcher {
             tokio::time::sleep(Duration::from_millis(500)).await;
             while rx.try_recv().is_ok() {}
             tracing::info!(trigger, "reloading policies");
-            let _ = reload(gateway.clone()).await;
+            let _ = reload(store.clone(), &metrics).await;
         }
     });
     Watcher { _watcher: watcher }

@@ -9,9 +9,8 @@ pub mod evaluate;
 pub mod record;
 
 use std::convert::Infallible;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::HeaderValue;
 use http::{Request, Response};
@@ -21,20 +20,18 @@ use tokio::sync::Semaphore;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
-use arc_swap::ArcSwap;
 use http_body_util::{LengthLimitError, Limited};
 
-use crate::authz::{Decision, PolicyErrors, PolicySnapshot};
+use crate::authz::{Decision, PolicySnapshot, PolicyStore};
 use crate::config::{Config, Mode, Passthrough};
 use crate::conn::ConnInfo;
-use crate::described::{DescribeError, DescribedRequest, Explanation};
 use crate::directory::Directory;
 use crate::forward::{self, Upstream};
 use crate::identity::Identifier;
 use crate::metrics::Metrics;
 use crate::pipeline::evaluate::{Evaluation, Evaluator, Given};
 use crate::pipeline::record::{decision_record, outcome_record, DecisionFacts, OutcomeFacts};
-use crate::profile::{self, Classification, ErasureCall, IdForm, RequestHead, VendorProfile};
+use crate::profile::{self, Classification, ErasureCall, RequestHead, VendorProfile};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::response::{full, GatewayError, Refusal, X_ERASURE_DECISION, X_ERASURE_DECISION_ID};
 use crate::route::{RouteError, RouteTable};
@@ -50,36 +47,13 @@ pub struct Gateway {
     passthrough: Passthrough,
     mode: Mode,
     max_body_bytes: usize,
-    policies: ArcSwap<PolicySnapshot>,
-    /// Entity types whose ids the routed vendors compare normalised; every
-    /// policy set loaded must spell them so.
-    id_forms: Vec<(String, IdForm)>,
+    policies: Arc<PolicyStore>,
     evaluator: Evaluator,
     profiles: Vec<VendorProfile>,
-    policy_dir: PathBuf,
-    reloads: Mutex<ReloadState>,
     trail: Trail,
     pseudonyms: Option<PseudonymKey>,
     limit: Arc<Semaphore>,
     metrics: Arc<Metrics>,
-}
-
-/// The outcome of a successful reload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reloaded {
-    /// The version replaced.
-    pub previous: String,
-    /// The version now in force.
-    pub version: String,
-}
-
-/// Reload history for `/readyz`.
-#[derive(Debug, Clone, Default)]
-pub struct ReloadState {
-    /// The last successful reload.
-    pub last_success: Option<SystemTime>,
-    /// The last refused reload and why.
-    pub last_failure: Option<(SystemTime, String)>,
 }
 
 /// An upstream with the vendor profile that recognises its erasure calls.
@@ -127,6 +101,11 @@ impl Gateway {
             .flat_map(VendorProfile::id_forms)
             .collect();
         policies.check_id_forms(&id_forms)?;
+        let policies = Arc::new(PolicyStore::new(
+            config.policies.dir.clone(),
+            id_forms,
+            policies,
+        ));
         let identifier = Identifier::new(&config.caller, config.jwt.as_ref())?;
         let directory = config
             .policies
@@ -139,8 +118,7 @@ impl Gateway {
             passthrough: config.proxy.passthrough,
             mode: config.policies.mode,
             max_body_bytes: config.proxy.max_body_bytes,
-            policies: ArcSwap::from_pointee(policies),
-            id_forms,
+            policies,
             evaluator: Evaluator::new(identifier, directory),
             profiles: config
                 .profile
@@ -148,8 +126,6 @@ impl Gateway {
                 .cloned()
                 .chain(profile::builtins().unwrap_or_default())
                 .collect(),
-            policy_dir: config.policies.dir.clone(),
-            reloads: Mutex::new(ReloadState::default()),
             trail,
             pseudonyms: config
                 .audit
@@ -169,66 +145,24 @@ impl Gateway {
 
     /// The policy snapshot new requests are decided with.
     pub fn policies(&self) -> Arc<PolicySnapshot> {
-        self.policies.load_full()
+        self.policies.snapshot()
     }
 
-    /// Loads the policy directory again and, only if the whole set parses
-    /// and validates, swaps it in atomically. Requests in flight finish on
-    /// the snapshot they started with. Blocking: file reads and Cedar
-    /// validation.
-    ///
-    /// # Errors
-    /// The new set is invalid; the one in force stays.
-    pub fn reload(&self) -> Result<Reloaded, PolicyErrors> {
-        let previous = self.policies.load().version().to_owned();
-        let now = SystemTime::now();
-        let loaded = PolicySnapshot::load(&self.policy_dir)
-            .and_then(|snapshot| snapshot.check_id_forms(&self.id_forms).map(|()| snapshot));
-        match loaded {
-            Ok(snapshot) => {
-                let version = snapshot.version().to_owned();
-                self.policies.store(Arc::new(snapshot));
-                self.metrics.policy_reloaded(&previous, &version, now);
-                if let Ok(mut state) = self.reloads.lock() {
-                    state.last_success = Some(now);
-                }
-                if previous != version {
-                    tracing::info!(policy.version = %version, policy.previous = %previous, "policies reloaded");
-                }
-                Ok(Reloaded { previous, version })
-            }
-            Err(errors) => {
-                self.metrics.policy_reload_failed(now);
-                if let Ok(mut state) = self.reloads.lock() {
-                    state.last_failure = Some((now, errors.to_string()));
-                }
-                tracing::error!(errors = %errors, policy.version = %previous, "policy reload refused; the policies in force stay");
-                Err(errors)
-            }
-        }
+    /// The store of the policy set in force, which reloads swap.
+    pub fn policy_store(&self) -> &Arc<PolicyStore> {
+        &self.policies
     }
 
-    /// When the policies were last reloaded, and the last refusal.
-    pub fn reload_state(&self) -> ReloadState {
-        self.reloads.lock().map(|s| s.clone()).unwrap_or_default()
+    /// The profile named `name`: a `[[profile]]` of the config or a
+    /// built-in.
+    pub fn profile(&self, name: &str) -> Option<&VendorProfile> {
+        self.profiles.iter().find(|p| p.name == name)
     }
 
-    /// Decides a described request with the live policies, callers and
-    /// directory, without forwarding or recording it (`/v1/authorize`).
-    ///
-    /// # Errors
-    /// The vendor is unknown or the request cannot be built.
-    pub async fn authorize(
-        &self,
-        request: &DescribedRequest,
-    ) -> Result<Explanation, DescribeError> {
-        let profile = self
-            .profiles
-            .iter()
-            .find(|p| p.name == request.vendor)
-            .ok_or_else(|| DescribeError(format!("no vendor profile `{}`", request.vendor)))?;
-        let snapshot = self.policies.load_full();
-        request.explain(profile, &self.evaluator, &snapshot).await
+    /// The caller table and entity directory erasure calls are evaluated
+    /// with.
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.evaluator
     }
 
     /// Handles one request that has its id; never fails: errors become
@@ -270,7 +204,7 @@ impl Gateway {
                 let evaluation = Evaluation::refused(
                     profile::credential(profile, request.headers()),
                     Refusal::Ambiguous(GatewayError::DotSegment.to_string()),
-                    self.policies.load().version(),
+                    self.policies.snapshot().version(),
                 );
                 let response = self
                     .refuse(route, profile, &evaluation, conn, request_id)
@@ -305,7 +239,7 @@ impl Gateway {
                 let evaluation = Evaluation::refused(
                     profile::credential(profile, request.headers()),
                     Refusal::Ambiguous(ambiguity.reason()),
-                    self.policies.load().version(),
+                    self.policies.snapshot().version(),
                 );
                 self.refuse(route, profile, &evaluation, conn, request_id)
                     .await
@@ -371,7 +305,7 @@ impl Gateway {
         conn: &ConnInfo,
         request_id: &HeaderValue,
     ) -> Response<Body> {
-        let snapshot = self.policies.load_full();
+        let snapshot = self.policies.snapshot();
         let (parts, body) = request.into_parts();
         // HTTP/1 chunked and HTTP/2 bodies arrive the same way here: read
         // whole, never past the bound, before anything is decided.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::authz::PolicySnapshot;
-use crate::described::{DescribedRequest, Explanation};
+use crate::offline::described::{DescribedRequest, Explanation};
 use crate::pipeline::evaluate::Evaluator;
 use crate::profile::VendorProfile;
 

@@ -1,0 +1,108 @@
+//! The policy snapshot in force, swapped atomically: a request takes one
+//! snapshot at its start and uses it throughout; a reload swaps in a new set
+//! only after it loaded and validated completely.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+
+use super::{PolicyErrors, PolicySnapshot};
+use crate::profile::IdForm;
+
+/// The outcome of a successful reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The version replaced.
+    pub previous: String,
+    /// The version now in force.
+    pub version: String,
+}
+
+/// Reload history for `/readyz`.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadState {
+    /// The last successful reload.
+    pub last_success: Option<SystemTime>,
+    /// The last refused reload and why.
+    pub last_failure: Option<(SystemTime, String)>,
+}
+
+/// The policy directory, the set loaded from it, and its reload history.
+#[derive(Debug)]
+pub struct PolicyStore {
+    dir: PathBuf,
+    /// Entity types whose ids the routed vendors compare normalised; every
+    /// set loaded must spell them so.
+    id_forms: Vec<(String, IdForm)>,
+    current: ArcSwap<PolicySnapshot>,
+    reloads: Mutex<ReloadState>,
+}
+
+impl PolicyStore {
+    /// Loads `dir` and checks its ids against `id_forms`.
+    ///
+    /// # Errors
+    /// The set does not load, validate, or spell its ids as compared.
+    pub fn load(dir: PathBuf, id_forms: Vec<(String, IdForm)>) -> Result<Self, PolicyErrors> {
+        let snapshot = PolicySnapshot::load(&dir)?;
+        snapshot.check_id_forms(&id_forms)?;
+        Ok(Self::new(dir, id_forms, snapshot))
+    }
+
+    /// A store holding an already loaded snapshot.
+    pub fn new(dir: PathBuf, id_forms: Vec<(String, IdForm)>, snapshot: PolicySnapshot) -> Self {
+        Self {
+            dir,
+            id_forms,
+            current: ArcSwap::from_pointee(snapshot),
+            reloads: Mutex::new(ReloadState::default()),
+        }
+    }
+
+    /// The snapshot new requests are decided with.
+    pub fn snapshot(&self) -> Arc<PolicySnapshot> {
+        self.current.load_full()
+    }
+
+    /// The policy directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Loads the directory again and, only if the whole set loads,
+    /// validates and spells its ids as compared, swaps it in. Requests in
+    /// flight finish on the snapshot they started with. Blocking: file reads
+    /// and Cedar validation.
+    ///
+    /// # Errors
+    /// The new set is invalid; the one in force stays.
+    pub fn reload(&self) -> Result<Reloaded, PolicyErrors> {
+        let previous = self.current.load().version().to_owned();
+        let now = SystemTime::now();
+        let loaded = PolicySnapshot::load(&self.dir)
+            .and_then(|snapshot| snapshot.check_id_forms(&self.id_forms).map(|()| snapshot));
+        let mut state = self
+            .reloads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match loaded {
+            Ok(snapshot) => {
+                let version = snapshot.version().to_owned();
+                self.current.store(Arc::new(snapshot));
+                state.last_success = Some(now);
+                Ok(Reloaded { previous, version })
+            }
+            Err(errors) => {
+                state.last_failure = Some((now, errors.to_string()));
+                Err(errors)
+            }
+        }
+    }
+
+    /// When the policies were last reloaded, and the last refusal.
+    pub fn reload_state(&self) -> ReloadState {
+        self.reloads.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,344 @@
+//! Tests of loading and deciding with the shipped and hand-made policy sets.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::profile::IdForm;
+use serde_json::json;
+
+fn shipped() -> PolicySnapshot {
+    PolicySnapshot::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+        .unwrap_or_else(|e| panic!("shipped policies load: {e}"))
+}
+
+fn context(vendor: &str, count: usize, kind: &str, extra: &serde_json::Value) -> serde_json::Value {
+    let mut ctx = json!({
+        "vendor": vendor,
+        "target_count": count,
+        "client_ip": "127.0.0.1",
+        "client_cert": false,
+        "credential": {"kind": kind, "fingerprint": "0123456789ab"},
+    });
+    if let (Some(ctx), Some(extra)) = (ctx.as_object_mut(), extra.as_object()) {
+        ctx.extend(extra.clone());
+    }
+    ctx
+}
+
+struct Case {
+    name: &'static str,
+    caller: &'static str,
+    roles: &'static [&'static str],
+    namespace: &'static str,
+    action: &'static str,
+    target: (&'static str, &'static str),
+    context: serde_json::Value,
+    allowed: bool,
+    policies: &'static [&'static str],
+}
+
+#[test]
+fn shipped_policies_decide_the_seed_rules() {
+    let snapshot = shipped();
+    let officer: &[&str] = &["privacy-officer"];
+    let cases = vec![
+        Case {
+            name: "privacy officer erases a Seam customer",
+            caller: "ops",
+            roles: officer,
+            namespace: "Seam",
+            action: "delete_data",
+            target: ("Seam::Customer", "cust-1"),
+            context: context("seam", 1, "api_key", &json!({})),
+            allowed: true,
+            policies: &["privacy-officers-may-erase"],
+        },
+        Case {
+            name: "a caller without the role is not permitted",
+            caller: "intern",
+            roles: &[],
+            namespace: "Seam",
+            action: "delete_data",
+            target: ("Seam::Customer", "cust-1"),
+            context: context("seam", 1, "api_key", &json!({})),
+            allowed: false,
+            policies: &[],
+        },
+        Case {
+            name: "anonymous is denied even with the role",
+            caller: "anonymous",
+            roles: officer,
+            namespace: "BotPenguin",
+            action: "delete_customer",
+            target: ("BotPenguin::Customer", "c-1"),
+            context: context("botpenguin", 1, "none", &json!({})),
+            allowed: false,
+            policies: &["deny-anonymous"],
+        },
+        Case {
+            name: "Kore account owner is never erased",
+            caller: "ops",
+            roles: officer,
+            namespace: "Kore",
+            action: "eraseUsersData",
+            target: ("Kore::User", "owner@example.com"),
+            context: context("kore", 1, "jwt", &json!({})),
+            allowed: false,
+            policies: &["kore-never-erase-account-owners"],
+        },
+        Case {
+            name: "Kore bot co-developer is never erased",
+            caller: "ops",
+            roles: officer,
+            namespace: "Kore",
+            action: "eraseUsersData",
+            target: ("Kore::User", "u-codev-0001"),
+            context: context("kore", 1, "jwt", &json!({})),
+            allowed: false,
+            policies: &["kore-never-erase-bot-developers"],
+        },
+        Case {
+            name: "Kore ordinary user is erased",
+            caller: "ops",
+            roles: officer,
+            namespace: "Kore",
+            action: "eraseUsersData",
+            target: ("Kore::User", "u-ordinary-0001"),
+            context: context("kore", 1, "jwt", &json!({"remove_from_all_bots": true})),
+            allowed: true,
+            policies: &["privacy-officers-may-erase"],
+        },
+        Case {
+            name: "Seam personal access token without workspace is denied",
+            caller: "ops",
+            roles: officer,
+            namespace: "Seam",
+            action: "delete_data",
+            target: ("Seam::User", "u-1"),
+            context: context("seam", 1, "personal_access_token", &json!({})),
+            allowed: false,
+            policies: &["seam-pat-requires-workspace"],
+        },
+        Case {
+            name: "Seam personal access token with workspace is allowed",
+            caller: "ops",
+            roles: officer,
+            namespace: "Seam",
+            action: "delete_data",
+            target: ("Seam::User", "u-1"),
+            context: context(
+                "seam",
+                1,
+                "personal_access_token",
+                &json!({"workspace": "ws_1"}),
+            ),
+            allowed: true,
+            policies: &["privacy-officers-may-erase"],
+        },
+        Case {
+            name: "more than 50 targets need the bulk role",
+            caller: "ops",
+            roles: officer,
+            namespace: "Seam",
+            action: "delete_data",
+            target: ("Seam::Space", "s-1"),
+            context: context("seam", 51, "api_key", &json!({})),
+            allowed: false,
+            policies: &["bulk-erasure-requires-role"],
+        },
+        Case {
+            name: "the bulk role lifts the limit",
+            caller: "ops",
+            roles: &["privacy-officer", "bulk-eraser"],
+            namespace: "Seam",
+            action: "delete_data",
+            target: ("Seam::Space", "s-1"),
+            context: context("seam", 51, "api_key", &json!({})),
+            allowed: true,
+            policies: &["privacy-officers-may-erase"],
+        },
+        Case {
+            name: "exactly 50 targets need no bulk role",
+            caller: "ops",
+            roles: officer,
+            namespace: "Seam",
+            action: "delete_data",
+            target: ("Seam::Space", "s-1"),
+            context: context("seam", 50, "api_key", &json!({})),
+            allowed: true,
+            policies: &["privacy-officers-may-erase"],
+        },
+    ];
+    for case in cases {
+        let roles: Vec<String> = case.roles.iter().map(|r| (*r).to_owned()).collect();
+        let targets = [Target::exact(case.target.0, case.target.1)];
+        let decision = snapshot.decide(&DecisionInput {
+            principal: Principal {
+                id: case.caller,
+                roles: &roles,
+            },
+            namespace: case.namespace,
+            action: case.action,
+            targets: &targets,
+            context: case.context,
+            extra_entities: Vec::new(),
+        });
+        assert_eq!(
+            decision.allowed, case.allowed,
+            "{}: {decision:?}",
+            case.name
+        );
+        assert_eq!(decision.policies(), case.policies, "{}", case.name);
+        assert_eq!(decision.reasons.is_empty(), case.allowed, "{}", case.name);
+    }
+}
+
+fn sources(policies: &str) -> Result<PolicySnapshot, PolicyErrors> {
+    let schema = include_str!("../../policies/schema.cedarschema");
+    PolicySnapshot::from_sources(
+        (Path::new("policies/schema.cedarschema"), schema),
+        &[(PathBuf::from("policies/p.cedar"), policies.to_owned())],
+        None,
+    )
+}
+
+#[test]
+fn ids_not_written_the_way_the_vendor_compares_them_refuse_the_set() {
+    let forms = [("Kore::User".to_owned(), IdForm::EmailCasefold)];
+    assert!(shipped().check_id_forms(&forms).is_ok());
+    let schema = include_str!("../../policies/schema.cedarschema");
+    let entities = r#"[{"uid":{"type":"Kore::User","id":"Owner@Example.com"},"attrs":{"account_owner":true},"parents":[]}]"#;
+    let policy =
+        r#"@id("p") forbid (principal, action, resource == Kore::User::"Boss@Example.com");"#;
+    let snapshot = PolicySnapshot::from_sources(
+        (Path::new("policies/schema.cedarschema"), schema),
+        &[(PathBuf::from("policies/p.cedar"), policy.to_owned())],
+        Some((Path::new("policies/entities.json"), entities)),
+    )
+    .unwrap();
+    let errors = snapshot.check_id_forms(&forms).unwrap_err().to_string();
+    assert!(
+        errors.contains("policies/entities.json") && errors.contains("write `owner@example.com`"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("policy `p`") && errors.contains("write `boss@example.com`"),
+        "{errors}"
+    );
+    // Exact types are not checked.
+    assert!(snapshot.check_id_forms(&[]).is_ok());
+}
+
+#[test]
+fn one_denied_target_denies_the_whole_call() {
+    let snapshot = shipped();
+    let roles = vec!["privacy-officer".to_owned()];
+    let targets = [
+        Target::exact("Kore::User", "u-ordinary-0001"),
+        Target::exact("Kore::User", "owner@example.com"),
+    ];
+    let decision = snapshot.decide(&DecisionInput {
+        principal: Principal {
+            id: "ops",
+            roles: &roles,
+        },
+        namespace: "Kore",
+        action: "eraseUsersData",
+        targets: &targets,
+        context: context("kore", 2, "jwt", &json!({})),
+        extra_entities: Vec::new(),
+    });
+    assert!(!decision.allowed);
+    assert!(decision.targets[0].allowed);
+    assert!(!decision.targets[1].allowed);
+    assert_eq!(
+        decision.reasons,
+        ["Kore::User: forbidden by kore-never-erase-account-owners"]
+    );
+}
+
+#[test]
+fn an_erroring_forbid_denies_instead_of_being_skipped() {
+    // The multiplication overflows at evaluation time. Cedar would skip
+    // the erroring forbid and allow through the permit; the gateway denies.
+    let snapshot = sources(
+        r#"@id("allow-all") permit (principal, action, resource);
+           @id("overflowing-forbid") forbid (principal, action, resource)
+           when { context.target_count * 4611686018427387904 > 0 };"#,
+    )
+    .expect("the set validates strictly");
+    let targets = [
+        Target::exact("Seam::Customer", "a"),
+        Target::exact("Seam::Customer", "b"),
+    ];
+    let decision = snapshot.decide(&DecisionInput {
+        principal: Principal {
+            id: "ops",
+            roles: &[],
+        },
+        namespace: "Seam",
+        action: "delete_data",
+        targets: &targets,
+        context: context("seam", 2, "api_key", &json!({})),
+        extra_entities: Vec::new(),
+    });
+    assert!(!decision.allowed, "{decision:?}");
+    assert!(decision
+        .targets
+        .iter()
+        .all(|t| !t.allowed && !t.errors.is_empty()));
+    assert!(
+        decision.targets[0].errors[0].contains("overflowing-forbid"),
+        "{decision:?}"
+    );
+}
+
+#[test]
+fn errors_name_file_line_and_policy_id() {
+    let err =
+        sources("@id(\"a\")\npermit (principal, action, resource)\nwhen { context.nope == 1 };\n")
+            .expect_err("unknown context attribute fails strict validation");
+    let text = err.to_string();
+    assert!(text.starts_with("policies/p.cedar:3:"), "{text}");
+    assert!(text.contains("policy `a`"), "{text}");
+
+    let err =
+        sources("@id(\"a\")\npermit (principal, action, resource) when { 1 + };\n").unwrap_err();
+    assert!(err.to_string().starts_with("policies/p.cedar:2:"), "{err}");
+
+    let err = sources("permit (principal, action, resource);\n").unwrap_err();
+    assert!(err.to_string().contains("has no @id"), "{err}");
+
+    let err = sources("@id(\"a\") permit (principal, action, resource);\n@id(\"a\") forbid (principal, action, resource);\n").unwrap_err();
+    assert!(err.to_string().contains("policy `a`"), "{err}");
+}
+
+#[test]
+fn callers_in_entities_json_are_refused() {
+    let schema = include_str!("../../policies/schema.cedarschema");
+    let err = PolicySnapshot::from_sources(
+        (Path::new("s"), schema),
+        &[(
+            PathBuf::from("p.cedar"),
+            "@id(\"a\") permit (principal, action, resource);".into(),
+        )],
+        Some((
+            Path::new("entities.json"),
+            r#"[{"uid":{"type":"Gateway::Caller","id":"x"},"attrs":{},"parents":[]}]"#,
+        )),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("[[caller]]"), "{err}");
+}
+
+#[test]
+fn the_version_changes_with_any_file() {
+    let a = sources("@id(\"a\") permit (principal, action, resource);").unwrap();
+    let b = sources("@id(\"a\") permit (principal, action, resource); ").unwrap();
+    assert_ne!(a.version(), b.version());
+    assert!(a.version().starts_with("sha256:"));
+    assert_eq!(a.version().len(), "sha256:".len() + 64, "the full digest");
+    assert_eq!(a.short_version().len(), "sha256:".len() + 16);
+    assert!(a.version().starts_with(a.short_version()));
+}
