@@ -27,7 +27,7 @@ WORKDIR /src
 #    the placeholder tree has a stub for each declared target: src/main.rs
 #    ([[bin]]), src/lib.rs and benches/trail_commit.rs ([[bench]]). examples/
 #    and tests/ are only auto-discovered; absent, they are simply empty.
-#    tests/deploy.rs fails if Cargo.toml declares a target not stubbed here.
+#    tests/it/deploy.rs fails if Cargo.toml declares a target not stubbed here.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
     && echo 'fn main() {}' > src/main.rs \

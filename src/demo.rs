@@ -4,22 +4,19 @@
 //! and calls the default policies refuse are sent; the decisions are shown
 //! and the trail is verified.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::stand_in::{Behaviour, StandIn, KORE_ERASURE_ACCEPTED};
 use crate::trail::verify::{verify_files, VerifyOptions};
 use crate::Listeners;
 
@@ -91,9 +88,9 @@ pub async fn run(dir: &Path) -> Result<bool, DemoError> {
     }
 
     let vendors = [
-        StandIn::spawn("seam", r#"{"ok":true}"#).await?,
-        StandIn::spawn("kore", r#"{"requestId":"eud-123","status":"in-progress"}"#).await?,
-        StandIn::spawn("botpenguin", r#"{"success":true,"message":"","code":200}"#).await?,
+        stand_in("seam", r#"{"ok":true}"#).await?,
+        stand_in("kore", KORE_ERASURE_ACCEPTED).await?,
+        stand_in("botpenguin", r#"{"success":true,"message":"","code":200}"#).await?,
     ];
     let nonce = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -135,7 +132,7 @@ pub async fn run(dir: &Path) -> Result<bool, DemoError> {
     let mut rows = Vec::new();
     let mut answered = Vec::new();
     for call in &calls {
-        let before = vendors[call.vendor].received.load(Ordering::SeqCst);
+        let before = vendors[call.vendor].count();
         let url = format!("http://{proxy}{}{}", prefixes[call.vendor], call.path);
         let mut request = Request::builder().method(call.method).uri(&url);
         for (name, value) in &call.headers {
@@ -156,7 +153,7 @@ pub async fn run(dir: &Path) -> Result<bool, DemoError> {
             .unwrap_or_default()
             .to_owned();
         let _ = response.into_body().collect().await;
-        let forwarded = vendors[call.vendor].received.load(Ordering::SeqCst) > before;
+        let forwarded = vendors[call.vendor].count() > before;
         answered.push((request_id, status.as_u16(), forwarded));
     }
     let _ = stop.send(());
@@ -375,9 +372,9 @@ path_prefix = "/botpenguin"
         api_key = sha256(api_key),
         pat = sha256(pat),
         bearer = sha256(bearer),
-        seam = vendors[0].addr,
-        kore = vendors[1].addr,
-        botpenguin = vendors[2].addr,
+        seam = vendors[0].addr(),
+        kore = vendors[1].addr(),
+        botpenguin = vendors[2].addr(),
     )
 }
 
@@ -537,49 +534,11 @@ fn render(rows: &[Row]) -> String {
     out
 }
 
-/// A stand-in vendor: answers every request with a fixed JSON body and
-/// counts what it received.
-struct StandIn {
-    addr: SocketAddr,
-    received: Arc<AtomicUsize>,
-}
-
-impl StandIn {
-    async fn spawn(name: &str, body: &'static str) -> Result<Self, DemoError> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| fail(name, e))?;
-        let addr = listener.local_addr().map_err(|e| fail(name, e))?;
-        let received = Arc::new(AtomicUsize::new(0));
-        let counter = received.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(
-                        move |request: Request<hyper::body::Incoming>| {
-                            let counter = counter.clone();
-                            async move {
-                                let _ = request.into_body().collect().await;
-                                counter.fetch_add(1, Ordering::SeqCst);
-                                let mut response =
-                                    Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-                                response.headers_mut().insert(
-                                    http::header::CONTENT_TYPE,
-                                    http::HeaderValue::from_static("application/json"),
-                                );
-                                Ok::<_, Infallible>(response)
-                            }
-                        },
-                    );
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Ok(Self { addr, received })
-    }
+/// A stand-in vendor answering every request with `body`.
+async fn stand_in(name: &str, body: &'static str) -> Result<StandIn, DemoError> {
+    StandIn::spawn(Behaviour::Json(body))
+        .await
+        .map_err(|e| fail(name, e))
 }
 
 /// The default place for demo files.

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod authz;
 pub mod certs;
+pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod demo;
@@ -25,6 +26,7 @@ pub mod request_id;
 pub mod response;
 pub mod route;
 pub mod server;
+pub mod stand_in;
 pub mod tls;
 pub mod trail;
 

@@ -249,4 +249,19 @@ mod tests {
         framed.insert("host", HeaderValue::from_static("vendor:1"));
         assert_eq!(base, forwarded_sha256("DELETE", "/p", &framed, b"{}"));
     }
+
+    #[test]
+    fn a_number_in_the_body_is_forwarded_as_the_value_that_was_read() {
+        // Found by fuzz/fuzz_targets/vendor_call.rs: serde_json wrote
+        // `30e-205` as `3e-204` and read that back one ulp off, so the
+        // rebuilt call was not a fixed point. Its `float_roundtrip` feature
+        // makes every read exact.
+        let json = [("content-type", "application/json")];
+        let path = "/customers/delete_data";
+        let body = r#"{"customer_keys":["a"],"_strict":30e-205}"#;
+        let first = rebuilt("seam", "POST", path, None, &json, body);
+        assert_eq!(first.body, r#"{"_strict":3e-204,"customer_keys":["a"]}"#);
+        let canonical = std::str::from_utf8(&first.body).unwrap();
+        assert_eq!(rebuilt("seam", "POST", path, None, &json, canonical), first);
+    }
 }

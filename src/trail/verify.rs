@@ -504,6 +504,15 @@ impl Chain<'_> {
         let found = fields.seq;
         let expected = head.seq.saturating_add(1);
         let seq = Some(found);
+        // Before the new-chain case: a copy of seq 1 also has seq 1 and the
+        // genesis prev.
+        if found == head.seq && fields.hash == head.hash {
+            return at.fail(
+                FailureKind::Inserted,
+                seq,
+                "a copy of the record before it: a duplicate was inserted".into(),
+            );
+        }
         if found == 1 && fields.prev == GENESIS {
             return at.fail(
                 FailureKind::NewChain,
@@ -545,13 +554,6 @@ impl Chain<'_> {
                 FailureKind::Removed,
                 seq,
                 format!("seq {found} where {expected} was expected: {missing}, they were removed"),
-            );
-        }
-        if found == head.seq && fields.hash == head.hash {
-            return at.fail(
-                FailureKind::Inserted,
-                seq,
-                "a copy of the record before it: a duplicate was inserted".into(),
             );
         }
         at.fail(
@@ -1008,6 +1010,22 @@ pub(crate) mod tests {
         assert_eq!(
             (failure.kind, failure.line, failure.seq),
             (FailureKind::Inserted, Some(4), Some(3))
+        );
+    }
+
+    #[test]
+    fn a_copy_of_the_first_record_is_inserted_not_a_new_chain() {
+        // Found by fuzz/fuzz_targets/trail_chain.rs: the copy has seq 1 and
+        // the genesis prev, and was reported as a second chain.
+        let dir = tempfile::tempdir().unwrap();
+        let paths = trail(dir.path());
+        let mut first = lines(&paths[0]);
+        first.insert(1, first[0].clone());
+        rewrite(&paths[0], &first);
+        let failure = fail(&paths);
+        assert_eq!(
+            (failure.kind, failure.line, failure.seq),
+            (FailureKind::Inserted, Some(2), Some(1))
         );
     }
 

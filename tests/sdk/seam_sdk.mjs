@@ -1,7 +1,7 @@
 // Drives Seam's official JavaScript SDK (`seam` on npm, which re-exports
 // @seamapi/http) against the gateway.
 //
-// Run by tests/seam_sdk.rs after `npm ci --prefix tests/sdk`. Prints one JSON
+// Run by tests/it/seam_sdk.rs after `npm ci --prefix tests/sdk`. Prints one JSON
 // line per scenario; the Rust test asserts on them together with what the
 // stand-in vendor received. Reads the same SEAM_SDK_TEST_* variables as
 // seam_sdk.py.

@@ -1,6 +1,6 @@
 """Drives Seam's official Python SDK (`seam` on PyPI) against the gateway.
 
-Run by tests/seam_sdk.rs with PYTHONPATH pointing at the pinned install.
+Run by tests/it/seam_sdk.rs with PYTHONPATH pointing at the pinned install.
 Prints one JSON line per scenario; the Rust test asserts on them together
 with what the stand-in vendor received. Reads:
   SEAM_SDK_TEST_ENDPOINT     the gateway's Seam base URL (…/seam)

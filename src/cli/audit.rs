@@ -1,0 +1,224 @@
+//! `audit …`: the audit reviewer's tools, thin wrappers over the readers in
+//! [`crate::trail`]. They read a trail; none writes to one.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::{AuditCommand, DecisionArg, Failure, FormatArg, Ran};
+use crate::trail::checkpoint::{self, Checkpoint, SigningKey};
+use crate::trail::pseudonym::PseudonymKey;
+use crate::trail::query::{self, DecisionValue, QueryFilter};
+use crate::trail::verify::{verify_files, VerifyOptions, VerifySummary};
+
+/// `audit …`.
+pub(super) fn run(command: AuditCommand) -> Ran {
+    let paths = match &command {
+        AuditCommand::Verify { files, .. }
+        | AuditCommand::Query { files, .. }
+        | AuditCommand::Checkpoint { files, .. } => files.as_slice(),
+        AuditCommand::Tail { file, .. } => std::slice::from_ref(file),
+        AuditCommand::Keygen { .. } => &[],
+    };
+    all_exist(paths)?;
+    match command {
+        AuditCommand::Verify {
+            files,
+            checkpoint,
+            public_key,
+            partial,
+        } => verify(
+            &files,
+            checkpoint.as_deref(),
+            public_key.as_deref(),
+            partial,
+        ),
+        AuditCommand::Query {
+            files,
+            since,
+            until,
+            decision,
+            vendor,
+            caller,
+            target,
+            policy,
+            pseudonym_key,
+            format,
+        } => {
+            let time = |t: Option<String>| {
+                t.as_deref()
+                    .map(query::parse_time)
+                    .transpose()
+                    .map_err(Failure::usage)
+            };
+            let filter = QueryFilter {
+                since: time(since)?,
+                until: time(until)?,
+                decision: decision.map(|d| match d {
+                    DecisionArg::Allow => DecisionValue::Allow,
+                    DecisionArg::Deny => DecisionValue::Deny,
+                }),
+                vendor,
+                caller,
+                target,
+                policy,
+            };
+            query(&files, &filter, pseudonym_key.as_deref(), format)
+        }
+        AuditCommand::Tail {
+            file,
+            lines,
+            follow,
+        } => tail(&file, lines, follow),
+        AuditCommand::Checkpoint { files, key } => sign(&files, &key),
+        AuditCommand::Keygen { out } => keygen(&out),
+    }
+}
+
+/// A usage error for the first path that does not exist: a mistyped path is
+/// not a tampered trail, so verify must not answer exit 1.
+fn all_exist(paths: &[PathBuf]) -> Ran {
+    match paths.iter().find(|p| !p.try_exists().unwrap_or(true)) {
+        Some(absent) => Err(Failure::usage(format!(
+            "{}: no such file or directory",
+            absent.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Verifies the trail, or prints on stdout the first record that breaks it.
+fn verified(files: &[PathBuf], options: &VerifyOptions) -> Result<VerifySummary, Failure> {
+    verify_files(files, options).map_err(|broken| {
+        println!("{broken}");
+        Failure::Reported
+    })
+}
+
+/// `audit verify`.
+fn verify(
+    files: &[PathBuf],
+    checkpoint: Option<&Path>,
+    public_key: Option<&Path>,
+    partial: bool,
+) -> Ran {
+    let checkpoint = checkpoint
+        .map(Checkpoint::load)
+        .transpose()
+        .map_err(Failure::usage)?;
+    let public_key = public_key
+        .map(checkpoint::read_public_key)
+        .transpose()
+        .map_err(Failure::usage)?;
+    let options = VerifyOptions {
+        partial,
+        checkpoint,
+        public_key,
+    };
+    println!("{}", verified(files, &options)?);
+    Ok(())
+}
+
+/// `audit query`: the matching decisions on stdout; warnings, and in the
+/// table format the count, on stderr.
+fn query(
+    files: &[PathBuf],
+    filter: &QueryFilter,
+    pseudonym_key: Option<&Path>,
+    format: FormatArg,
+) -> Ran {
+    let key = pseudonym_key
+        .map(PseudonymKey::load)
+        .transpose()
+        .map_err(Failure::usage)?;
+    let output = query::query_files(files, filter, key.as_ref()).map_err(Failure::usage)?;
+    for warning in &output.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let text = match format {
+        FormatArg::Table => query::render_table(&output.rows),
+        FormatArg::Json => query::render_json(&output.rows),
+        FormatArg::Csv => query::render_csv(&output.rows),
+    };
+    print!("{text}");
+    if matches!(format, FormatArg::Table) {
+        eprintln!("{} decisions", output.rows.len());
+    }
+    Ok(())
+}
+
+/// `audit tail`: the last `lines` records, then new ones until Ctrl-C when
+/// following.
+fn tail(file: &Path, lines: usize, follow: bool) -> Ran {
+    let stop = Arc::new(AtomicBool::new(false));
+    if follow {
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = rt.block_on(tokio::signal::ctrl_c());
+            }
+            flag.store(true, Ordering::Release);
+        });
+    }
+    let out = std::io::stdout().lock();
+    crate::trail::tail::tail(file, lines, follow, out, || stop.load(Ordering::Acquire))
+        .map_err(Failure::usage)
+}
+
+/// `audit checkpoint`: the verified head, signed, on stdout.
+fn sign(files: &[PathBuf], key: &Path) -> Ran {
+    let key = SigningKey::load(key).map_err(Failure::usage)?;
+    // Sign only a head that verifies: a signature vouches for every record.
+    let summary = verified(files, &VerifyOptions::default())?;
+    let head = summary
+        .head
+        .ok_or_else(|| Failure::usage("the trail is empty: nothing to sign"))?;
+    println!(
+        "{}",
+        checkpoint::sign(&head, SystemTime::now(), &key).to_json()
+    );
+    eprintln!("signed seq {} with key {}", head.seq, key.key_id());
+    Ok(())
+}
+
+/// `audit keygen`: a new private key at `out` and its public key beside it.
+fn keygen(out: &Path) -> Ran {
+    let pem = checkpoint::generate_pem().map_err(Failure::usage)?;
+    if out.exists() {
+        return Err(Failure::usage(format!(
+            "{}: exists; not overwriting a key",
+            out.display()
+        )));
+    }
+    write_private(out, &pem)
+        .and_then(|()| {
+            let key = SigningKey::load(out).map_err(std::io::Error::other)?;
+            let public = out.with_extension("pub");
+            std::fs::write(&public, key.public_key_pem())?;
+            println!(
+                "wrote {} (private, 0600) and {}",
+                out.display(),
+                public.display()
+            );
+            println!("key id {}", key.key_id());
+            Ok(())
+        })
+        .map_err(|e| Failure::usage(format!("{}: {e}", out.display())))
+}
+
+/// Writes a new file readable by its owner only; never replaces one.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
+}

@@ -1,0 +1,14 @@
+//! The integration tests, one binary: the real gateway (in this process and
+//! as the binary) in front of stand-in vendors, the deployment files, and
+//! Seam's own SDKs. Shared setup is in `support`.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod cli;
+mod deploy;
+mod erasure;
+mod proxy;
+mod reload;
+mod seam_sdk;
+mod trail;
