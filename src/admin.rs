@@ -16,7 +16,6 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use sha2::Digest as _;
 use tokio::net::TcpListener;
 
 use crate::authz::PolicySnapshot;
@@ -298,8 +297,7 @@ fn authorized(state: &AdminState, headers: &http::HeaderMap) -> bool {
         .is_some_and(|token| {
             // Comparing digests, not tokens: timing reveals nothing an
             // attacker could steer towards the token.
-            hex::encode(sha2::Sha256::digest(token.trim().as_bytes()))
-                .eq_ignore_ascii_case(expected)
+            crate::digest::sha256_hex(token.trim()).eq_ignore_ascii_case(expected)
         })
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use http::Uri;
 use serde::Deserialize;
 
+use crate::digest::is_sha256_hex;
 use crate::directory::DirectoryConfig;
 use crate::identity::{CallerEntry, JwtConfig};
 use crate::profile::{self, VendorProfile};
@@ -554,10 +555,6 @@ impl Config {
         known.extend(self.profile.iter().map(|p| p.name.as_str()));
         Err(format!("no profile `{name}`; known: {}", known.join(", ")))
     }
-}
-
-fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A route prefix: starts with `/`, has no trailing `/` (unless it is `/`),

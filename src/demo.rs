@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::digest::sha256_hex as sha256;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -289,10 +289,6 @@ fn prepare(dir: &Path) -> Result<(), DemoError> {
     }
     std::fs::create_dir_all(dir).map_err(|e| fail(&dir.display().to_string(), e))?;
     std::fs::write(&marker, "").map_err(|e| fail("marker", e))
-}
-
-fn sha256(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 fn jwt(subject: &str, secret: &str) -> Result<String, DemoError> {

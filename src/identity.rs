@@ -11,10 +11,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::digest::is_sha256_hex;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The id of the caller whose credential is missing or unknown.
 pub const ANONYMOUS: &str = "anonymous";
@@ -249,35 +249,11 @@ impl Caller {
     }
 }
 
-/// Whether a credential has the shape of a compact JWS (three base64url
-/// segments, the first two non-empty). It says nothing of its validity.
-#[must_use]
-pub fn looks_like_jwt(token: &str) -> bool {
-    let mut segments = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) = (
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ) else {
-        return false;
-    };
-    let base64url = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    !header.is_empty()
-        && !payload.is_empty()
-        && base64url(header)
-        && base64url(payload)
-        && base64url(signature)
-}
-
 /// The SHA-256 of a credential, as lowercase hex: the form `[[caller]]`
 /// entries hold.
 #[must_use]
 pub fn token_sha256(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    crate::digest::sha256_hex(token)
 }
 
 /// A configured JWT verifier.
@@ -415,10 +391,6 @@ fn read_public_key(algorithm: JwtAlgorithm, path: &Path) -> Result<DecodingKey, 
     })
 }
 
-fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// Identifies callers from their credentials: the `[[caller]]` table and the
 /// optional JWT verifier, built once at start (and at every reload).
 pub struct Identifier {
@@ -512,7 +484,7 @@ impl Identifier {
     /// Identifies the caller of a request from its credential.
     ///
     /// `token_is_jwt` says that the vendor profile classified the credential
-    /// as a JWT (see [`looks_like_jwt`]). Without a token (or with an empty
+    /// as a JWT (see [`crate::profile::looks_like_jwt`]). Without a token (or with an empty
     /// one) the caller is anonymous. With `[jwt]` configured, a JWT must
     /// verify and its subject is the caller id, with the roles of the
     /// `[[caller]]` entry of that id. Any other token is matched by its
@@ -988,16 +960,6 @@ mod tests {
         let entry: CallerEntry = serde_json::from_value(json!({"id": "alice"})).unwrap();
         assert_eq!((entry.token_sha256, entry.roles.len()), (None, 0));
         assert!(serde_json::from_value::<CallerEntry>(json!({"id": "a", "token": "x"})).is_err());
-    }
-
-    #[test]
-    fn jwt_shape() {
-        assert!(looks_like_jwt("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"));
-        assert!(!looks_like_jwt("seam_live_token"));
-        assert!(!looks_like_jwt("a.b"));
-        assert!(!looks_like_jwt("a.b.c.d"));
-        assert!(!looks_like_jwt("a+.b.c"));
-        assert!(!looks_like_jwt(".b.c"));
     }
 
     #[test]

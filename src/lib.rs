@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod demo;
+pub mod digest;
 pub mod directory;
 pub mod forward;
 pub mod identity;

@@ -7,7 +7,6 @@ use std::fmt;
 
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::definition::VendorProfile;
 
@@ -101,7 +100,7 @@ impl Credential {
     }
 
     fn from_token(kind: CredentialKind, token: &str) -> Self {
-        let token_sha256 = hex::encode(Sha256::digest(token.as_bytes()));
+        let token_sha256 = crate::digest::sha256_hex(token);
         Self {
             kind,
             fingerprint: token_sha256.get(..12).unwrap_or_default().to_owned(),
@@ -122,9 +121,12 @@ fn is_base64url(part: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Three dot-separated base64url parts; the signature part may be empty
-/// (an unsecured JWT is still a JWT, which the verifier then refuses).
-fn looks_like_jwt(token: &str) -> bool {
+/// Whether a credential has the shape of a compact JWS: three dot-separated
+/// base64url parts, the first two non-empty. The signature part may be empty
+/// (an unsecured JWT is still a JWT, which the verifier then refuses). It
+/// says nothing of validity.
+#[must_use]
+pub fn looks_like_jwt(token: &str) -> bool {
     let parts: Vec<&str> = token.split('.').collect();
     matches!(parts.as_slice(), [header, payload, signature]
         if !header.is_empty() && !payload.is_empty()
@@ -257,7 +259,7 @@ mod tests {
             &seam,
             &headers(&[("authorization", "Bearer seam_test_abc")]),
         );
-        let full = hex::encode(Sha256::digest(b"seam_test_abc"));
+        let full = crate::digest::sha256_hex(b"seam_test_abc");
         assert_eq!(got.token_sha256, full);
         assert_eq!(got.fingerprint, full[..12]);
         assert_eq!(got.token(), Some("seam_test_abc"));

@@ -17,7 +17,7 @@ pub use classify::{
     classify, is_url_rewrite_header, Ambiguity, Classification, ErasureCall, RequestHead,
     URL_REWRITE_HEADERS,
 };
-pub use credential::{credential, Credential, CredentialKind, Secret};
+pub use credential::{credential, looks_like_jwt, Credential, CredentialKind, Secret};
 pub use definition::{
     ContextField, ContextType, CredentialRule, IdForm, MethodRule, OtherMethods, ParamSource,
     PrefixRule, ProfileError, TargetSource, VendorProfile, VendorRequestId, RESERVED_CONTEXT_KEYS,

@@ -19,7 +19,6 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{PrivatePkcs8KeyDer, SubjectPublicKeyInfoDer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 
 use super::chain::Head;
 use super::record::kind;
@@ -182,7 +181,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 
 /// The id of a raw public key: the first 16 hex digits of its SHA-256.
 pub fn key_id(public_key: &[u8]) -> String {
-    let mut id = hex::encode(Sha256::digest(public_key));
+    let mut id = crate::digest::sha256_hex(public_key);
     id.truncate(16);
     id
 }
