@@ -2,28 +2,27 @@
 //! `POST /v1/reload`, `/v1/authorize` (behind the admin token when set).
 //!
 //! Kept apart from the proxy listener so that probes and scrapes never
-//! compete with proxied traffic and are never routed to a vendor.
+//! compete with proxied traffic and are never routed to a vendor. Served by
+//! the same server as the proxy (`server::serve`), without TLS.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+use tower::Service;
 
 use crate::authz::PolicySnapshot;
 use crate::metrics::Metrics;
 use crate::offline::described::DescribedRequest;
 use crate::pipeline::Gateway;
 use crate::request_id;
-use crate::response::{full, json_response};
+use crate::response::{AdminAnswer, AdminError};
 use crate::trail::Trail;
 use crate::Body;
 
@@ -42,121 +41,70 @@ pub struct AdminState {
     pub token_sha256: Option<String>,
 }
 
-/// Serves the admin endpoints on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
+/// The admin endpoints as a service for `server::serve`, with the
+/// request-id layers: every answer carries `x-request-id`.
+pub fn service(
     state: Arc<AdminState>,
-    shutdown: impl Future<Output = ()>,
-) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(5));
-    let builder = Arc::new(builder);
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    tracing::warn!(%error, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
+       + Clone
+       + Send
+       + 'static {
+    request_id::around(tower::service_fn(move |request: Request<Incoming>| {
         let state = state.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, request).await) }
-            });
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        async move {
+            let request_id = request_id::of(&request);
+            Ok(handle(&state, request).await.into_response(&request_id))
+        }
+    }))
 }
 
 /// Answers one admin request.
-pub async fn handle(state: &AdminState, request: Request<Incoming>) -> Response<Body> {
-    let request_id = request_id::take_or_make(request.headers());
+async fn handle(state: &AdminState, request: Request<Incoming>) -> AdminAnswer {
     if request.method() == Method::POST {
-        return post(state, request, &request_id).await;
+        return post(state, request)
+            .await
+            .unwrap_or_else(AdminAnswer::Error);
     }
-    let path = request.uri().path();
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &serde_json::json!({"error": {"code": "method_not_allowed", "message": "use GET"}}),
-            &request_id,
-        );
+        return AdminError::MethodNotAllowed.into();
     }
-    match path {
-        "/healthz" => json_response(
-            StatusCode::OK,
-            &serde_json::json!({"status": "ok"}),
-            &request_id,
-        ),
-        "/readyz" => {
-            // One snapshot for both the check and the version reported.
-            let policies = state.gateway.policies();
-            let checks = Readiness {
-                proxy_listening: state.ready.load(Ordering::Acquire),
-                policies_loaded: policies_in_force(&policies),
-                trail_writable: state.trail.as_ref().is_none_or(Trail::healthy),
-            };
-            let ready = checks.ready();
-            let reloads = state.gateway.policy_store().reload_state();
-            let time = |t: std::time::SystemTime| humantime::format_rfc3339_seconds(t).to_string();
-            let (status, word) = if ready {
-                (StatusCode::OK, "ready")
-            } else {
-                (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-            };
-            json_response(
-                status,
-                &serde_json::json!({
-                    "status": word,
-                    "checks": {
-                        "proxy_listening": checks.proxy_listening,
-                        "policies_loaded": checks.policies_loaded,
-                        "trail_writable": checks.trail_writable,
-                    },
-                    "policy_version": policies.version(),
-                    "last_reload": reloads.last_success.map(time),
-                    "last_reload_failure": reloads.last_failure.map(|(t, e)| {
-                        serde_json::json!({"time": time(t), "error": e})
-                    }),
-                }),
-                &request_id,
-            )
-        }
-        "/metrics" => match state.metrics.render() {
-            Ok(text) => {
-                let mut response = Response::new(full(text));
-                response.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static(
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    ),
-                );
-                response
-            }
-            Err(_) => json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &serde_json::json!({"error": {"code": "metrics", "message": "metrics could not be rendered"}}),
-                &request_id,
-            ),
-        },
-        _ => json_response(
-            StatusCode::NOT_FOUND,
-            &serde_json::json!({"error": {"code": "not_found", "message": "no such admin endpoint"}}),
-            &request_id,
-        ),
+    match request.uri().path() {
+        "/healthz" => AdminAnswer::Ok(json!({"status": "ok"})),
+        "/readyz" => readyz(state),
+        "/metrics" => state
+            .metrics
+            .render()
+            .map_or(AdminError::Metrics.into(), AdminAnswer::Metrics),
+        _ => AdminError::NotFound.into(),
+    }
+}
+
+fn readyz(state: &AdminState) -> AdminAnswer {
+    // One snapshot for both the check and the version reported.
+    let policies = state.gateway.policies();
+    let checks = Readiness {
+        proxy_listening: state.ready.load(Ordering::Acquire),
+        policies_loaded: policies_in_force(&policies),
+        trail_writable: state.trail.as_ref().is_none_or(Trail::healthy),
+    };
+    let ready = checks.ready();
+    let reloads = state.gateway.policy_store().reload_state();
+    let time = |t: std::time::SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+    AdminAnswer::Readiness {
+        ready,
+        body: json!({
+            "status": if ready { "ready" } else { "not ready" },
+            "checks": {
+                "proxy_listening": checks.proxy_listening,
+                "policies_loaded": checks.policies_loaded,
+                "trail_writable": checks.trail_writable,
+            },
+            "policy_version": policies.version(),
+            "last_reload": reloads.last_success.map(time),
+            "last_reload_failure": reloads.last_failure.map(|(t, e)| {
+                json!({"time": time(t), "error": e})
+            }),
+        }),
     }
 }
 
@@ -186,103 +134,53 @@ fn policies_in_force(snapshot: &PolicySnapshot) -> bool {
 }
 
 /// `POST /v1/reload` and `POST /v1/authorize`.
-async fn post(
-    state: &AdminState,
-    request: Request<Incoming>,
-    request_id: &HeaderValue,
-) -> Response<Body> {
-    let error = |status: StatusCode, code: &str, message: &str| {
-        json_response(
-            status,
-            &serde_json::json!({"error": {"code": code, "message": message}}),
-            request_id,
-        )
-    };
+async fn post(state: &AdminState, request: Request<Incoming>) -> Result<AdminAnswer, AdminError> {
     let path = request.uri().path().to_owned();
     if !matches!(path.as_str(), "/v1/reload" | "/v1/authorize") {
-        return error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint");
+        return Err(AdminError::NotFound);
     }
     // Reload changes what is enforced; authorize reveals decisions and
     // entity data. Both need the token when one is configured.
     if !authorized(state, request.headers()) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "this call needs the admin token: Authorization: Bearer <token>",
-        );
+        return Err(AdminError::Unauthorized);
     }
-    match path.as_str() {
-        "/v1/reload" => {
+    if path == "/v1/reload" {
+        return Ok(
             match crate::reload::reload(state.gateway.policy_store().clone(), &state.metrics).await
             {
-                Ok(reloaded) => json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({
-                        "status": "reloaded",
-                        "policy_version": reloaded.version,
-                        "previous_version": reloaded.previous,
-                    }),
-                    request_id,
-                ),
-                Err(errors) => json_response(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &serde_json::json!({
-                        "status": "refused",
-                        "policy_version": state.gateway.policies().version(),
-                        "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    }),
-                    request_id,
-                ),
-            }
-        }
-        "/v1/authorize" => {
-            let body = match Limited::new(request.into_body(), 1024 * 1024)
-                .collect()
-                .await
-            {
-                Ok(body) => body.to_bytes(),
-                Err(_) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        "the body could not be read (at most 1 MiB)",
-                    )
-                }
-            };
-            let described: DescribedRequest = match serde_json::from_slice(&body) {
-                Ok(described) => described,
-                Err(e) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        &format!("not a described request: {e}"),
-                    )
-                }
-            };
-            // Decided with the live policies, callers and directory; not
-            // forwarded, not recorded.
-            let Some(profile) = state.gateway.profile(&described.vendor) else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    &format!("no vendor profile `{}`", described.vendor),
-                );
-            };
-            let snapshot = state.gateway.policies();
-            match described
-                .explain(profile, state.gateway.evaluator(), &snapshot)
-                .await
-            {
-                Ok(explanation) => json_response(
-                    StatusCode::OK,
-                    &serde_json::to_value(&explanation).unwrap_or_default(),
-                    request_id,
-                ),
-                Err(e) => error(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()),
-            }
-        }
-        _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
+                Ok(reloaded) => AdminAnswer::Ok(json!({
+                    "status": "reloaded",
+                    "policy_version": reloaded.version,
+                    "previous_version": reloaded.previous,
+                })),
+                Err(errors) => AdminAnswer::ReloadRefused(json!({
+                    "status": "refused",
+                    "policy_version": state.gateway.policies().version(),
+                    "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })),
+            },
+        );
     }
+    let body = Limited::new(request.into_body(), 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|_| AdminError::BadRequest("the body could not be read (at most 1 MiB)".into()))?
+        .to_bytes();
+    let described: DescribedRequest = serde_json::from_slice(&body)
+        .map_err(|e| AdminError::BadRequest(format!("not a described request: {e}")))?;
+    // Decided with the live policies, callers and directory; not forwarded,
+    // not recorded.
+    let profile = state.gateway.profile(&described.vendor).ok_or_else(|| {
+        AdminError::BadRequest(format!("no vendor profile `{}`", described.vendor))
+    })?;
+    let snapshot = state.gateway.policies();
+    let explanation = described
+        .explain(profile, state.gateway.evaluator(), &snapshot)
+        .await
+        .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    Ok(AdminAnswer::Ok(
+        serde_json::to_value(&explanation).unwrap_or_default(),
+    ))
 }
 
 /// Whether the request carries the admin token (always, when none is set).

@@ -200,11 +200,6 @@ pub async fn run(
         upstreams = config.upstream.len(),
         "listening"
     );
-    let admin = tokio::spawn(admin::serve(
-        listeners.admin,
-        admin_state,
-        stopped(stop_rx.clone()),
-    ));
     let settings = server::ServerSettings {
         header_read_timeout: config.proxy.header_read_timeout,
         shutdown_grace: config.proxy.shutdown_grace,
@@ -212,6 +207,18 @@ pub async fn run(
         h2_max_pending_accept_reset_streams: config.proxy.h2_max_pending_accept_reset_streams,
         h2_max_local_error_reset_streams: config.proxy.h2_max_local_error_reset_streams,
     };
+    // Probes and scrapes get a short head timeout of their own.
+    let admin_settings = server::ServerSettings {
+        header_read_timeout: std::time::Duration::from_secs(5),
+        ..settings
+    };
+    let admin = tokio::spawn(server::serve(
+        listeners.admin,
+        None,
+        admin::service(admin_state),
+        admin_settings,
+        stopped(stop_rx.clone()),
+    ));
     server::serve(
         listeners.proxy,
         tls,

@@ -1,13 +1,14 @@
-//! The one place that turns a gateway error into a response: status code,
-//! JSON body, and headers. Internal detail goes to the log, never the client.
+//! The one place that picks a status and an error body: refused erasure
+//! calls (in the vendor's shape), the gateway's own errors, and every admin
+//! answer. Internal detail goes to the log, never the client. `x-request-id`
+//! is put on every answer by the request-id layers, not here.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use crate::profile::ErrorShape;
-use crate::request_id::X_REQUEST_ID;
 use crate::Body;
 
 /// The header that tells a client how the gateway decided an erasure call:
@@ -96,8 +97,8 @@ impl Refusal {
         }
     }
 
-    /// The refusal in the vendor's error shape, with `x-request-id` (and the
-    /// vendor's own request-id header where its SDKs read one) and
+    /// The refusal in the vendor's error shape, with the request id in the
+    /// vendor's own request-id header where its SDKs read one, and
     /// `x-erasure-decision: deny`.
     pub fn into_response(&self, shape: &ErrorShape, request_id: &HeaderValue) -> Response<Body> {
         let status = self.status();
@@ -110,7 +111,6 @@ impl Refusal {
         if let Ok(value) = HeaderValue::from_str(content_type) {
             headers.insert(CONTENT_TYPE, value);
         }
-        headers.insert(&X_REQUEST_ID, request_id.clone());
         if let Some(name) = shape
             .request_id_header
             .as_deref()
@@ -119,9 +119,18 @@ impl Refusal {
             headers.insert(name, request_id.clone());
         }
         if !matches!(self, Self::Upstream(_)) {
-            headers.insert(&X_ERASURE_DECISION, HeaderValue::from_static("deny"));
+            mark_decided(headers, "deny", None);
         }
         response
+    }
+}
+
+/// Marks the answer to a decided erasure call: `x-erasure-decision`
+/// (`allow`, `deny`, `would-deny`) and, once recorded, the decision's id.
+pub fn mark_decided(headers: &mut HeaderMap, decision: &'static str, decision_id: Option<&str>) {
+    headers.insert(&X_ERASURE_DECISION, HeaderValue::from_static(decision));
+    if let Some(id) = decision_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+        headers.insert(&X_ERASURE_DECISION_ID, id);
     }
 }
 
@@ -183,29 +192,135 @@ impl GatewayError {
 
     /// The gateway's own JSON error response, carrying the request id.
     pub fn into_response(self, request_id: &HeaderValue) -> Response<Body> {
-        let body = serde_json::json!({
-            "error": {
-                "code": self.code(),
-                "message": self.to_string(),
-                "request_id": request_id.to_str().unwrap_or_default(),
-            }
-        });
-        json_response(self.status(), &body, request_id)
+        json_response(
+            self.status(),
+            &error_body(self.code(), &self.to_string(), request_id),
+        )
     }
 }
 
-/// A JSON response with `x-request-id`.
-pub fn json_response(
-    status: StatusCode,
-    body: &serde_json::Value,
-    request_id: &HeaderValue,
-) -> Response<Body> {
+/// A JSON response.
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
     let mut response = Response::new(full(body.to_string()));
     *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(&X_REQUEST_ID, request_id.clone());
     response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The gateway's error body: `{"error": {"code", "message", "request_id"}}`.
+fn error_body(code: &str, message: &str, request_id: &HeaderValue) -> serde_json::Value {
+    serde_json::json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "request_id": request_id.to_str().unwrap_or_default(),
+        }
+    })
+}
+
+/// What an admin endpoint answers; the body is built by the endpoint, the
+/// status is picked here.
+#[derive(Debug)]
+pub enum AdminAnswer {
+    /// `/healthz`, `/v1/authorize`, a reload that took: 200 with this body.
+    Ok(serde_json::Value),
+    /// `/readyz`: 200 when ready, else 503.
+    Readiness {
+        /// Whether every check holds.
+        ready: bool,
+        /// The checks and versions.
+        body: serde_json::Value,
+    },
+    /// `/metrics`: the OpenMetrics text.
+    Metrics(String),
+    /// A reload refused because the new set does not validate: 422.
+    ReloadRefused(serde_json::Value),
+    /// An error.
+    Error(AdminError),
+}
+
+/// An admin request that cannot be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// No such endpoint.
+    #[error("no such admin endpoint")]
+    NotFound,
+    /// A method other than GET, HEAD or POST.
+    #[error("use GET")]
+    MethodNotAllowed,
+    /// A mutating or revealing call without the admin token.
+    #[error("this call needs the admin token: Authorization: Bearer <token>")]
+    Unauthorized,
+    /// The request body is unreadable or not what the endpoint takes.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The metrics registry could not be rendered.
+    #[error("metrics could not be rendered")]
+    Metrics,
+}
+
+impl AdminError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Metrics => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable, machine-readable code for the body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unauthorized => "unauthorized",
+            Self::BadRequest(_) => "bad_request",
+            Self::Metrics => "metrics",
+        }
+    }
+}
+
+impl AdminAnswer {
+    /// The answer as a response.
+    pub fn into_response(self, request_id: &HeaderValue) -> Response<Body> {
+        match self {
+            Self::Ok(body) => json_response(StatusCode::OK, &body),
+            Self::Readiness { ready, body } => {
+                let status = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                json_response(status, &body)
+            }
+            Self::Metrics(text) => {
+                let mut response = Response::new(full(text));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                response
+            }
+            Self::ReloadRefused(body) => json_response(StatusCode::UNPROCESSABLE_ENTITY, &body),
+            Self::Error(error) => json_response(
+                error.status(),
+                &error_body(error.code(), &error.to_string(), request_id),
+            ),
+        }
+    }
+}
+
+impl From<AdminError> for AdminAnswer {
+    fn from(error: AdminError) -> Self {
+        Self::Error(error)
+    }
 }
 
 /// A complete in-memory body.
@@ -236,7 +351,6 @@ mod tests {
             let response = denied.into_response(&shape, &id);
             assert_eq!(response.status(), 403, "{vendor}");
             assert_eq!(response.headers()[&X_ERASURE_DECISION], "deny");
-            assert_eq!(response.headers()[&X_REQUEST_ID], "rid-9");
             let body = futures_body(response);
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let message = json
@@ -278,8 +392,49 @@ mod tests {
         for (err, status) in cases {
             let response = err.into_response(&id);
             assert_eq!(response.status().as_u16(), status, "{err:?}");
-            assert_eq!(response.headers()[&X_REQUEST_ID], "rid-1");
             assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+            let body: serde_json::Value = serde_json::from_slice(&futures_body(response)).unwrap();
+            assert_eq!(body["error"]["request_id"], "rid-1", "{err:?}");
+            assert_eq!(body["error"]["code"], err.code());
+        }
+    }
+
+    #[test]
+    fn each_admin_answer_picks_its_status() {
+        let id = HeaderValue::from_static("rid-2");
+        let cases = [
+            (AdminAnswer::Ok(serde_json::json!({})), 200),
+            (
+                AdminAnswer::Readiness {
+                    ready: true,
+                    body: serde_json::json!({}),
+                },
+                200,
+            ),
+            (
+                AdminAnswer::Readiness {
+                    ready: false,
+                    body: serde_json::json!({}),
+                },
+                503,
+            ),
+            (AdminAnswer::Metrics(String::new()), 200),
+            (AdminAnswer::ReloadRefused(serde_json::json!({})), 422),
+            (AdminError::NotFound.into(), 404),
+            (AdminError::MethodNotAllowed.into(), 405),
+            (AdminError::Unauthorized.into(), 401),
+            (AdminError::BadRequest("no".into()).into(), 400),
+            (AdminError::Metrics.into(), 500),
+        ];
+        for (answer, status) in cases {
+            let is_error = matches!(answer, AdminAnswer::Error(_));
+            let response = answer.into_response(&id);
+            assert_eq!(response.status().as_u16(), status);
+            if is_error {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&futures_body(response)).unwrap();
+                assert_eq!(body["error"]["request_id"], "rid-2", "{body}");
+            }
         }
     }
 }

@@ -95,14 +95,7 @@ pub struct Explanation {
 impl Explanation {
     /// The determining policy ids of all targets, sorted, deduplicated.
     pub fn policies(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .targets
-            .iter()
-            .flat_map(|t| t.policies.iter().cloned())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+        super::policy_union(self.targets.iter().flat_map(|t| &t.policies))
     }
 
     /// A readable account, for `explain`.

@@ -6,3 +6,11 @@
 pub mod cases;
 pub mod described;
 pub mod replay;
+
+/// Policy ids gathered from several targets, sorted and deduplicated.
+fn policy_union<'a>(ids: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().cloned().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}

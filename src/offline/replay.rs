@@ -169,14 +169,7 @@ fn replay_one(sealed: &Sealed<DecisionRecord>, candidate: &PolicySnapshot) -> Op
     }
     let policies = if decision.allowed {
         // What stopped it before no longer does.
-        let mut ids: Vec<String> = record
-            .targets
-            .iter()
-            .flat_map(|t| t.policies.iter().cloned())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+        super::policy_union(record.targets.iter().flat_map(|t| &t.policies))
     } else {
         decision.policies().into_iter().map(str::to_owned).collect()
     };

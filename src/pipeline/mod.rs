@@ -3,7 +3,7 @@
 //! A request flows one way: request id → load shedding → route → classify
 //! (vendor profile) → for an erasure call: parse → identify → entities →
 //! Cedar → forward only if allowed; anything else is forwarded untouched.
-//! Every answer carries `x-request-id`.
+//! Every answer carries `x-request-id` (tower-http's request-id layers).
 
 pub mod evaluate;
 pub mod record;
@@ -19,6 +19,7 @@ use hyper::body::{Body as _, Incoming};
 use tokio::sync::Semaphore;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_http::trace::TraceLayer;
 
 use http_body_util::{LengthLimitError, Limited};
 
@@ -32,8 +33,8 @@ use crate::metrics::Metrics;
 use crate::pipeline::evaluate::{Evaluation, Evaluator, Given};
 use crate::pipeline::record::{decision_record, outcome_record, DecisionFacts, OutcomeFacts};
 use crate::profile::{self, Classification, ErasureCall, RequestHead, VendorProfile};
-use crate::request_id::{self, X_REQUEST_ID};
-use crate::response::{full, GatewayError, Refusal, X_ERASURE_DECISION, X_ERASURE_DECISION_ID};
+use crate::request_id;
+use crate::response::{self, full, GatewayError, Refusal};
 use crate::route::{RouteError, RouteTable};
 use crate::trail::pseudonym::PseudonymKey;
 use crate::trail::{Trail, TrailError};
@@ -418,11 +419,7 @@ impl Gateway {
             // that its outcome is not.
             tracing::error!(request_id = ?request_id, error = %e, "trail: outcome record lost");
         }
-        let headers = response.headers_mut();
-        headers.insert(&X_ERASURE_DECISION, HeaderValue::from_static(marker));
-        if let Ok(id) = HeaderValue::from_str(&decision_id) {
-            headers.insert(&X_ERASURE_DECISION_ID, id);
-        }
+        response::mark_decided(response.headers_mut(), marker, Some(&decision_id));
         response
     }
 
@@ -541,9 +538,7 @@ impl Gateway {
         {
             Ok(()) => {
                 let mut response = refusal.into_response(&profile.error, request_id);
-                if let Ok(id) = HeaderValue::from_str(&decision_id) {
-                    response.headers_mut().insert(&X_ERASURE_DECISION_ID, id);
-                }
+                response::mark_decided(response.headers_mut(), "deny", Some(&decision_id));
                 response
             }
             Err(e) => {
@@ -630,10 +625,9 @@ fn log_decision(
     );
 }
 
-/// The gateway as one tower service: assigns the request id, sheds load
-/// beyond `max_concurrency`, then runs the pipeline. Each request must carry
-/// its connection's [`ConnInfo`] in its extensions (the server puts it
-/// there); one without is refused.
+/// The gateway as one tower service. Each request must carry its
+/// connection's [`ConnInfo`] in its extensions (the server puts it there);
+/// one without is refused.
 pub fn service(
     gateway: Arc<Gateway>,
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
@@ -647,37 +641,50 @@ pub fn service(
         .load_shed()
         // One bound shared by every connection.
         .layer(GlobalConcurrencyLimitLayer::with_semaphore(limit))
-        .service_fn(
-            move |(request, request_id): (Request<Incoming>, HeaderValue)| {
-                let gateway = pipeline_gateway.clone();
-                async move {
-                    let Some(conn) = request.extensions().get::<Arc<ConnInfo>>().cloned() else {
-                        return Ok::<_, Infallible>(
-                            GatewayError::BadRequest.into_response(&request_id),
-                        );
-                    };
-                    let response = gateway.handle(&conn, request, &request_id).await;
-                    Ok::<_, Infallible>(response)
-                }
-            },
-        );
-    tower::service_fn(move |request: Request<Incoming>| {
+        .service_fn(move |request: Request<Incoming>| {
+            let gateway = pipeline_gateway.clone();
+            async move {
+                let request_id = request_id::of(&request);
+                let Some(conn) = request.extensions().get::<Arc<ConnInfo>>().cloned() else {
+                    return Ok::<_, Infallible>(
+                        GatewayError::BadRequest.into_response(&request_id),
+                    );
+                };
+                Ok(gateway.handle(&conn, request, &request_id).await)
+            }
+        });
+    let shed = tower::service_fn(move |request: Request<Incoming>| {
         let pipeline = pipeline.clone();
         let gateway = gateway.clone();
         async move {
             let _in_flight = gateway.metrics.in_flight();
-            let request_id = request_id::take_or_make(request.headers());
-            let mut response = match pipeline.oneshot((request, request_id.clone())).await {
-                Ok(response) => response,
+            let request_id = request_id::of(&request);
+            match pipeline.oneshot(request).await {
+                Ok(response) => Ok(response),
                 Err(_overloaded) => {
                     gateway
                         .metrics
                         .request_done("none", GatewayError::Overloaded.status());
-                    GatewayError::Overloaded.into_response(&request_id)
+                    Ok(GatewayError::Overloaded.into_response(&request_id))
                 }
-            };
-            response.headers_mut().insert(&X_REQUEST_ID, request_id);
-            Ok(response)
+            }
         }
-    })
+    });
+    ServiceBuilder::new()
+        // Every request gets its id first, and every answer carries it.
+        .layer_fn(request_id::around)
+        // The traced body boxed back into the gateway's one body type.
+        .map_response(|response: Response<_>| response.map(BodyExt::boxed))
+        // A span per request (debug level), named by its id only: paths and
+        // queries can hold the ids of the people being erased.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<Incoming>| {
+                    tracing::debug_span!("request", request_id = ?request_id::of(request), method = %request.method())
+                })
+                // Failures are logged where they are understood (upstream,
+                // trail), with their cause.
+                .on_failure(()),
+        )
+        .service(shed)
 }

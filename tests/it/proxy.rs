@@ -375,10 +375,27 @@ async fn admin_reports_health_readiness_and_metrics() {
         text.contains("erasure_gateway_in_flight_requests 0"),
         "{text}"
     );
-    let (missing, _) = send(&client, request("GET", &gateway.admin_url("/nope"), ""))
+    // Admin errors come in the gateway's error body with the request id,
+    // in the body and the header alike.
+    let mut nope = request("GET", &gateway.admin_url("/nope"), "");
+    nope.headers_mut()
+        .insert("x-request-id", "admin-probe-7".parse().unwrap());
+    let (missing, body) = send(&client, nope).await.unwrap();
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.headers["x-request-id"], "admin-probe-7");
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    assert_eq!(body["error"]["request_id"], "admin-probe-7", "{body}");
+    let (put, body) = send(&client, request("PUT", &gateway.admin_url("/healthz"), ""))
         .await
         .unwrap();
-    assert_eq!(missing.status, 404);
+    assert_eq!(put.status, 405);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["error"]["request_id"],
+        put.headers["x-request-id"].to_str().unwrap(),
+        "{body}"
+    );
     gateway.stop().await;
 }
 
