@@ -38,7 +38,7 @@ use crate::response::{self, full, GatewayError, Refusal};
 use crate::route::{RouteError, RouteTable};
 use crate::trail::pseudonym::PseudonymKey;
 use crate::trail::{Trail, TrailError};
-use crate::{Body, StartError};
+use crate::Body;
 
 /// Everything a request needs, built once from config.
 #[derive(Debug)]
@@ -55,6 +55,34 @@ pub struct Gateway {
     pseudonyms: Option<PseudonymKey>,
     limit: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+}
+
+/// Why a [`Gateway`] cannot be built from a config.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// An upstream names a profile that cannot be used.
+    #[error("upstream `{upstream}`: profile: {message}")]
+    Profile {
+        /// The upstream's name.
+        upstream: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An upstream could not be set up.
+    #[error(transparent)]
+    Upstream(#[from] forward::UpstreamSetupError),
+    /// The policy set spells a normalised-form id another way.
+    #[error(transparent)]
+    Policies(#[from] crate::authz::PolicyErrors),
+    /// The caller table or JWT settings cannot be used.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    /// The entity directory cannot be set up.
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
+    /// The pseudonym key cannot be used.
+    #[error(transparent)]
+    Pseudonym(#[from] crate::trail::pseudonym::PseudonymError),
 }
 
 /// An upstream with the vendor profile that recognises its erasure calls.
@@ -76,12 +104,12 @@ impl Gateway {
         policies: PolicySnapshot,
         trail: Trail,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, StartError> {
+    ) -> Result<Self, SetupError> {
         let mut upstreams = Vec::with_capacity(config.upstream.len());
         for up in &config.upstream {
             let profile = config
                 .profile_for(up)
-                .map_err(|message| StartError::Profile {
+                .map_err(|message| SetupError::Profile {
                     upstream: up.name.clone(),
                     message,
                 })?;
