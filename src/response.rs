@@ -70,7 +70,8 @@ impl Refusal {
             Self::TooLarge => "payload_too_large",
             Self::Unauthenticated(_) => "unauthorized",
             Self::Denied { .. } => "erasure_denied_by_policy",
-            Self::EntitiesUnavailable | Self::TrailUnavailable => "service_unavailable",
+            Self::EntitiesUnavailable => "service_unavailable",
+            Self::TrailUnavailable => "trail_unavailable",
             Self::Upstream(e) => e.code(),
         }
     }
@@ -366,6 +367,11 @@ mod tests {
         let response = Refusal::TooLarge.into_response(&seam, &id);
         assert_eq!(response.status(), 413);
         assert_eq!(response.headers()["seam-request-id"], "rid-9");
+        // The refusal types DESIGN.md fixes.
+        let response = Refusal::TrailUnavailable.into_response(&seam, &id);
+        assert_eq!(response.status(), 503);
+        let json: serde_json::Value = serde_json::from_slice(&futures_body(response)).unwrap();
+        assert_eq!(json["error"]["type"], "trail_unavailable", "{json}");
     }
 
     fn futures_body(response: Response<Body>) -> bytes::Bytes {

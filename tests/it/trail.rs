@@ -181,8 +181,12 @@ async fn an_unwritable_trail_refuses_erasure_calls_until_the_disk_recovers() {
     let mut gateway = spawn_gateway(config).await;
     let url = gateway.url(KORE);
 
-    let (status, _) = erase(&url, OFFICER, ORDINARY).await;
-    assert_eq!(status, 503);
+    let (parts, body) = call("DELETE", &url, &[("auth", OFFICER), JSON], ORDINARY).await;
+    assert_eq!(parts.status, 503);
+    assert!(
+        body.to_string().contains("cannot record decisions"),
+        "answered in Kore.ai's shape with the reason: {body}"
+    );
     let (status, _) = erase(&url, OFFICER, OWNER).await;
     assert_eq!(
         status, 503,
@@ -622,4 +626,47 @@ fn tail_follow_prints_records_across_a_real_rotation_by_the_writer() {
         std::fs::read_dir(&dir).unwrap().count() >= 3,
         "the writer rotated"
     );
+}
+
+/// A trail written by the binary as it was before the tree was reshaped
+/// (tests/fixtures/trail-0.1/README.md says how): today's reader verifies
+/// it, and every audit command prints the same bytes it printed then.
+#[test]
+fn a_trail_from_before_the_reshaping_reads_and_prints_byte_for_byte_as_before() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trail-0.1");
+    let file = std::fs::read_dir(&fixture)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let cases: [(&[&str], &Path, &str); 6] = [
+        (&["audit", "verify"], &fixture, "verify.txt"),
+        (&["audit", "query"], &fixture, "query.txt"),
+        (
+            &["audit", "query", "--format", "json"],
+            &fixture,
+            "query.jsonl",
+        ),
+        (
+            &["audit", "query", "--format", "csv"],
+            &fixture,
+            "query.csv",
+        ),
+        (
+            &["audit", "query", "--decision", "deny", "--vendor", "kore"],
+            &fixture,
+            "query-deny-kore.txt",
+        ),
+        (&["audit", "tail"], &file, "tail.jsonl"),
+    ];
+    for (args, path, expected) in cases {
+        let ran = run_gateway(args, &[path]);
+        ran.assert_exit(0);
+        let want = std::fs::read_to_string(fixture.join("expected").join(expected)).unwrap();
+        assert!(
+            ran.stdout == want,
+            "{args:?} printed otherwise than before:\n--- now\n{}--- before\n{want}",
+            ran.stdout
+        );
+    }
 }
