@@ -1,0 +1,307 @@
+//! The gateway: every table a request needs, built once from config, and
+//! the trip of a request that is not an erasure call (route, classify,
+//! forward streamed). Erasure calls go on to `erasure.rs`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::HeaderValue;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use tokio::sync::Semaphore;
+
+use crate::authz::{PolicySnapshot, PolicyStore};
+use crate::config::{Config, Mode, Passthrough};
+use crate::conn::ConnInfo;
+use crate::directory::Directory;
+use crate::forward::{self, Upstream};
+use crate::identity::Identifier;
+use crate::metrics::Metrics;
+use crate::pipeline::evaluate::{Evaluation, Evaluator};
+use crate::profile::{self, Classification, RequestHead, VendorProfile};
+use crate::response::{GatewayError, Refusal};
+use crate::route::{RouteError, RouteTable};
+use crate::trail::pseudonym::PseudonymKey;
+use crate::trail::Trail;
+use crate::Body;
+
+/// Everything a request needs, built once from config.
+#[derive(Debug)]
+pub struct Gateway {
+    pub(super) routes: RouteTable,
+    pub(super) upstreams: Vec<Route>,
+    pub(super) passthrough: Passthrough,
+    pub(super) mode: Mode,
+    pub(super) max_body_bytes: usize,
+    pub(super) policies: Arc<PolicyStore>,
+    pub(super) evaluator: Evaluator,
+    pub(super) profiles: Vec<VendorProfile>,
+    pub(super) trail: Trail,
+    pub(super) pseudonyms: Option<PseudonymKey>,
+    pub(super) limit: Arc<Semaphore>,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+/// Why a [`Gateway`] cannot be built from a config.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// An upstream names a profile that cannot be used.
+    #[error("upstream `{upstream}`: profile: {message}")]
+    Profile {
+        /// The upstream's name.
+        upstream: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An upstream could not be set up.
+    #[error(transparent)]
+    Upstream(#[from] forward::UpstreamSetupError),
+    /// The policy set spells a normalised-form id another way.
+    #[error(transparent)]
+    Policies(#[from] crate::authz::PolicyErrors),
+    /// The caller table or JWT settings cannot be used.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    /// The entity directory cannot be set up.
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
+    /// The pseudonym key cannot be used.
+    #[error(transparent)]
+    Pseudonym(#[from] crate::trail::pseudonym::PseudonymError),
+}
+
+/// An upstream with the vendor profile that recognises its erasure calls.
+#[derive(Debug)]
+pub(super) struct Route {
+    pub(super) upstream: Upstream,
+    pub(super) profile: Option<VendorProfile>,
+}
+
+impl Gateway {
+    /// Builds the gateway: routing table, upstream clients, vendor profiles,
+    /// caller table, entity directory, and the loaded policy snapshot.
+    ///
+    /// # Errors
+    /// An upstream, the caller table, a JWT key or the directory cannot be
+    /// set up.
+    pub fn new(
+        config: &Config,
+        policies: PolicySnapshot,
+        trail: Trail,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, SetupError> {
+        let mut upstreams = Vec::with_capacity(config.upstream.len());
+        for up in &config.upstream {
+            let profile = config
+                .profile_for(up)
+                .map_err(|message| SetupError::Profile {
+                    upstream: up.name.clone(),
+                    message,
+                })?;
+            if profile.is_none() {
+                tracing::warn!(
+                    upstream = %up.name,
+                    "upstream has no vendor profile: no call to it is treated as an erasure call"
+                );
+            }
+            upstreams.push(Route {
+                upstream: Upstream::new(up, &config.proxy)?,
+                profile,
+            });
+        }
+        let id_forms: Vec<_> = upstreams
+            .iter()
+            .filter_map(|r| r.profile.as_ref())
+            .flat_map(VendorProfile::id_forms)
+            .collect();
+        policies.check_id_forms(&id_forms)?;
+        let policies = Arc::new(PolicyStore::new(
+            config.policies.dir.clone(),
+            id_forms,
+            policies,
+        ));
+        let identifier = Identifier::new(&config.caller, config.jwt.as_ref())?;
+        let directory = config
+            .policies
+            .directory()
+            .map(|d| Directory::new(&d))
+            .transpose()?;
+        Ok(Self {
+            routes: RouteTable::new(&config.upstream),
+            upstreams,
+            passthrough: config.proxy.passthrough,
+            mode: config.policies.mode,
+            max_body_bytes: config.proxy.max_body_bytes,
+            policies,
+            evaluator: Evaluator::new(identifier, directory),
+            profiles: config
+                .profile
+                .iter()
+                .cloned()
+                .chain(profile::builtins().unwrap_or_default())
+                .collect(),
+            trail,
+            pseudonyms: config
+                .audit
+                .pseudonym_key_file
+                .as_deref()
+                .map(PseudonymKey::load)
+                .transpose()?,
+            limit: Arc::new(Semaphore::new(config.proxy.max_concurrency)),
+            metrics,
+        })
+    }
+
+    /// The metrics this gateway records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The policy snapshot new requests are decided with.
+    pub fn policies(&self) -> Arc<PolicySnapshot> {
+        self.policies.snapshot()
+    }
+
+    /// The store of the policy set in force, which reloads swap.
+    pub fn policy_store(&self) -> &Arc<PolicyStore> {
+        &self.policies
+    }
+
+    /// The profile named `name`: a `[[profile]]` of the config or a
+    /// built-in.
+    pub fn profile(&self, name: &str) -> Option<&VendorProfile> {
+        self.profiles.iter().find(|p| p.name == name)
+    }
+
+    /// The caller table and entity directory erasure calls are evaluated
+    /// with.
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.evaluator
+    }
+
+    /// Handles one request that has its id; never fails: errors become
+    /// responses.
+    pub async fn handle(
+        &self,
+        conn: &ConnInfo,
+        request: Request<Incoming>,
+        request_id: &HeaderValue,
+    ) -> Response<Body> {
+        let (response, upstream) = self.dispatch(conn, request, request_id).await;
+        self.metrics
+            .request_done(upstream.unwrap_or("none"), response.status());
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        conn: &ConnInfo,
+        request: Request<Incoming>,
+        request_id: &HeaderValue,
+    ) -> (Response<Body>, Option<&str>) {
+        let host = forward::request_host(request.uri(), request.headers());
+        let routed = match self.routes.resolve(host, request.uri().path()) {
+            Ok(routed) => routed,
+            Err(RouteError::NotFound) => {
+                return (GatewayError::NotRouted.into_response(request_id), None)
+            }
+            Err(RouteError::DotSegment { upstream }) => {
+                let route = upstream.map(|i| &self.upstreams[i]);
+                let name = route.map(|r| r.upstream.name.as_str());
+                let Some((route, profile)) = route.and_then(|r| Some((r, r.profile.as_ref()?)))
+                else {
+                    return (GatewayError::DotSegment.into_response(request_id), name);
+                };
+                // Under a vendor's prefix, a dot segment may climb onto its
+                // erasure path once the vendor normalises it: refused and
+                // recorded like any ambiguous erasure-like call.
+                let evaluation = Evaluation::refused(
+                    profile::credential(profile, request.headers()),
+                    Refusal::Ambiguous(GatewayError::DotSegment.to_string()),
+                    self.policies.snapshot().version(),
+                );
+                let response = self
+                    .refuse(route, profile, &evaluation, conn, request_id)
+                    .await;
+                return (response, name);
+            }
+        };
+        let route = &self.upstreams[routed.upstream];
+        let name = Some(route.upstream.name.as_str());
+        let path = routed.path.to_owned();
+        let Some(profile) = &route.profile else {
+            return (
+                self.pass_through(route, request, &path, conn, request_id)
+                    .await,
+                name,
+            );
+        };
+        let head = RequestHead {
+            method: request.method(),
+            path: &path,
+            query: request.uri().query(),
+            headers: request.headers(),
+            has_body: !request.body().is_end_stream(),
+        };
+        let response = match profile::classify(profile, &head) {
+            Classification::NotErasure => {
+                self.pass_through(route, request, &path, conn, request_id)
+                    .await
+            }
+            Classification::Refused(ambiguity) => {
+                // Read as a possible erasure call: refused and recorded.
+                let evaluation = Evaluation::refused(
+                    profile::credential(profile, request.headers()),
+                    Refusal::Ambiguous(ambiguity.reason()),
+                    self.policies.snapshot().version(),
+                );
+                self.refuse(route, profile, &evaluation, conn, request_id)
+                    .await
+            }
+            Classification::Erasure(call) => {
+                self.erasure(route, profile, &call, request, &path, conn, request_id)
+                    .await
+            }
+        };
+        (response, name)
+    }
+
+    /// Forwards a call that is not an erasure call, body streamed.
+    async fn pass_through(
+        &self,
+        route: &Route,
+        request: Request<Incoming>,
+        path: &str,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
+    ) -> Response<Body> {
+        if self.passthrough == Passthrough::Deny {
+            return GatewayError::PassthroughDenied.into_response(request_id);
+        }
+        let request = request.map(|body| body.map_err(Into::into).boxed());
+        match self
+            .send(&route.upstream, request, path, conn, request_id)
+            .await
+        {
+            Ok(response) => response,
+            Err(error) => error.into_response(request_id),
+        }
+    }
+
+    async fn send(
+        &self,
+        upstream: &Upstream,
+        request: Request<Body>,
+        path: &str,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
+    ) -> Result<Response<Body>, GatewayError> {
+        let outbound = upstream.rewrite(request, path, conn, request_id)?;
+        let started = Instant::now();
+        let response = upstream.send(outbound).await?;
+        self.metrics
+            .upstream_latency(&upstream.name, started.elapsed());
+        Ok(forward::relay_response(response, request_id))
+    }
+}
