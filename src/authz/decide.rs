@@ -1,7 +1,12 @@
 //! Deciding one erasure call against a snapshot: one Cedar request per
 //! target, all or nothing, and any evaluation error a deny.
 
-use cedar_policy::{Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, Request};
+use std::collections::HashSet;
+
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid, EvalResult,
+    Request,
+};
 use serde::Serialize;
 
 use super::{uid, PolicySnapshot, Target};
@@ -197,8 +202,15 @@ impl PolicySnapshot {
         decision
     }
 
-    /// The snapshot's entities plus the caller (with its roles as parents)
-    /// and whatever was fetched for this call.
+    /// The entities one call can reach: the caller (with its roles as
+    /// parents) and whatever was fetched for the call, on a slice of the
+    /// snapshot's entities. The slice holds every stored entity reachable
+    /// from the call, its targets, roles, action, context, fetched entities
+    /// and the policies' entity literals, through parents and entity-valued
+    /// attributes and tags: all that Cedar can read while deciding, since a
+    /// policy reaches an entity only through those. Its cost follows the
+    /// call, not the size of the store, and nothing of the store is copied
+    /// whole.
     fn request_entities(&self, input: &DecisionInput<'_>) -> Result<Entities, String> {
         let parents: Vec<serde_json::Value> = input
             .principal
@@ -212,10 +224,92 @@ impl PolicySnapshot {
             "parents": parents,
         })];
         added.extend(input.extra_entities.iter().cloned());
-        self.entities
-            .clone()
+
+        let mut roots: Vec<EntityUid> = self.literals.clone();
+        roots.extend(
+            input
+                .targets
+                .iter()
+                .filter_map(|t| uid(&t.entity_type, &t.id).ok()),
+        );
+        roots.extend(uid(&format!("{}::Action", input.namespace), input.action).ok());
+        json_entity_refs(&input.context, &mut roots);
+        for entity in &added {
+            json_entity_refs(entity, &mut roots);
+        }
+        let rejected =
+            |e: cedar_policy::entities_errors::EntitiesError| format!("entity data rejected: {e}");
+        Entities::from_entities(self.slice(roots), None)
+            .map_err(rejected)?
             .add_entities_from_json_value(serde_json::Value::Array(added), Some(&self.schema))
-            .map_err(|e| format!("entity data rejected: {e}"))
+            .map_err(rejected)
+    }
+
+    /// The stored entities reachable from `roots` through ancestors and
+    /// entity-valued attributes and tags.
+    fn slice(&self, mut queue: Vec<EntityUid>) -> Vec<Entity> {
+        let mut seen: HashSet<EntityUid> = HashSet::new();
+        let mut slice = Vec::new();
+        while let Some(next) = queue.pop() {
+            if !seen.insert(next.clone()) {
+                continue;
+            }
+            let Some(entity) = self.entities.get(&next) else {
+                continue;
+            };
+            if let Some(ancestors) = self.entities.ancestors(&next) {
+                queue.extend(ancestors.cloned());
+            }
+            for (_, value) in entity.attrs().chain(entity.tags()) {
+                if let Ok(value) = value {
+                    value_entity_refs(&value, &mut queue);
+                }
+            }
+            slice.push(entity.clone());
+        }
+        slice
+    }
+}
+
+/// Entity references in Cedar entity or context JSON: `{"__entity": {…}}`,
+/// and any object with string `type` and `id` (a uid, a parent, or an
+/// implicit reference). Taking one too many is harmless; missing one is not.
+fn json_entity_refs(value: &serde_json::Value, out: &mut Vec<EntityUid>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let (Some(serde_json::Value::String(t)), Some(serde_json::Value::String(id))) =
+                (map.get("type"), map.get("id"))
+            {
+                out.extend(uid(t, id).ok());
+            }
+            for v in map.values() {
+                json_entity_refs(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                json_entity_refs(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Entity references in an attribute value.
+fn value_entity_refs(value: &EvalResult, out: &mut Vec<EntityUid>) {
+    match value {
+        EvalResult::EntityUid(uid) => out.push(uid.clone()),
+        EvalResult::Set(set) => {
+            for v in set.iter() {
+                value_entity_refs(v, out);
+            }
+        }
+        EvalResult::Record(record) => {
+            for (_, v) in record.iter() {
+                value_entity_refs(v, out);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -292,11 +292,18 @@ impl PolicySnapshot {
         };
 
         let version = version_of(schema_text, policies, entities_text);
+        let mut literals: Vec<EntityUid> = combined
+            .policies()
+            .flat_map(cedar_policy::Policy::entity_literals)
+            .collect();
+        literals.sort_unstable();
+        literals.dedup();
         Ok(Self {
             version,
             schema,
             policies: combined,
             entities,
+            literals,
             policy_files,
             entities_path,
             warnings,

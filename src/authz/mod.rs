@@ -37,6 +37,9 @@ pub struct PolicySnapshot {
     pub(crate) schema: Schema,
     pub(crate) policies: PolicySet,
     pub(crate) entities: Entities,
+    /// Every entity a policy names literally (`Kore::User::"x"`), so that a
+    /// call's entity slice holds what the policies may read of them.
+    pub(crate) literals: Vec<EntityUid>,
     pub(crate) policy_files: BTreeMap<String, PathBuf>,
     pub(crate) entities_path: Option<PathBuf>,
     pub(crate) warnings: Vec<SourceError>,

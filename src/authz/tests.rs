@@ -342,3 +342,139 @@ fn the_version_changes_with_any_file() {
     assert_eq!(a.short_version().len(), "sha256:".len() + 16);
     assert!(a.version().starts_with(a.short_version()));
 }
+
+/// A hierarchy and entity-valued attributes Cedar can reach: teams in orgs,
+/// managers, and a policy naming an entity literally.
+const SLICE_SCHEMA: &str = r#"
+namespace Gateway { entity Role; entity Caller in [Role]; }
+namespace T {
+  entity Org;
+  entity Team in [Org] { lead?: User };
+  entity User in [Team] { manager?: User, vip?: Bool, peers?: Set<User> };
+  action "erase" appliesTo { principal: [Gateway::Caller], resource: [User], context: {} };
+}
+"#;
+
+const SLICE_POLICIES: &str = r#"
+@id("officers") permit (principal in Gateway::Role::"officer", action, resource);
+@id("board") forbid (principal, action, resource in T::Org::"board");
+@id("vip-manager") forbid (principal, action, resource)
+  when { resource has manager && resource.manager has vip && resource.manager.vip };
+@id("vip-peer") forbid (principal, action, resource)
+  when { resource has peers && T::Team::"core" has lead && resource.peers.contains(T::Team::"core".lead) };
+@id("ceo-reports") forbid (principal, action, resource)
+  when { T::User::"ceo" has manager && resource == T::User::"ceo".manager };
+"#;
+
+const SLICE_ENTITIES: &str = r#"[
+  {"uid":{"type":"T::Org","id":"board"},"attrs":{},"parents":[]},
+  {"uid":{"type":"T::Org","id":"staff"},"attrs":{},"parents":[]},
+  {"uid":{"type":"T::Team","id":"core"},"attrs":{"lead":{"type":"T::User","id":"lead"}},"parents":[{"type":"T::Org","id":"staff"}]},
+  {"uid":{"type":"T::Team","id":"chairs"},"attrs":{},"parents":[{"type":"T::Org","id":"board"}]},
+  {"uid":{"type":"T::User","id":"lead"},"attrs":{},"parents":[{"type":"T::Team","id":"core"}]},
+  {"uid":{"type":"T::User","id":"boss"},"attrs":{"vip":true},"parents":[]},
+  {"uid":{"type":"T::User","id":"chair"},"attrs":{},"parents":[{"type":"T::Team","id":"chairs"}]},
+  {"uid":{"type":"T::User","id":"report"},"attrs":{"manager":{"type":"T::User","id":"boss"}},"parents":[]},
+  {"uid":{"type":"T::User","id":"peer"},"attrs":{"peers":[{"type":"T::User","id":"lead"}]},"parents":[]},
+  {"uid":{"type":"T::User","id":"ceo"},"attrs":{"manager":{"type":"T::User","id":"chairman"}},"parents":[]},
+  {"uid":{"type":"T::User","id":"chairman"},"attrs":{},"parents":[]},
+  {"uid":{"type":"T::User","id":"plain"},"attrs":{},"parents":[{"type":"T::Team","id":"core"}]}
+]"#;
+
+#[test]
+fn a_call_is_decided_on_its_entity_slice_as_on_the_whole_store() {
+    let snapshot = PolicySnapshot::from_sources(
+        (Path::new("schema.cedarschema"), SLICE_SCHEMA),
+        &[(PathBuf::from("p.cedar"), SLICE_POLICIES.to_owned())],
+        Some((Path::new("entities.json"), SLICE_ENTITIES)),
+    )
+    .unwrap();
+    // A fetched user whose team (stored) is on the board, and one whose
+    // manager (stored) is a VIP.
+    let fetched = vec![
+        json!({"uid":{"type":"T::User","id":"fetched-chair"},"attrs":{},"parents":[{"type":"T::Team","id":"chairs"}]}),
+        json!({"uid":{"type":"T::User","id":"fetched-report"},"attrs":{"manager":{"__entity":{"type":"T::User","id":"boss"}}},"parents":[]}),
+    ];
+    let expect = [
+        ("plain", true, "officers"),
+        ("lead", true, "officers"),
+        ("chair", false, "board"),
+        ("report", false, "vip-manager"),
+        ("peer", false, "vip-peer"),
+        ("chairman", false, "ceo-reports"),
+        ("unknown", true, "officers"),
+        ("fetched-chair", false, "board"),
+        ("fetched-report", false, "vip-manager"),
+    ];
+    let roles = ["officer".to_owned()];
+    for (id, allowed, policy) in expect {
+        let targets = [Target::exact("T::User", id)];
+        let input = DecisionInput {
+            principal: Principal {
+                id: "ops",
+                roles: &roles,
+            },
+            namespace: "T",
+            action: "erase",
+            targets: &targets,
+            context: json!({}),
+            extra_entities: fetched.clone(),
+        };
+        let decision = snapshot.decide(&input);
+        assert_eq!(decision.allowed, allowed, "{id}: {decision:?}");
+        assert_eq!(decision.policies(), [policy], "{id}");
+
+        // The same request against the whole store, as it was decided
+        // before slicing, determines the same policies.
+        let whole = whole_store_decision(&snapshot, &input);
+        assert_eq!(
+            (whole.0, whole.1),
+            (decision.allowed, vec![policy.to_owned()]),
+            "{id}"
+        );
+    }
+}
+
+/// Cedar's answer with every stored entity present.
+fn whole_store_decision(
+    snapshot: &PolicySnapshot,
+    input: &DecisionInput<'_>,
+) -> (bool, Vec<String>) {
+    let mut added = vec![json!({
+        "uid": {"type": "Gateway::Caller", "id": input.principal.id},
+        "attrs": {},
+        "parents": input.principal.roles.iter().map(|r| json!({"type": "Gateway::Role", "id": r})).collect::<Vec<_>>(),
+    })];
+    added.extend(input.extra_entities.iter().cloned());
+    let entities = snapshot
+        .entities
+        .clone()
+        .add_entities_from_json_value(serde_json::Value::Array(added), Some(&snapshot.schema))
+        .unwrap();
+    let action = uid("T::Action", input.action).unwrap();
+    let request = cedar_policy::Request::new(
+        uid("Gateway::Caller", input.principal.id).unwrap(),
+        action.clone(),
+        uid(&input.targets[0].entity_type, &input.targets[0].id).unwrap(),
+        cedar_policy::Context::from_json_value(
+            input.context.clone(),
+            Some((&snapshot.schema, &action)),
+        )
+        .unwrap(),
+        Some(&snapshot.schema),
+    )
+    .unwrap();
+    let response =
+        cedar_policy::Authorizer::new().is_authorized(&request, &snapshot.policies, &entities);
+    assert_eq!(response.diagnostics().errors().count(), 0);
+    let mut policies: Vec<String> = response
+        .diagnostics()
+        .reason()
+        .map(ToString::to_string)
+        .collect();
+    policies.sort_unstable();
+    (
+        response.decision() == cedar_policy::Decision::Allow,
+        policies,
+    )
+}
