@@ -4,7 +4,10 @@
 
 pub mod chain;
 pub mod checkpoint;
+mod diagnose;
 pub mod files;
+#[cfg(test)]
+mod fixtures;
 pub mod naming;
 pub mod pseudonym;
 pub mod query;

@@ -659,7 +659,7 @@ fn csv_field(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trail::verify::tests::write_trail;
+    use crate::trail::fixtures::write_trail;
     use serde_json::json;
     use std::path::Path;
 

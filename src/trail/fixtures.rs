@@ -1,0 +1,84 @@
+//! Trails for the trail's unit tests: records like the writer's, sealed
+//! into real chains and written as files, and the edits a tamperer makes.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+
+use super::chain::{seal, GENESIS};
+use super::verify::{verify_files, VerifyFailure, VerifyOptions};
+
+/// A record of `kind` with the writer's fields, for seq `n`.
+pub(super) fn sample(n: u64) -> Map<String, Value> {
+    let time = format!("2026-11-{:02}T10:00:{:02}.000Z", 20 + n / 60, n % 60);
+    let request_id = format!("r-{}", n.div_ceil(2));
+    let value = if n % 2 == 1 {
+        json!({
+            "kind": "decision", "time": time, "replica": "a",
+            "request_id": request_id, "vendor": "kore",
+            "action": "Kore::Action::\"eraseUsersData\"",
+            "decision": if n % 3 == 0 { "deny" } else { "allow" },
+            "mode": "enforce", "effect": "forwarded",
+            "targets": [{"type": "Kore::User", "id": format!("u-{n}"), "decision": "allow", "policies": ["p"], "errors": []}],
+        })
+    } else {
+        json!({"kind": "outcome", "time": time, "replica": "a", "request_id": request_id, "vendor": "kore", "status": 200, "latency_ms": 12})
+    };
+    value.as_object().cloned().unwrap()
+}
+
+/// Seals `records` into a chain and writes it to files split after the
+/// given record counts; returns the file paths.
+pub(super) fn write_trail(
+    dir: &Path,
+    records: Vec<Map<String, Value>>,
+    split: &[usize],
+) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    let mut text = Vec::new();
+    let mut prev = GENESIS.to_owned();
+    let mut file_no = 0;
+    let flush = |text: &mut Vec<u8>, file_no: &mut usize, paths: &mut Vec<PathBuf>| {
+        let path = dir.join(format!("decisions-a-2026112{}T000000Z.jsonl", *file_no));
+        std::fs::write(&path, &*text).unwrap();
+        paths.push(path);
+        text.clear();
+        *file_no += 1;
+    };
+    for (i, mut record) in records.into_iter().enumerate() {
+        if split.contains(&i) {
+            flush(&mut text, &mut file_no, &mut paths);
+        }
+        let line = seal(&mut record, i as u64 + 1, &prev);
+        prev = record["hash"].as_str().unwrap().to_owned();
+        text.extend_from_slice(&line);
+    }
+    flush(&mut text, &mut file_no, &mut paths);
+    paths
+}
+
+/// The 20-record, 2-file trail the tamper tests start from.
+pub(super) fn tamper_trail(dir: &Path) -> Vec<PathBuf> {
+    write_trail(dir, (1..=20).map(sample).collect(), &[12])
+}
+
+/// The lines of a trail file, without their newlines.
+pub(super) fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Writes `lines` back as the file, each ending in a newline.
+pub(super) fn rewrite(path: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).unwrap();
+}
+
+/// How `paths` fails to verify with the default options.
+pub(super) fn fail(paths: &[PathBuf]) -> VerifyFailure {
+    verify_files(paths, &VerifyOptions::default()).unwrap_err()
+}
