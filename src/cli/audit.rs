@@ -8,9 +8,10 @@ use std::time::SystemTime;
 
 use super::{AuditCommand, DecisionArg, Failure, FormatArg, Ran};
 use crate::trail::checkpoint::{self, Checkpoint, SigningKey};
+use crate::trail::filter::{self, DecisionValue, QueryFilter};
 use crate::trail::pseudonym::PseudonymKey;
-use crate::trail::query::{self, DecisionValue, QueryFilter};
 use crate::trail::verify::{verify_files, VerifyOptions, VerifySummary};
+use crate::trail::{query, render};
 
 /// `audit …`.
 pub(super) fn run(command: AuditCommand) -> Ran {
@@ -48,7 +49,7 @@ pub(super) fn run(command: AuditCommand) -> Ran {
         } => {
             let time = |t: Option<String>| {
                 t.as_deref()
-                    .map(query::parse_time)
+                    .map(filter::parse_time)
                     .transpose()
                     .map_err(Failure::usage)
             };
@@ -137,9 +138,9 @@ fn query(
         eprintln!("warning: {warning}");
     }
     let text = match format {
-        FormatArg::Table => query::render_table(&output.rows),
-        FormatArg::Json => query::render_json(&output.rows),
-        FormatArg::Csv => query::render_csv(&output.rows),
+        FormatArg::Table => render::render_table(&output.rows),
+        FormatArg::Json => render::render_json(&output.rows),
+        FormatArg::Csv => render::render_csv(&output.rows),
     };
     print!("{text}");
     if matches!(format, FormatArg::Table) {
