@@ -1,12 +1,14 @@
 //! Trails for the trail's unit tests: records like the writer's, sealed
-//! into real chains and written as files, and the edits a tamperer makes.
+//! into real chains and written as files, the edits a tamperer makes, and
+//! a writer's settings and runtime.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use super::chain::{seal, GENESIS};
+use super::chain::{seal, verify_line, GENESIS};
 use super::verify::{verify_files, VerifyFailure, VerifyOptions};
+use super::writer::{CommitMode, WriterConfig};
 
 /// A record of `kind` with the writer's fields, for seq `n`.
 pub(super) fn sample(n: u64) -> Map<String, Value> {
@@ -81,4 +83,60 @@ pub(super) fn rewrite(path: &Path, lines: &[String]) {
 /// How `paths` fails to verify with the default options.
 pub(super) fn fail(paths: &[PathBuf]) -> VerifyFailure {
     verify_files(paths, &VerifyOptions::default()).unwrap_err()
+}
+
+/// The writer's settings for a trail in `dir`, rotating at 1 MiB and daily.
+pub(super) fn writer_config(dir: &Path) -> WriterConfig {
+    WriterConfig {
+        path: dir.join("decisions.jsonl"),
+        replica: "t1".into(),
+        rotate_bytes: 1 << 20,
+        rotate_daily: true,
+        stdout: false,
+        commit: CommitMode::Group,
+        checkpoint_every: 0,
+        group_read: false,
+    }
+}
+
+/// A record as the pipeline hands it to the writer, before sealing.
+pub(super) fn unsealed(n: usize) -> Map<String, Value> {
+    let mut r = Map::new();
+    r.insert("kind".into(), "decision".into());
+    r.insert("request_id".into(), format!("r{n}").into());
+    r
+}
+
+/// Every file in `dir`, by name.
+pub(super) fn dir_files(dir: &Path) -> Vec<PathBuf> {
+    let mut f: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    f.sort();
+    f
+}
+
+/// Verifies the whole chain across the files in `dir`; returns the records.
+pub(super) fn read_chain(dir: &Path) -> Vec<Map<String, Value>> {
+    let mut head = None;
+    let mut records = Vec::new();
+    for file in dir_files(dir) {
+        for line in std::fs::read_to_string(&file).unwrap().lines() {
+            let (record, h) = verify_line(line, head.as_ref())
+                .unwrap_or_else(|e| panic!("{}: {e}: {line}", file.display()));
+            head = Some(h);
+            records.push(record);
+        }
+    }
+    records
+}
+
+/// A runtime for the writer's async appends.
+pub(super) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }

@@ -14,6 +14,7 @@ pub mod pseudonym;
 pub mod query;
 pub mod record;
 pub mod render;
+mod rotation;
 pub mod tail;
 pub mod verify;
 pub mod writer;
