@@ -297,17 +297,15 @@ mod tests {
     use super::*;
     use crate::trail::chain::seal;
     use crate::trail::fixtures::{
-        fail, lines, rewrite, sample, tamper_trail as trail, write_trail,
+        fail, lines, rewrite, sample, tamper_trail as trail, tampered, write_trail,
     };
     use crate::trail::verify::{verify_files, VerifyOptions};
 
     #[test]
     fn an_edited_field_is_reported_as_modified_with_file_line_and_seq() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = trail(dir.path());
-        let mut second = lines(&paths[1]);
-        second[2] = second[2].replace("\"allow\"", "\"deny\"");
-        rewrite(&paths[1], &second);
+        let (_dir, paths) = tampered(1, |second| {
+            second[2] = second[2].replace("\"allow\"", "\"deny\"");
+        });
         let failure = fail(&paths);
         assert_eq!(failure.kind, FailureKind::Modified);
         assert_eq!(failure.file.as_ref(), Some(&paths[1]));
@@ -322,11 +320,9 @@ mod tests {
 
     #[test]
     fn an_edited_seq_is_reported_as_modified() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = trail(dir.path());
-        let mut first = lines(&paths[0]);
-        first[4] = first[4].replace("\"seq\":5", "\"seq\":6");
-        rewrite(&paths[0], &first);
+        let (_dir, paths) = tampered(0, |first| {
+            first[4] = first[4].replace("\"seq\":5", "\"seq\":6");
+        });
         let failure = fail(&paths);
         assert_eq!(
             (failure.kind, failure.line),
@@ -336,11 +332,9 @@ mod tests {
 
     #[test]
     fn a_line_removed_from_the_middle_is_reported_as_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = trail(dir.path());
-        let mut first = lines(&paths[0]);
-        first.remove(6);
-        rewrite(&paths[0], &first);
+        let (_dir, paths) = tampered(0, |first| {
+            first.remove(6);
+        });
         let failure = fail(&paths);
         assert_eq!(failure.kind, FailureKind::Removed);
         assert_eq!((failure.line, failure.seq), (Some(7), Some(8)));
@@ -349,11 +343,9 @@ mod tests {
 
     #[test]
     fn a_removed_first_line_is_not_the_start_of_the_chain_unless_partial() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = trail(dir.path());
-        let mut first = lines(&paths[0]);
-        first.remove(0);
-        rewrite(&paths[0], &first);
+        let (_dir, paths) = tampered(0, |first| {
+            first.remove(0);
+        });
         let failure = fail(&paths);
         assert_eq!(failure.kind, FailureKind::NotAtStart);
         assert_eq!((failure.line, failure.seq), (Some(1), Some(2)));
@@ -377,11 +369,9 @@ mod tests {
 
     #[test]
     fn a_modified_first_record_of_a_partial_trail_is_still_caught() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = trail(dir.path());
-        let mut second = lines(&paths[1]);
-        second[0] = second[0].replace("\"vendor\":\"kore\"", "\"vendor\":\"seam\"");
-        rewrite(&paths[1], &second);
+        let (_dir, paths) = tampered(1, |second| {
+            second[0] = second[0].replace("\"vendor\":\"kore\"", "\"vendor\":\"seam\"");
+        });
         let partial = VerifyOptions {
             partial: true,
             ..VerifyOptions::default()
@@ -395,11 +385,9 @@ mod tests {
 
     #[test]
     fn swapped_lines_are_reported_as_reordered() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = trail(dir.path());
-        let mut first = lines(&paths[0]);
-        first.swap(3, 4);
-        rewrite(&paths[0], &first);
+        let (_dir, paths) = tampered(0, |first| {
+            first.swap(3, 4);
+        });
         let failure = fail(&paths);
         assert_eq!(failure.kind, FailureKind::Reordered);
         assert_eq!((failure.line, failure.seq), (Some(4), Some(5)));
@@ -408,15 +396,13 @@ mod tests {
 
     #[test]
     fn a_forged_line_with_a_wrong_hash_is_caught() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = trail(dir.path());
-        let mut second = lines(&paths[1]);
-        let mut forged = sample(21);
-        forged.insert("seq".into(), 21.into());
-        forged.insert("prev".into(), "0".repeat(64).into());
-        forged.insert("hash".into(), "1".repeat(64).into());
-        second.push(Value::Object(forged).to_string());
-        rewrite(&paths[1], &second);
+        let (_dir, paths) = tampered(1, |second| {
+            let mut forged = sample(21);
+            forged.insert("seq".into(), 21.into());
+            forged.insert("prev".into(), "0".repeat(64).into());
+            forged.insert("hash".into(), "1".repeat(64).into());
+            second.push(Value::Object(forged).to_string());
+        });
         let failure = fail(&paths);
         assert_eq!(failure.kind, FailureKind::Modified);
         assert_eq!((failure.line, failure.seq), (Some(9), Some(21)));
@@ -424,14 +410,12 @@ mod tests {
 
     #[test]
     fn a_forged_line_with_a_correct_hash_but_a_seq_gap_is_caught() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = trail(dir.path());
-        let mut second = lines(&paths[1]);
-        let last: Map<String, Value> = serde_json::from_str(&second[7]).unwrap();
-        let mut forged = sample(23);
-        let line = seal(&mut forged, 23, last["hash"].as_str().unwrap());
-        second.push(String::from_utf8(line).unwrap().trim_end().to_owned());
-        rewrite(&paths[1], &second);
+        let (_dir, paths) = tampered(1, |second| {
+            let last: Map<String, Value> = serde_json::from_str(&second[7]).unwrap();
+            let mut forged = sample(23);
+            let line = seal(&mut forged, 23, last["hash"].as_str().unwrap());
+            second.push(String::from_utf8(line).unwrap().trim_end().to_owned());
+        });
         let failure = fail(&paths);
         assert_eq!(failure.kind, FailureKind::Inserted);
         assert_eq!((failure.line, failure.seq), (Some(9), Some(23)));
@@ -451,11 +435,9 @@ mod tests {
         // the first record has seq 1 and the genesis prev: found by
         // fuzz/fuzz_targets/trail_chain.rs, it was reported as a second chain.
         for (copied, line, seq) in [(2, 4, 3), (0, 2, 1)] {
-            let dir = tempfile::tempdir().unwrap();
-            let paths = trail(dir.path());
-            let mut first = lines(&paths[0]);
-            first.insert(copied + 1, first[copied].clone());
-            rewrite(&paths[0], &first);
+            let (_dir, paths) = tampered(0, |first| {
+                first.insert(copied + 1, first[copied].clone());
+            });
             let failure = fail(&paths);
             assert_eq!(
                 (failure.kind, failure.line, failure.seq),
@@ -507,13 +489,11 @@ mod tests {
 
     #[test]
     fn a_duplicate_key_that_hides_a_value_is_caught() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = trail(dir.path());
-        let mut first = lines(&paths[0]);
-        // serde_json keeps the last "decision", so the hash still matches,
-        // but a reader that keeps the first would see "allow".
-        first[2] = first[2].replacen('{', "{\"decision\":\"allow\",", 1);
-        rewrite(&paths[0], &first);
+        let (_dir, paths) = tampered(0, |first| {
+            // serde_json keeps the last "decision", so the hash still matches,
+            // but a reader that keeps the first would see "allow".
+            first[2] = first[2].replacen('{', "{\"decision\":\"allow\",", 1);
+        });
         let failure = fail(&paths);
         assert_eq!(
             (failure.kind, failure.line),
@@ -524,11 +504,9 @@ mod tests {
 
     #[test]
     fn garbage_and_a_second_chain_are_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = trail(dir.path());
-        let mut first = lines(&paths[0]);
-        first[1] = "hello".into();
-        rewrite(&paths[0], &first);
+        let (_dir, paths) = tampered(0, |first| {
+            first[1] = "hello".into();
+        });
         assert_eq!(fail(&paths).kind, FailureKind::Malformed);
 
         let dir = tempfile::tempdir().unwrap();

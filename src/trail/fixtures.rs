@@ -8,7 +8,17 @@ use serde_json::{json, Map, Value};
 
 use super::chain::{seal, verify_line, GENESIS};
 use super::verify::{verify_files, VerifyFailure, VerifyOptions};
-use super::writer::{CommitMode, WriterConfig};
+use super::writer::{CommitMode, Trail, WriterConfig};
+
+/// Names of one writer before millisecond stamps, oldest first: a `.N` file
+/// after the unnumbered one of its second, `.10` after `.2`.
+pub(super) const LEGACY_NAMES_OLDEST_FIRST: [&str; 5] = [
+    "decisions-a-20261121T235959Z.jsonl",
+    "decisions-a-20261122T100000Z.jsonl",
+    "decisions-a-20261122T100000Z.1.jsonl",
+    "decisions-a-20261122T100000Z.2.jsonl",
+    "decisions-a-20261122T100000Z.10.jsonl",
+];
 
 /// A record of `kind` with the writer's fields, for seq `n`.
 pub(super) fn sample(n: u64) -> Map<String, Value> {
@@ -62,6 +72,20 @@ pub(super) fn write_trail(
 /// The 20-record, 2-file trail the tamper tests start from.
 pub(super) fn tamper_trail(dir: &Path) -> Vec<PathBuf> {
     write_trail(dir, (1..=20).map(sample).collect(), &[12])
+}
+
+/// The tamper trail in a new directory (keep it while the paths are used),
+/// with the lines of file `file` (0 or 1) edited.
+pub(super) fn tampered(
+    file: usize,
+    edit: impl FnOnce(&mut Vec<String>),
+) -> (tempfile::TempDir, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = tamper_trail(dir.path());
+    let mut text = lines(&paths[file]);
+    edit(&mut text);
+    rewrite(&paths[file], &text);
+    (dir, paths)
 }
 
 /// The lines of a trail file, without their newlines.
@@ -139,4 +163,20 @@ pub(super) fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Starts a writer with `config`, appends `records` one after another and
+/// stops it; returns each record's seq.
+pub(super) fn append_all(
+    config: WriterConfig,
+    records: impl IntoIterator<Item = Map<String, Value>>,
+) -> Vec<u64> {
+    runtime().block_on(async {
+        let trail = Trail::start(config, None).unwrap();
+        let mut seqs = Vec::new();
+        for record in records {
+            seqs.push(trail.append(record).await.unwrap().seq);
+        }
+        seqs
+    })
 }

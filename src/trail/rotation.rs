@@ -363,58 +363,37 @@ fn create_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trail::fixtures::{dir_files, read_chain, runtime, unsealed, writer_config};
-    use crate::trail::Trail;
+    use crate::trail::fixtures::{append_all, dir_files, read_chain, unsealed, writer_config};
 
     #[test]
     fn an_empty_newest_file_continues_the_chain_of_the_one_before() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = runtime();
-        rt.block_on(async {
-            let trail = Trail::start(writer_config(dir.path()), None).unwrap();
-            trail.append(unsealed(1)).await.unwrap();
-        });
+        append_all(writer_config(dir.path()), [unsealed(1)]);
         // A crash right after rotation created the next file.
         std::fs::write(
             dir.path().join("decisions-t1-29990101T000000.000Z.jsonl"),
             "",
         )
         .unwrap();
-        rt.block_on(async {
-            let trail = Trail::start(writer_config(dir.path()), None).unwrap();
-            assert_eq!(trail.append(unsealed(2)).await.unwrap().seq, 2);
-        });
+        assert_eq!(append_all(writer_config(dir.path()), [unsealed(2)]), [2]);
         assert_eq!(read_chain(dir.path()).len(), 2);
     }
 
     #[test]
     fn a_torn_last_line_is_cut_and_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = runtime();
-        rt.block_on(async {
-            let trail = Trail::start(writer_config(dir.path()), None).unwrap();
-            for n in 0..3 {
-                trail.append(unsealed(n)).await.unwrap();
-            }
-        });
+        append_all(writer_config(dir.path()), (0..3).map(unsealed));
         let file = dir_files(dir.path()).pop().unwrap();
         let mut f = OpenOptions::new().append(true).open(&file).unwrap();
         let torn = br#"{"kind":"decision","seq":4,"pr"#;
         f.write_all(torn).unwrap();
         drop(f);
-        rt.block_on(async {
-            let trail = Trail::start(writer_config(dir.path()), None).unwrap();
-            let head = trail.append(unsealed(4)).await.unwrap();
-            assert_eq!(head.seq, 5, "the recovered record took seq 4");
-        });
+        let seqs = append_all(writer_config(dir.path()), [unsealed(4)]);
+        assert_eq!(seqs, [5], "the recovered record took seq 4");
         let records = read_chain(dir.path());
         assert_eq!(records[3]["kind"], "recovered");
-        assert_eq!(records[3]["dropped_bytes"], torn_len());
+        assert_eq!(records[3]["dropped_bytes"], torn.len());
         assert_eq!(records[4]["request_id"], "r4");
-    }
-
-    fn torn_len() -> usize {
-        br#"{"kind":"decision","seq":4,"pr"#.len()
     }
 
     #[test]
@@ -434,13 +413,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = writer_config(dir.path());
         cfg.rotate_bytes = 4096;
-        let rt = runtime();
-        rt.block_on(async {
-            let trail = Trail::start(cfg, None).unwrap();
-            for n in 0..100 {
-                trail.append(unsealed(n)).await.unwrap();
-            }
-        });
+        append_all(cfg, (0..100).map(unsealed));
         let names = dir_files(dir.path());
         assert!(names.len() >= 3, "{names:?}");
         for name in &names {

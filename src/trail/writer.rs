@@ -314,7 +314,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trail::fixtures::{read_chain, runtime, unsealed, writer_config};
+    use crate::trail::fixtures::{append_all, read_chain, runtime, unsealed, writer_config};
 
     #[test]
     fn concurrent_appends_are_durable_chained_and_continue_after_restart() {
@@ -336,10 +336,10 @@ mod tests {
             assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
         });
         // A new writer on the same directory continues the same chain.
-        rt.block_on(async {
-            let trail = Trail::start(writer_config(dir.path()), None).unwrap();
-            assert_eq!(trail.append(unsealed(999)).await.unwrap().seq, 201);
-        });
+        assert_eq!(
+            append_all(writer_config(dir.path()), [unsealed(999)]),
+            [201]
+        );
         let records = read_chain(dir.path());
         assert_eq!(records.len(), 201);
         assert_eq!(records[0]["replica"], "t1");
