@@ -1,6 +1,7 @@
 //! `audit …`: the audit reviewer's tools, thin wrappers over the readers in
 //! [`crate::trail`]. They read a trail; none writes to one.
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,9 +9,10 @@ use std::time::SystemTime;
 
 use super::{AuditCommand, DecisionArg, Failure, FormatArg, Ran};
 use crate::trail::checkpoint::{self, Checkpoint, SigningKey};
+use crate::trail::filter::{self, DecisionValue, QueryFilter};
 use crate::trail::pseudonym::PseudonymKey;
-use crate::trail::query::{self, DecisionValue, QueryFilter};
 use crate::trail::verify::{verify_files, VerifyOptions, VerifySummary};
+use crate::trail::{query, render};
 
 /// `audit …`.
 pub(super) fn run(command: AuditCommand) -> Ran {
@@ -46,15 +48,9 @@ pub(super) fn run(command: AuditCommand) -> Ran {
             pseudonym_key,
             format,
         } => {
-            let time = |t: Option<String>| {
-                t.as_deref()
-                    .map(query::parse_time)
-                    .transpose()
-                    .map_err(Failure::usage)
-            };
             let filter = QueryFilter {
-                since: time(since)?,
-                until: time(until)?,
+                since: optional(since.as_deref(), filter::parse_time)?,
+                until: optional(until.as_deref(), filter::parse_time)?,
                 decision: decision.map(|d| match d {
                     DecisionArg::Allow => DecisionValue::Allow,
                     DecisionArg::Deny => DecisionValue::Deny,
@@ -88,6 +84,15 @@ fn all_exist(paths: &[PathBuf]) -> Ran {
     }
 }
 
+/// `read` of a value given on the command line (a file's path, a time),
+/// when one is given; a value it refuses is a usage error.
+fn optional<A: ?Sized, T, E: Display>(
+    value: Option<&A>,
+    read: impl FnOnce(&A) -> Result<T, E>,
+) -> Result<Option<T>, Failure> {
+    value.map(read).transpose().map_err(Failure::usage)
+}
+
 /// Verifies the trail, or prints on stdout the first record that breaks it.
 fn verified(files: &[PathBuf], options: &VerifyOptions) -> Result<VerifySummary, Failure> {
     verify_files(files, options).map_err(|broken| {
@@ -103,18 +108,10 @@ fn verify(
     public_key: Option<&Path>,
     partial: bool,
 ) -> Ran {
-    let checkpoint = checkpoint
-        .map(Checkpoint::load)
-        .transpose()
-        .map_err(Failure::usage)?;
-    let public_key = public_key
-        .map(checkpoint::read_public_key)
-        .transpose()
-        .map_err(Failure::usage)?;
     let options = VerifyOptions {
         partial,
-        checkpoint,
-        public_key,
+        checkpoint: optional(checkpoint, Checkpoint::load)?,
+        public_key: optional(public_key, checkpoint::read_public_key)?,
     };
     println!("{}", verified(files, &options)?);
     Ok(())
@@ -128,18 +125,15 @@ fn query(
     pseudonym_key: Option<&Path>,
     format: FormatArg,
 ) -> Ran {
-    let key = pseudonym_key
-        .map(PseudonymKey::load)
-        .transpose()
-        .map_err(Failure::usage)?;
+    let key = optional(pseudonym_key, PseudonymKey::load)?;
     let output = query::query_files(files, filter, key.as_ref()).map_err(Failure::usage)?;
     for warning in &output.warnings {
         eprintln!("warning: {warning}");
     }
     let text = match format {
-        FormatArg::Table => query::render_table(&output.rows),
-        FormatArg::Json => query::render_json(&output.rows),
-        FormatArg::Csv => query::render_csv(&output.rows),
+        FormatArg::Table => render::render_table(&output.rows),
+        FormatArg::Json => render::render_json(&output.rows),
+        FormatArg::Csv => render::render_csv(&output.rows),
     };
     print!("{text}");
     if matches!(format, FormatArg::Table) {

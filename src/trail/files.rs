@@ -149,18 +149,12 @@ impl<R: BufRead> LineReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trail::fixtures::LEGACY_NAMES_OLDEST_FIRST;
 
     #[test]
     fn directories_expand_to_their_jsonl_files_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
-        for name in [
-            "decisions-a-20261122T100000Z.1.jsonl",
-            "decisions-a-20261122T100000Z.jsonl",
-            "decisions-a-20261121T235959Z.jsonl",
-            "decisions-a-20261122T100000Z.10.jsonl",
-            "decisions-a-20261122T100000Z.2.jsonl",
-            "notes.txt",
-        ] {
+        for name in LEGACY_NAMES_OLDEST_FIRST.iter().rev().chain(&["notes.txt"]) {
             std::fs::write(dir.path().join(name), "").unwrap();
         }
         let files = trail_files(&[dir.path().to_owned()]).unwrap();
@@ -168,16 +162,7 @@ mod tests {
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(
-            names,
-            [
-                "decisions-a-20261121T235959Z.jsonl",
-                "decisions-a-20261122T100000Z.jsonl",
-                "decisions-a-20261122T100000Z.1.jsonl",
-                "decisions-a-20261122T100000Z.2.jsonl",
-                "decisions-a-20261122T100000Z.10.jsonl",
-            ]
-        );
+        assert_eq!(names, LEGACY_NAMES_OLDEST_FIRST);
         let given = [PathBuf::from("b.jsonl"), PathBuf::from("a.jsonl")];
         assert_eq!(trail_files(&given).unwrap(), given);
     }

@@ -4,11 +4,17 @@
 
 pub mod chain;
 pub mod checkpoint;
+mod diagnose;
 pub mod files;
+pub mod filter;
+#[cfg(test)]
+mod fixtures;
 pub mod naming;
 pub mod pseudonym;
 pub mod query;
 pub mod record;
+pub mod render;
+mod rotation;
 pub mod tail;
 pub mod verify;
 pub mod writer;

@@ -139,6 +139,7 @@ fn sort_key(path: &Path) -> (String, String, u16, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trail::fixtures::LEGACY_NAMES_OLDEST_FIRST;
     use std::time::Duration;
 
     #[test]
@@ -182,26 +183,21 @@ mod tests {
     fn names_order_oldest_first_across_formats_and_counters() {
         let start = humantime::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
         let mut names: Vec<String> = vec![
-            file_name("decisions", "a", start + Duration::from_millis(5)),
-            "decisions-a-20261122T100000Z.10.jsonl".into(),
-            "decisions-a-20261122T100000Z.1.jsonl".into(),
             file_name("decisions", "a", start + Duration::from_secs(1)),
-            "decisions-a-20261122T100000Z.jsonl".into(),
-            "decisions-a-20261121T235959Z.jsonl".into(),
-            "decisions-a-20261122T100000Z.2.jsonl".into(),
+            file_name("decisions", "a", start + Duration::from_millis(5)),
         ];
-        names.sort_by(|a, b| chronological(Path::new(a), Path::new(b)));
-        assert_eq!(
-            names,
-            [
-                "decisions-a-20261121T235959Z.jsonl",
-                "decisions-a-20261122T100000Z.jsonl",
-                "decisions-a-20261122T100000Z.1.jsonl",
-                "decisions-a-20261122T100000Z.2.jsonl",
-                "decisions-a-20261122T100000Z.10.jsonl",
-                "decisions-a-20261122T100000.005Z.jsonl",
-                "decisions-a-20261122T100001.000Z.jsonl",
-            ]
+        names.extend(
+            LEGACY_NAMES_OLDEST_FIRST
+                .iter()
+                .rev()
+                .map(|n| n.to_string()),
         );
+        names.sort_by(|a, b| chronological(Path::new(a), Path::new(b)));
+        let mut expected = LEGACY_NAMES_OLDEST_FIRST.to_vec();
+        expected.extend([
+            "decisions-a-20261122T100000.005Z.jsonl",
+            "decisions-a-20261122T100001.000Z.jsonl",
+        ]);
+        assert_eq!(names, expected);
     }
 }
