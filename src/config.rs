@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::digest::is_sha256_hex;
 use crate::directory::DirectoryConfig;
 use crate::identity::{CallerEntry, JwtConfig};
-use crate::profile::{self, VendorProfile};
+use crate::profile::{self, ProfileDefinition, VendorProfile};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +87,12 @@ pub struct Config {
     pub caller: Vec<CallerEntry>,
     /// JWT verification for callers that present a JWT (Kore.ai's `auth`).
     pub jwt: Option<JwtConfig>,
-    /// Vendor profiles beyond the built-in ones, in the built-ins' format.
+    /// Vendor profiles beyond the built-in ones, in the built-ins' format,
+    /// as written; [`Config::parse`] validates them into `profile`.
+    #[serde(rename = "profile")]
+    profile_definitions: Vec<ProfileDefinition>,
+    /// The `[[profile]]` tables, validated and compiled once at load.
+    #[serde(skip)]
     pub profile: Vec<VendorProfile>,
 }
 
@@ -326,6 +331,7 @@ impl Default for Config {
             upstream: default_upstreams(),
             caller: Vec::new(),
             jwt: None,
+            profile_definitions: Vec::new(),
             profile: Vec::new(),
         }
     }
@@ -371,7 +377,7 @@ impl Config {
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
         // A file that names no `[[upstream]]` keeps the seed vendors (the
         // container-level `serde(default)` takes them from `Config::default`).
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
@@ -379,7 +385,9 @@ impl Config {
         Ok(config)
     }
 
-    fn check(&self, origin: &Path) -> Result<(), ConfigError> {
+    /// Checks every value, and builds `profile` from the `[[profile]]`
+    /// definitions (in order, so that errors come as they always did).
+    fn check(&mut self, origin: &Path) -> Result<(), ConfigError> {
         let invalid = |key: String, message: String| ConfigError::Invalid {
             path: origin.to_owned(),
             key,
@@ -442,9 +450,9 @@ impl Config {
                 ));
             }
         }
-        for (i, profile) in self.profile.iter().enumerate() {
-            profile
-                .validate()
+        self.profile = Vec::with_capacity(self.profile_definitions.len());
+        for (i, definition) in self.profile_definitions.iter().enumerate() {
+            let profile = VendorProfile::new(definition.clone())
                 .map_err(|e| invalid(format!("profile[{i}]"), e.to_string()))?;
             if profile::BUILTIN_NAMES.contains(&profile.name.as_str())
                 || self.profile[..i].iter().any(|p| p.name == profile.name)
@@ -454,6 +462,7 @@ impl Config {
                     format!("`{}` is already a profile name", profile.name),
                 ));
             }
+            self.profile.push(profile);
         }
         if self.audit.path.file_stem().is_none() {
             return Err(invalid(

@@ -348,7 +348,7 @@ mod tests {
             ("kore", "/errors/0/msg"),
             ("botpenguin", "/message"),
         ] {
-            let shape = builtin(vendor).unwrap().error;
+            let shape = builtin(vendor).unwrap().error.clone();
             let response = denied.into_response(&shape, &id);
             assert_eq!(response.status(), 403, "{vendor}");
             assert_eq!(response.headers()[&X_ERASURE_DECISION], "deny");
@@ -363,7 +363,7 @@ mod tests {
                 "{vendor}: {json}"
             );
         }
-        let seam = builtin("seam").unwrap().error;
+        let seam = builtin("seam").unwrap().error.clone();
         let response = Refusal::TooLarge.into_response(&seam, &id);
         assert_eq!(response.status(), 413);
         assert_eq!(response.headers()["seam-request-id"], "rid-9");

@@ -1,7 +1,8 @@
 //! The three seed vendors' profiles, shipped as TOML in `builtin/` and read
 //! by the same deserializer and validation as an operator's `[[profile]]`.
 
-use super::definition::{ProfileError, VendorProfile};
+use super::validate::ProfileError;
+use super::vendor::VendorProfile;
 
 /// Seam's profile text.
 pub(crate) const SEAM_TOML: &str = include_str!("builtin/seam.toml");

@@ -8,7 +8,7 @@ use std::fmt;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use super::definition::VendorProfile;
+use super::vendor::VendorProfile;
 
 /// What kind of credential a caller presented (the `context.credential.kind`
 /// Cedar attribute).
@@ -145,7 +145,9 @@ pub fn looks_like_jwt(token: &str) -> bool {
 #[must_use]
 pub fn credential(profile: &VendorProfile, headers: &HeaderMap) -> Credential {
     let rule = &profile.credential;
-    let mut values = headers.get_all(rule.header.as_str()).iter();
+    let mut values = headers
+        .get_all(&profile.decided_headers().credential)
+        .iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return Credential::none();
     };
@@ -186,14 +188,15 @@ pub fn credential(profile: &VendorProfile, headers: &HeaderMap) -> Credential {
 mod tests {
     use super::*;
     use crate::profile::builtin;
-    use http::HeaderValue;
+    use crate::profile::test_support::headers;
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
+    /// Seam's reading of `authorization: Bearer {token}`.
+    fn seam_bearer(token: &str) -> Credential {
+        let seam = builtin("seam").unwrap();
+        credential(
+            &seam,
+            &headers(&[("authorization", &format!("Bearer {token}"))]),
+        )
     }
 
     const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl";
@@ -254,11 +257,7 @@ mod tests {
 
     #[test]
     fn fingerprint_is_the_first_twelve_hex_of_the_token_sha256() {
-        let seam = builtin("seam").unwrap();
-        let got = credential(
-            &seam,
-            &headers(&[("authorization", "Bearer seam_test_abc")]),
-        );
+        let got = seam_bearer("seam_test_abc");
         let full = crate::digest::sha256_hex(b"seam_test_abc");
         assert_eq!(got.token_sha256, full);
         assert_eq!(got.fingerprint, full[..12]);
@@ -267,11 +266,7 @@ mod tests {
 
     #[test]
     fn debug_and_serialize_never_show_the_token() {
-        let seam = builtin("seam").unwrap();
-        let got = credential(
-            &seam,
-            &headers(&[("authorization", "Bearer seam_test_SECRETVALUE")]),
-        );
+        let got = seam_bearer("seam_test_SECRETVALUE");
         let debug = format!("{got:?}");
         assert!(!debug.contains("SECRETVALUE"), "{debug}");
         assert!(debug.contains("<redacted>"));

@@ -2,6 +2,10 @@
 //! strictly into an [`ErasureRequest`] (`parse`), name the caller's
 //! credential, and answer in the vendor's own error shape. Pure: plain values
 //! in, plain values out; the proxy, identity and Cedar stages build on it.
+//!
+//! A profile is written as a [`ProfileDefinition`] (TOML) and used as a
+//! [`VendorProfile`]: validated, with its path pattern and header names
+//! compiled once, so that no request parses profile text again.
 
 mod builtin;
 mod classify;
@@ -11,6 +15,11 @@ mod error_shape;
 mod outbound;
 mod parse;
 mod path;
+#[cfg(test)]
+mod test_support;
+mod text;
+mod validate;
+mod vendor;
 
 pub use builtin::{builtin, builtins, BUILTIN_NAMES};
 pub use classify::{
@@ -20,9 +29,11 @@ pub use classify::{
 pub use credential::{credential, looks_like_jwt, Credential, CredentialKind, Secret};
 pub use definition::{
     ContextField, ContextType, CredentialRule, IdForm, MethodRule, OtherMethods, ParamSource,
-    PrefixRule, ProfileError, TargetSource, VendorProfile, VendorRequestId, RESERVED_CONTEXT_KEYS,
+    PrefixRule, ProfileDefinition, TargetSource, VendorRequestId, RESERVED_CONTEXT_KEYS,
 };
 pub use error_shape::ErrorShape;
 pub use outbound::{forwarded_sha256, outbound, Outbound, OutboundError};
 pub use parse::{parse, CallParams, ErasureRequest, ParseError, Target, TargetProblem};
 pub use path::PathIssue;
+pub use validate::ProfileError;
+pub use vendor::VendorProfile;

@@ -9,11 +9,14 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_T
 use http::Method;
 use sha2::{Digest, Sha256};
 
-use super::definition::VendorProfile;
 use super::parse::{CallParams, ErasureRequest};
+use super::vendor::VendorProfile;
 
 /// W3C trace-context headers, carried through when sent once.
-const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+static TRACE_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+];
 
 /// A rebuilt erasure call, relative to the upstream's base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,18 +71,13 @@ pub fn outbound(
         }
         CallParams::None => Bytes::new(),
     };
-    let carried = std::iter::once(profile.credential.header.as_str())
-        .chain(profile.workspace_header.as_deref())
-        .chain(profile.forward_headers.iter().map(String::as_str))
-        .chain(TRACE_HEADERS);
+    let carried = profile.decided_headers().iter().chain(&TRACE_HEADERS);
     for name in carried {
         let mut values = received.get_all(name).iter();
         // Classification refused repeats of the decided headers; a repeated
         // trace header is dropped rather than guessed at.
         if let (Some(value), None) = (values.next(), values.next()) {
-            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-                headers.insert(name, value.clone());
-            }
+            headers.insert(name.clone(), value.clone());
         }
     }
     Ok(Outbound {
@@ -140,13 +138,7 @@ mod tests {
     ) -> Outbound {
         let profile = builtin(vendor).unwrap();
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
+        let map = crate::profile::test_support::headers(headers);
         let head = RequestHead {
             method: &method,
             path,

@@ -8,6 +8,8 @@ use std::fmt;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use super::text::{fold_case, is_identifier};
+
 /// What a rendered capture leaves unencoded: RFC 3986 `pchar` less `%`, `;`
 /// and `+` (unreserved, `!$&'()*,=:@`), so that a router decoding it once
 /// reads back exactly the decided id.
@@ -98,18 +100,6 @@ impl fmt::Display for PathIssue {
         };
         f.write_str(text)
     }
-}
-
-/// Folds letter case the way the most permissive server might: through upper
-/// case first, so `ſ` (long s) and `K` (Kelvin sign) meet `s` and `k`.
-fn fold_case(s: &str) -> String {
-    s.to_uppercase().to_lowercase()
-}
-
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Characters a fixed pattern segment may use: RFC 3986 `pchar` without
