@@ -59,15 +59,7 @@ pub enum StartError {
     /// The policy set could not be loaded or is invalid.
     #[error(transparent)]
     Policies(#[from] authz::PolicyErrors),
-    /// An upstream names a profile that cannot be used.
-    #[error("upstream `{upstream}`: profile: {message}")]
-    Profile {
-        /// The upstream's name.
-        upstream: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The caller table or JWT settings cannot be used.
+    /// A `[jwt]` key file cannot be read or used.
     #[error(transparent)]
     Identity(#[from] identity::IdentityError),
     /// The entity directory cannot be set up.

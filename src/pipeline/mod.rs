@@ -78,12 +78,7 @@ impl Gateway {
     ) -> Result<Self, StartError> {
         let mut upstreams = Vec::with_capacity(config.upstream.len());
         for up in &config.upstream {
-            let profile = config
-                .profile_for(up)
-                .map_err(|message| StartError::Profile {
-                    upstream: up.name.clone(),
-                    message,
-                })?;
+            let profile = up.profile.clone();
             if profile.is_none() {
                 tracing::warn!(
                     upstream = %up.name,
@@ -110,7 +105,7 @@ impl Gateway {
         let directory = config
             .policies
             .directory()
-            .map(|d| Directory::new(&d))
+            .map(Directory::new)
             .transpose()?;
         Ok(Self {
             routes: RouteTable::new(&config.upstream),
