@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -14,7 +14,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
-use crate::config::{parse_upstream_url, ProxyConfig, UpstreamConfig};
+use crate::config::{BaseUrl, ProxyConfig, UpstreamConfig};
 use crate::conn::ConnInfo;
 use crate::profile::{self, forwarded_sha256, Outbound};
 use crate::request_id::X_REQUEST_ID;
@@ -22,7 +22,8 @@ use crate::response::{full, GatewayError};
 use crate::tls::{self, TlsError};
 use crate::Body;
 
-/// An upstream that cannot be set up.
+/// An upstream that cannot be set up. (Its URL was parsed and checked when
+/// the config was loaded.)
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamSetupError {
     /// Its `ca` file could not be used.
@@ -33,14 +34,6 @@ pub enum UpstreamSetupError {
         /// The TLS error, naming the file.
         error: TlsError,
     },
-    /// Its URL could not be used.
-    #[error("upstream `{name}`: url: {message}")]
-    Url {
-        /// The upstream's name.
-        name: String,
-        /// What is wrong.
-        message: String,
-    },
 }
 
 /// One upstream with its own connection pool and trust roots.
@@ -48,10 +41,7 @@ pub enum UpstreamSetupError {
 pub struct Upstream {
     /// Name used in logs, metrics and the trail.
     pub name: String,
-    scheme: Scheme,
-    authority: Authority,
-    host_header: HeaderValue,
-    base_path: String,
+    url: BaseUrl,
     timeout: Duration,
     client: Client<HttpsConnector<HttpConnector>, Body>,
     /// Erasure calls go through their own pool that never resends a
@@ -63,24 +53,8 @@ impl Upstream {
     /// Builds the upstream and its pooled client.
     ///
     /// # Errors
-    /// The URL or the extra CA file cannot be used.
+    /// The extra CA file cannot be used.
     pub fn new(config: &UpstreamConfig, proxy: &ProxyConfig) -> Result<Self, UpstreamSetupError> {
-        let url_error = |message: String| UpstreamSetupError::Url {
-            name: config.name.clone(),
-            message,
-        };
-        let uri = parse_upstream_url(&config.url).map_err(url_error)?;
-        let parts = uri.into_parts();
-        let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
-            return Err(url_error("needs a scheme and a host".into()));
-        };
-        let host_header = HeaderValue::from_str(authority.as_str())
-            .map_err(|e| url_error(format!("host is not a valid header value: {e}")))?;
-        let base_path = parts
-            .path_and_query
-            .map(|pq| pq.path().trim_end_matches('/').to_owned())
-            .unwrap_or_default();
-
         let client = |retry_canceled| {
             tls::https_client(config.ca.as_deref(), proxy.connect_timeout, retry_canceled).map_err(
                 |error| UpstreamSetupError::Tls {
@@ -91,10 +65,7 @@ impl Upstream {
         };
         Ok(Self {
             name: config.name.clone(),
-            scheme,
-            authority,
-            host_header,
-            base_path,
+            url: config.url.clone(),
             timeout: proxy.upstream_timeout,
             client: client(true)?,
             erasure_client: client(false)?,
@@ -111,20 +82,8 @@ impl Upstream {
     /// # Errors
     /// The path and query do not form a valid URI.
     pub fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
-        let mut target = String::with_capacity(self.base_path.len() + path.len() + 1);
-        target.push_str(&self.base_path);
-        target.push_str(path);
-        if let Some(q) = query {
-            target.push('?');
-            target.push_str(q);
-        }
-        let path_and_query =
-            PathAndQuery::try_from(target).map_err(|_| GatewayError::BadRequest)?;
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
+        self.url
+            .join(path, query)
             .map_err(|_| GatewayError::BadRequest)
     }
 
@@ -183,7 +142,7 @@ impl Upstream {
     ) -> Result<(Request<Body>, String), GatewayError> {
         let uri = self.uri(&outbound.path_and_query, None)?;
         let mut headers = outbound.headers;
-        headers.insert(header::HOST, self.host_header.clone());
+        headers.insert(header::HOST, self.url.host_header().clone());
         headers.insert(&X_REQUEST_ID, request_id.clone());
         if let Ok(client) = HeaderValue::from_str(&conn.client_addr.ip().to_string()) {
             headers.insert(HeaderName::from_static("x-forwarded-for"), client);
@@ -234,7 +193,7 @@ impl Upstream {
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
         strip_url_rewrite(headers);
-        headers.insert(header::HOST, self.host_header.clone());
+        headers.insert(header::HOST, self.url.host_header().clone());
         append_forwarded_for(headers, conn);
         headers.insert(
             HeaderName::from_static("x-forwarded-proto"),
@@ -338,7 +297,7 @@ mod tests {
         let config = UpstreamConfig {
             name: "t".into(),
             profile: None,
-            url: url.into(),
+            url: url.parse().unwrap(),
             path_prefix: Some("/t".into()),
             host: None,
             ca: None,

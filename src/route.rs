@@ -146,7 +146,7 @@ mod tests {
         UpstreamConfig {
             name: name.into(),
             profile: None,
-            url: "http://127.0.0.1:1".into(),
+            url: "http://127.0.0.1:1".parse().unwrap(),
             path_prefix: prefix.map(Into::into),
             host: host.map(Into::into),
             ca: None,

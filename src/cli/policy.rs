@@ -8,7 +8,7 @@ use super::{load_config, runtime, Failure, PolicyCommand, Ran, TextOrJson};
 use crate::authz::PolicySnapshot;
 use crate::config::Config;
 use crate::directory::Directory;
-use crate::identity::Identifier;
+use crate::identity::{CallerTable, Identifier};
 use crate::offline::cases;
 use crate::offline::described::DescribedRequest;
 use crate::pipeline::evaluate::Evaluator;
@@ -40,7 +40,7 @@ fn evaluator(config: &Config) -> Result<Evaluator, Failure> {
     let directory = config
         .policies
         .directory()
-        .map(|d| Directory::new(&d))
+        .map(Directory::new)
         .transpose()
         .map_err(Failure::usage)?;
     Ok(Evaluator::new(identifier, directory))
@@ -87,7 +87,10 @@ fn test(dir: &Path, config: Option<&Path>) -> Ran {
     let cases = cases::load_cases(dir).map_err(Failure::usage)?;
     // A case names its caller and entities: nothing is identified from a
     // credential and no directory is asked, whatever the config says.
-    let evaluator = Evaluator::new(Identifier::new(&[], None).map_err(Failure::usage)?, None);
+    let evaluator = Evaluator::new(
+        Identifier::new(&CallerTable::default(), None).map_err(Failure::usage)?,
+        None,
+    );
     let results = runtime().map_err(Failure::usage)?.block_on(cases::run(
         &cases,
         &snapshot,

@@ -46,21 +46,13 @@ pub struct Gateway {
 /// Why a [`Gateway`] cannot be built from a config.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// An upstream names a profile that cannot be used.
-    #[error("upstream `{upstream}`: profile: {message}")]
-    Profile {
-        /// The upstream's name.
-        upstream: String,
-        /// What is wrong.
-        message: String,
-    },
     /// An upstream could not be set up.
     #[error(transparent)]
     Upstream(#[from] forward::UpstreamSetupError),
     /// The policy set spells a normalised-form id another way.
     #[error(transparent)]
     Policies(#[from] crate::authz::PolicyErrors),
-    /// The caller table or JWT settings cannot be used.
+    /// A `[jwt]` key file cannot be read or used.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
     /// The entity directory cannot be set up.
@@ -93,12 +85,7 @@ impl Gateway {
     ) -> Result<Self, SetupError> {
         let mut upstreams = Vec::with_capacity(config.upstream.len());
         for up in &config.upstream {
-            let profile = config
-                .profile_for(up)
-                .map_err(|message| SetupError::Profile {
-                    upstream: up.name.clone(),
-                    message,
-                })?;
+            let profile = up.profile.clone();
             if profile.is_none() {
                 tracing::warn!(
                     upstream = %up.name,
@@ -125,7 +112,7 @@ impl Gateway {
         let directory = config
             .policies
             .directory()
-            .map(|d| Directory::new(&d))
+            .map(Directory::new)
             .transpose()?;
         Ok(Self {
             routes: RouteTable::new(&config.upstream),

@@ -1,0 +1,152 @@
+//! A base URL checked once at load: `http` or `https`, a host, an optional
+//! base path, no query. Upstreams and the entity directory hold one and join
+//! request paths onto its parts, so no config text is parsed per request.
+
+use std::fmt;
+use std::str::FromStr;
+
+use http::uri::{Authority, InvalidUri, PathAndQuery, Scheme};
+use http::{HeaderValue, Uri};
+
+/// A checked `http(s)` base URL, split into the parts a request URI is
+/// built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    scheme: Scheme,
+    authority: Authority,
+    host_header: HeaderValue,
+    /// The path without a trailing `/` (empty for the root).
+    base_path: String,
+}
+
+/// Why text is not a usable base URL. Each config key words it its own way
+/// (the messages are part of the config errors operators see).
+#[derive(Debug, thiserror::Error)]
+pub enum BaseUrlError {
+    /// The text does not parse as a URI.
+    #[error("not a URL: {0}")]
+    NotAUrl(InvalidUri),
+    /// The scheme is missing or is neither `http` nor `https`.
+    #[error("must start with http:// or https://")]
+    NotHttp,
+    /// There is no host.
+    #[error("has no host")]
+    NoHost,
+    /// The URL carries a query string.
+    #[error("must not carry a query string")]
+    Query,
+}
+
+impl FromStr for BaseUrl {
+    type Err = BaseUrlError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        // `http::Uri` would take "host/path" as a path alone; insist on a scheme.
+        let uri: Uri = text.parse().map_err(BaseUrlError::NotAUrl)?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err(BaseUrlError::NotHttp),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(BaseUrlError::NoHost);
+        }
+        if uri.query().is_some() {
+            return Err(BaseUrlError::Query);
+        }
+        let parts = uri.into_parts();
+        let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
+            return Err(BaseUrlError::NoHost);
+        };
+        // An authority holds only visible ASCII, which is always a valid
+        // header value; the check keeps that assumption out of request time.
+        let host_header =
+            HeaderValue::from_str(authority.as_str()).map_err(|_| BaseUrlError::NoHost)?;
+        let base_path = parts
+            .path_and_query
+            .map(|pq| pq.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        Ok(Self {
+            scheme,
+            authority,
+            host_header,
+            base_path,
+        })
+    }
+}
+
+impl BaseUrl {
+    /// The authority (`host[:port]`, with any user info), as sent in `Host`.
+    #[must_use]
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The authority as a `Host` header value.
+    #[must_use]
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.host_header
+    }
+
+    /// The URI of `path` (which starts with `/`) under the base path, with
+    /// `query` when given.
+    ///
+    /// # Errors
+    /// The path or query holds characters a URI cannot.
+    pub fn join(&self, path: &str, query: Option<&str>) -> Result<Uri, http::Error> {
+        let mut target = String::with_capacity(
+            self.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1),
+        );
+        target.push_str(&self.base_path);
+        target.push_str(path);
+        if let Some(q) = query {
+            target.push('?');
+            target.push_str(q);
+        }
+        let path_and_query = PathAndQuery::try_from(target)?;
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_puts_the_path_under_the_base_path() {
+        let base: BaseUrl = "https://api.example.com/v7/".parse().unwrap();
+        assert_eq!(base.to_string(), "https://api.example.com/v7");
+        assert_eq!(
+            base.join("/customer/1", Some("a=1&a=2")).unwrap(),
+            "https://api.example.com/v7/customer/1?a=1&a=2"
+        );
+        assert_eq!(base.join("/", None).unwrap(), "https://api.example.com/v7/");
+        let root: BaseUrl = "http://127.0.0.1:9999".parse().unwrap();
+        assert_eq!(root.host_header(), "127.0.0.1:9999");
+        assert_eq!(root.join("/x", None).unwrap(), "http://127.0.0.1:9999/x");
+        assert!(root.join("/a b", None).is_err());
+    }
+
+    #[test]
+    fn unusable_urls_say_why() {
+        for (text, message) in [
+            ("ftp://x", "must start with http:// or https://"),
+            ("directory.internal", "must start with http:// or https://"),
+            ("http://x/?q=1", "must not carry a query string"),
+            ("http:///x", "not a URL"),
+            ("", "not a URL"),
+        ] {
+            let err = text.parse::<BaseUrl>().unwrap_err().to_string();
+            assert!(err.starts_with(message), "{text}: {err}");
+        }
+    }
+}
