@@ -16,10 +16,10 @@ use hyper_util::client::legacy::Client;
 
 use crate::config::{BaseUrl, ProxyConfig, UpstreamConfig};
 use crate::conn::ConnInfo;
-use crate::profile::{self, forwarded_sha256, Outbound};
 use crate::request_id::X_REQUEST_ID;
 use crate::response::{full, GatewayError};
 use crate::tls::{self, TlsError};
+use crate::wire::{forwarded_sha256, is_url_rewrite_header, Outbound};
 use crate::Body;
 
 /// An upstream that cannot be set up. (Its URL was parsed and checked when
@@ -261,12 +261,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Removes every header a framework could read as the real path
-/// ([`URL_REWRITE_HEADERS`](crate::profile::URL_REWRITE_HEADERS), under any
+/// ([`URL_REWRITE_HEADERS`](URL_REWRITE_HEADERS), under any
 /// spelling folded onto one): the gateway classified the request line.
 pub fn strip_url_rewrite(headers: &mut HeaderMap) {
     let rewrite: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| profile::is_url_rewrite_header(name.as_str()))
+        .filter(|name| is_url_rewrite_header(name.as_str()))
         .cloned()
         .collect();
     for name in rewrite {

@@ -29,10 +29,12 @@ pub mod request_id;
 pub mod response;
 pub mod route;
 pub mod server;
+pub mod setting;
 pub mod stand_in;
 pub mod start;
 pub mod tls;
 pub mod trail;
+pub mod wire;
 
 use bytes::Bytes;
 

@@ -11,8 +11,8 @@ use cedar_policy::{Entities, EntityUid, PolicyId, PolicySet, Schema, ValidationM
 use miette::Diagnostic;
 use sha2::{Digest, Sha256};
 
+use super::IdForm;
 use super::{PolicySnapshot, ENTITIES_FILE, SCHEMA_FILE};
-use crate::profile::IdForm;
 
 /// One problem in a policy file, located like a compiler diagnostic.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@
 mod decide;
 mod load;
 pub mod store;
+mod target;
 #[cfg(test)]
 mod tests;
 
@@ -19,10 +20,10 @@ use std::str::FromStr;
 
 use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid, PolicySet, Schema};
 
-pub use crate::profile::Target;
 pub use decide::{Decision, DecisionInput, Principal, TargetDecision};
 pub use load::{short_version, PolicyErrors, SourceError};
 pub use store::{PolicyStore, ReloadState, Reloaded};
+pub use target::{IdForm, Target};
 
 /// The schema file's name inside the policies directory.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";

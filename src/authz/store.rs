@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
+use super::IdForm;
 use super::{PolicyErrors, PolicySnapshot};
-use crate::profile::IdForm;
 
 /// The outcome of a successful reload.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,13 +6,13 @@
 //! a bad address, URL or prefix is refused at start, never discovered by the
 //! first request, and nothing parses config text at request time.
 
-mod base_url;
 mod raw;
 mod upstream;
 
 use std::path::{Path, PathBuf};
 
-pub use base_url::{BaseUrl, BaseUrlError};
+pub(crate) use crate::setting::SHA256_HEX_EXPECTED;
+pub use crate::setting::{BaseUrl, BaseUrlError, InvalidValue};
 pub use raw::{
     AdminConfig, AuditConfig, ConfigToml, Mode, Passthrough, PoliciesToml, ProxyConfig,
     UpstreamToml,
@@ -23,11 +23,6 @@ use crate::digest::is_sha256_hex;
 use crate::directory::DirectoryConfig;
 use crate::identity::{CallerTable, JwtConfig};
 use crate::profile::{self, VendorProfile};
-
-/// What a config value that should be a token digest must look like. The
-/// value itself is never echoed: it may be a token pasted by mistake.
-pub(crate) const SHA256_HEX_EXPECTED: &str =
-    "must be 64 hex digits (the SHA-256 of the token, not the token)";
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -58,28 +53,6 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
-}
-
-/// A value that parsed but cannot be used, named by its dotted key. Each
-/// section's conversion (here, in `identity` and in `directory`) answers
-/// one; [`Config::parse`] adds the file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{key}`: {message}")]
-pub struct InvalidValue {
-    /// The dotted key, e.g. `caller[2].token_sha256` or `jwt.secret_file`.
-    pub key: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl InvalidValue {
-    /// The error for `key`.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
 }
 
 /// The whole configuration, checked.

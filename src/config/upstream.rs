@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use super::base_url::BaseUrl;
 use super::raw::UpstreamToml;
 use super::InvalidValue;
 use crate::profile::VendorProfile;
+use crate::setting::BaseUrl;
 
 /// One vendor API and how requests reach it, checked.
 #[derive(Debug, Clone)]

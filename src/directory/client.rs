@@ -15,7 +15,7 @@ use hyper_util::client::legacy::Client;
 use serde_json::Value;
 
 use super::{CachedEntity, DirectoryConfig, DirectoryError};
-use crate::config::BaseUrl;
+use crate::setting::BaseUrl;
 
 /// The largest entity body read from the directory.
 const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{BaseUrl, BaseUrlError, InvalidValue};
+use crate::setting::{BaseUrl, BaseUrlError, InvalidValue};
 
 /// The longest `ttl` accepted: entity data older than that is not trusted.
 const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::jwt::JwtVerifier;
 use super::{IdentityError, JwtConfig, ANONYMOUS};
-use crate::config::{InvalidValue, SHA256_HEX_EXPECTED};
 use crate::digest::is_sha256_hex;
+use crate::setting::{InvalidValue, SHA256_HEX_EXPECTED};
 
 /// One `[[caller]]` entry: a caller id, the SHA-256 of its token, its roles.
 ///

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::{IdentityError, ANONYMOUS};
-use crate::config::InvalidValue;
+use crate::setting::InvalidValue;
 
 /// The largest `leeway` accepted: it absorbs clock skew, nothing more.
 const MAX_LEEWAY: Duration = Duration::from_secs(3600);

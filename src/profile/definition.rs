@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::credential::CredentialKind;
-use super::error_shape::ErrorShape;
+pub use crate::authz::IdForm;
+use crate::response::ErrorShape;
 
 /// Context keys the gateway itself fills in; a profile may not claim them.
 /// (`workspace` comes from [`ProfileDefinition::workspace_header`].)
@@ -149,53 +150,6 @@ pub struct TargetSource {
     /// to the forwarded call. Defaults to `exact`.
     #[serde(default)]
     pub id_form: IdForm,
-}
-
-/// How a vendor compares a target id, so that the gateway looks up the same
-/// person the vendor will erase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdForm {
-    /// Opaque ids, compared byte for byte.
-    #[default]
-    Exact,
-    /// An id holding `@` is an e-mail address compared ignoring the letter
-    /// case of the whole address; other ids are exact.
-    EmailCasefold,
-    /// An id holding `@` is an e-mail address whose domain is compared
-    /// ignoring letter case (RFC 5321: the local part is the mailbox's own);
-    /// other ids are exact.
-    EmailDomainCasefold,
-}
-
-impl IdForm {
-    /// The id in the form the vendor compares it in.
-    #[must_use]
-    pub fn apply(self, id: &str) -> String {
-        match (self, id.rsplit_once('@')) {
-            (Self::EmailCasefold, Some(_)) => id.to_lowercase(),
-            (Self::EmailDomainCasefold, Some((local, domain))) => {
-                format!("{local}@{}", domain.to_lowercase())
-            }
-            _ => id.to_owned(),
-        }
-    }
-
-    /// Whether ids are compared byte for byte.
-    #[must_use]
-    pub fn is_exact(&self) -> bool {
-        *self == Self::Exact
-    }
-
-    /// The snake_case name used in profiles and the trail.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Exact => "exact",
-            Self::EmailCasefold => "email_casefold",
-            Self::EmailDomainCasefold => "email_domain_casefold",
-        }
-    }
 }
 
 fn default_pass_methods() -> Vec<String> {

@@ -11,7 +11,6 @@ mod builtin;
 mod classify;
 mod credential;
 mod definition;
-mod error_shape;
 mod outbound;
 mod parse;
 mod path;
@@ -21,6 +20,7 @@ mod text;
 mod validate;
 mod vendor;
 
+pub use crate::response::ErrorShape;
 pub use builtin::{builtin, builtins, BUILTIN_NAMES};
 pub use classify::{
     classify, is_url_rewrite_header, Ambiguity, Classification, ErasureCall, RequestHead,
@@ -31,7 +31,6 @@ pub use definition::{
     ContextField, ContextType, CredentialRule, IdForm, MethodRule, OtherMethods, ParamSource,
     PrefixRule, ProfileDefinition, TargetSource, VendorRequestId, RESERVED_CONTEXT_KEYS,
 };
-pub use error_shape::ErrorShape;
 pub use outbound::{forwarded_sha256, outbound, Outbound, OutboundError};
 pub use parse::{parse, CallParams, ErasureRequest, ParseError, Target, TargetProblem};
 pub use path::PathIssue;

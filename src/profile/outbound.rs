@@ -5,9 +5,10 @@
 //! decision record carries, so an auditor can match it to the vendor's view.
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use http::Method;
-use sha2::{Digest, Sha256};
+
+pub use crate::wire::{forwarded_sha256, Outbound};
 
 use super::parse::{CallParams, ErasureRequest};
 use super::vendor::VendorProfile;
@@ -17,20 +18,6 @@ static TRACE_HEADERS: [HeaderName; 2] = [
     HeaderName::from_static("traceparent"),
     HeaderName::from_static("tracestate"),
 ];
-
-/// A rebuilt erasure call, relative to the upstream's base URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outbound {
-    /// The erasure method.
-    pub method: Method,
-    /// Canonical path and query, vendor-relative (`/customer/abc`).
-    pub path_and_query: String,
-    /// The credential, workspace and profile `forward_headers` as received,
-    /// trace context, and `content-type` for a body.
-    pub headers: HeaderMap,
-    /// The canonical JSON body (empty for query and path calls).
-    pub body: Bytes,
-}
 
 /// Why a decided call could not be rebuilt (a profile fault; refused).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,40 +73,6 @@ pub fn outbound(
         headers,
         body,
     })
-}
-
-/// The digest of a request as the vendor reads it: SHA-256, lower-case hex,
-/// over `METHOD SP path-and-query LF`, then each header but `host` and
-/// `content-length` as `name: value LF` (names lower case and sorted, values
-/// of one name in order), then `LF` and the body.
-#[must_use]
-pub fn forwarded_sha256(
-    method: &str,
-    path_and_query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> String {
-    let mut hash = Sha256::new();
-    hash.update(method.as_bytes());
-    hash.update(b" ");
-    hash.update(path_and_query.as_bytes());
-    hash.update(b"\n");
-    let mut names: Vec<&HeaderName> = headers
-        .keys()
-        .filter(|n| **n != HOST && **n != CONTENT_LENGTH)
-        .collect();
-    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    for name in names {
-        for value in headers.get_all(name) {
-            hash.update(name.as_str().as_bytes());
-            hash.update(b": ");
-            hash.update(value.as_bytes());
-            hash.update(b"\n");
-        }
-    }
-    hash.update(b"\n");
-    hash.update(body);
-    hex::encode(hash.finalize())
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 
 use http::{HeaderMap, HeaderName};
 
+pub use crate::wire::{fold_header_name, is_url_rewrite_header, URL_REWRITE_HEADERS};
+
 use super::super::path::PathPattern;
 use super::super::vendor::VendorProfile;
 
@@ -17,22 +19,6 @@ const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
     "x-method-override",
 ];
 
-/// Headers that frameworks in front of an app (IIS URL Rewrite, Symfony,
-/// Zend/Laminas, Spring, Envoy, nginx `X-Original-URI` set-ups) read as the
-/// real path. They are stripped from every forwarded request; on a profiled
-/// upstream, one that names an erasure-like path (or rides on one) refuses
-/// the call.
-pub const URL_REWRITE_HEADERS: [&str; 8] = [
-    "x-original-url",
-    "x-rewrite-url",
-    "x-original-uri",
-    "x-original-path",
-    "x-forwarded-uri",
-    "x-forwarded-path",
-    "x-forwarded-prefix",
-    "x-envoy-original-path",
-];
-
 /// Headers whose value the decision reads or the vendor reads to frame the
 /// call; `Connection` may not name them on an erasure-like call.
 const DECIDED_HEADERS: [&str; 6] = [
@@ -43,18 +29,6 @@ const DECIDED_HEADERS: [&str; 6] = [
     "content-length",
     "host",
 ];
-
-/// A header name as CGI-style servers see it: lower case, `_` read as `-`.
-fn fold_header_name(name: &str) -> String {
-    name.to_ascii_lowercase().replace('_', "-")
-}
-
-/// Whether `name` is a URL-rewrite header under any spelling a server folds
-/// onto one.
-#[must_use]
-pub fn is_url_rewrite_header(name: &str) -> bool {
-    URL_REWRITE_HEADERS.contains(&fold_header_name(name).as_str())
-}
 
 /// Whether a query or form key is a method override under the spellings
 /// frameworks fold onto one: letter case, and PHP's mangling of variable

@@ -8,8 +8,10 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
-use crate::profile::ErrorShape;
+pub mod shape;
+
 use crate::Body;
+pub use shape::ErrorShape;
 
 /// The header that tells a client how the gateway decided an erasure call:
 /// `allow`, `deny`, or `would-deny` (shadow mode).

@@ -1,6 +1,8 @@
-//! A base URL checked once at load: `http` or `https`, a host, an optional
-//! base path, no query. Upstreams and the entity directory hold one and join
-//! request paths onto its parts, so no config text is parsed per request.
+//! Checked settings that several modules' config sections share, as a leaf
+//! below all of them: a base URL checked once at load (`http` or `https`, a
+//! host, an optional base path, no query; upstreams and the entity directory
+//! join request paths onto its parts, so no config text is parsed per
+//! request), and the error naming the key of a value that cannot be used.
 
 use std::fmt;
 use std::str::FromStr;
@@ -114,6 +116,33 @@ impl BaseUrl {
 impl fmt::Display for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+/// What a config value that should be a token digest must look like. The
+/// value itself is never echoed: it may be a token pasted by mistake.
+pub(crate) const SHA256_HEX_EXPECTED: &str =
+    "must be 64 hex digits (the SHA-256 of the token, not the token)";
+
+/// A value that parsed but cannot be used, named by its dotted key. Each
+/// section's conversion (in `config`, `identity` and `directory`) answers
+/// one; `Config::parse` adds the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{key}`: {message}")]
+pub struct InvalidValue {
+    /// The dotted key, e.g. `caller[2].token_sha256` or `jwt.secret_file`.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl InvalidValue {
+    /// The error for `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
