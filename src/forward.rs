@@ -208,20 +208,17 @@ impl Upstream {
 }
 
 /// The upstream's response, cleaned of hop-by-hop headers, body streamed.
-pub fn relay_response(response: Response<Incoming>, request_id: &HeaderValue) -> Response<Body> {
+pub fn relay_response(response: Response<Incoming>) -> Response<Body> {
     let (parts, body) = response.into_parts();
-    relay_parts(parts, body.map_err(Into::into).boxed(), request_id)
+    relay_parts(parts, body.map_err(Into::into).boxed())
 }
 
 /// An upstream response head with the given body, cleaned of hop-by-hop
-/// headers (a buffered body gets its own framing).
-pub fn relay_parts(
-    mut parts: http::response::Parts,
-    body: Body,
-    request_id: &HeaderValue,
-) -> Response<Body> {
+/// headers (a buffered body gets its own framing). The upstream's own
+/// `x-request-id` is dropped: the request-id layer puts the gateway's on.
+pub fn relay_parts(mut parts: http::response::Parts, body: Body) -> Response<Body> {
     strip_hop_by_hop(&mut parts.headers);
-    parts.headers.insert(&X_REQUEST_ID, request_id.clone());
+    parts.headers.remove(&X_REQUEST_ID);
     Response::from_parts(parts, body)
 }
 

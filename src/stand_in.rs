@@ -44,7 +44,8 @@ pub struct Received {
 /// How the stand-in vendor answers. Every request is recorded first.
 #[derive(Debug, Clone)]
 pub enum Behaviour {
-    /// 200 with the request body echoed back, `x-vendor: stand-in`, and (on
+    /// 200 with the request body echoed back, `x-vendor: stand-in`, an
+    /// `x-request-id` of its own, and (on
     /// HTTP/1.1) hop-by-hop headers a proxy must strip.
     Echo,
     /// Wait this long, then answer as [`Behaviour::Echo`].
@@ -343,6 +344,9 @@ fn echo(method: &Method, version: Version, body: Bytes) -> Response<Full<Bytes>>
     let mut response = Response::new(Full::new(body));
     let headers = response.headers_mut();
     headers.insert("x-vendor", HeaderValue::from_static("stand-in"));
+    // A vendor's own request id, which the gateway's answer must replace
+    // with the id the client knows the call by.
+    headers.insert("x-request-id", HeaderValue::from_static("stand-in-own-id"));
     if let Ok(method) = HeaderValue::from_str(method.as_str()) {
         headers.insert("x-vendor-method", method);
     }

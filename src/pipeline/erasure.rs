@@ -201,7 +201,7 @@ impl Gateway {
         self.metrics
             .upstream_latency(&upstream.name, started.elapsed());
         let vendor_request_id = vendor_request_id(profile, &parts.headers, &bytes);
-        let response = forward::relay_parts(parts, full(bytes), request_id);
+        let response = forward::relay_parts(parts, full(bytes));
         (
             response,
             Outcome {

@@ -289,6 +289,6 @@ impl Gateway {
         let response = upstream.send(outbound).await?;
         self.metrics
             .upstream_latency(&upstream.name, started.elapsed());
-        Ok(forward::relay_response(response, request_id))
+        Ok(forward::relay_response(response))
     }
 }
