@@ -37,6 +37,10 @@ pub enum BaseUrlError {
     /// The URL carries a query string.
     #[error("must not carry a query string")]
     Query,
+    /// The URL carries user info (`user:password@`), which would go to the
+    /// vendor in `Host` and into logs.
+    #[error("must not carry user info")]
+    UserInfo,
 }
 
 impl FromStr for BaseUrl {
@@ -54,6 +58,9 @@ impl FromStr for BaseUrl {
         }
         if uri.query().is_some() {
             return Err(BaseUrlError::Query);
+        }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(BaseUrlError::UserInfo);
         }
         let parts = uri.into_parts();
         let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
@@ -77,7 +84,7 @@ impl FromStr for BaseUrl {
 }
 
 impl BaseUrl {
-    /// The authority (`host[:port]`, with any user info), as sent in `Host`.
+    /// The authority (`host[:port]`; never user info), as sent in `Host`.
     #[must_use]
     pub fn authority(&self) -> &Authority {
         &self.authority

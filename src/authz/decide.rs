@@ -183,7 +183,17 @@ impl PolicySnapshot {
                 return decision;
             }
         };
-        let response = authorizer.is_authorized(&request, &self.policies, entities);
+        // Only the policies whose scope can hold for this target; the whole
+        // set if the index cannot answer (the same decision, slower).
+        let candidates = match (request.principal(), request.action(), request.resource()) {
+            (Some(p), Some(a), Some(r)) => self.index.candidates(p, a, r),
+            _ => None,
+        };
+        let response = authorizer.is_authorized(
+            &request,
+            candidates.as_ref().unwrap_or(&self.policies),
+            entities,
+        );
         decision.policies = response
             .diagnostics()
             .reason()

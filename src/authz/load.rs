@@ -301,6 +301,7 @@ impl PolicySnapshot {
         Ok(Self {
             version,
             schema,
+            index: super::index::PolicyIndex::new(&combined),
             policies: combined,
             entities,
             literals,

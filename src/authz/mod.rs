@@ -8,6 +8,7 @@
 //! the erroring policy.
 
 mod decide;
+mod index;
 mod load;
 pub mod store;
 mod target;
@@ -41,6 +42,8 @@ pub struct PolicySnapshot {
     /// Every entity a policy names literally (`Kore::User::"x"`), so that a
     /// call's entity slice holds what the policies may read of them.
     pub(crate) literals: Vec<EntityUid>,
+    /// The policies by the principal or resource their scope names.
+    pub(crate) index: index::PolicyIndex,
     pub(crate) policy_files: BTreeMap<String, PathBuf>,
     pub(crate) entities_path: Option<PathBuf>,
     pub(crate) warnings: Vec<SourceError>,

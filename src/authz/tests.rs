@@ -451,7 +451,7 @@ fn whole_store_decision(
         .clone()
         .add_entities_from_json_value(serde_json::Value::Array(added), Some(&snapshot.schema))
         .unwrap();
-    let action = uid("T::Action", input.action).unwrap();
+    let action = uid(&format!("{}::Action", input.namespace), input.action).unwrap();
     let request = cedar_policy::Request::new(
         uid("Gateway::Caller", input.principal.id).unwrap(),
         action.clone(),
@@ -477,4 +477,71 @@ fn whole_store_decision(
         response.decision() == cedar_policy::Decision::Allow,
         policies,
     )
+}
+
+#[test]
+fn the_policy_index_leaves_out_only_policies_whose_scope_cannot_hold() {
+    let schema = include_str!("../../policies/schema.cedarschema");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let mut policies: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cedar"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect();
+    // Scopes naming one principal, one resource, both, a type, and another
+    // action, beside the shipped (mostly unscoped) policies.
+    policies.push((
+        PathBuf::from("scoped.cedar"),
+        r#"
+@id("vip-1") forbid (principal, action == Seam::Action::"delete_data", resource == Seam::Customer::"vip-1");
+@id("team-2") permit (principal == Gateway::Caller::"team-2", action == Seam::Action::"delete_data", resource)
+  when { context has workspace && context.workspace == "ws-2" };
+@id("pair") forbid (principal == Gateway::Caller::"team-2", action, resource == Seam::Customer::"c-3");
+@id("users-only") forbid (principal, action, resource is Seam::User) when { context.target_count > 5 };
+@id("kore-only") forbid (principal, action == Kore::Action::"eraseUsersData", resource);
+"#
+        .to_owned(),
+    ));
+    let snapshot =
+        PolicySnapshot::from_sources((Path::new("schema.cedarschema"), schema), &policies, None)
+            .unwrap();
+    let officer = ["privacy-officer".to_owned()];
+    let callers: [(&str, &[String]); 3] = [("ops", &officer), ("team-2", &[]), ("team-9", &[])];
+    let resources = [
+        ("Seam::Customer", "vip-1"),
+        ("Seam::Customer", "c-3"),
+        ("Seam::Customer", "c-4"),
+        ("Seam::User", "u-1"),
+    ];
+    let mut decided = 0;
+    for (caller, roles) in callers {
+        for (entity_type, id) in resources {
+            for workspace in ["ws-2", "ws-9"] {
+                let targets = [Target::exact(entity_type, id)];
+                let input = DecisionInput {
+                    principal: Principal { id: caller, roles },
+                    namespace: "Seam",
+                    action: "delete_data",
+                    targets: &targets,
+                    context: context("seam", 6, "api_key", &json!({"workspace": workspace})),
+                    extra_entities: Vec::new(),
+                };
+                let decision = snapshot.decide(&input);
+                let policies: Vec<String> =
+                    decision.policies().into_iter().map(str::to_owned).collect();
+                assert_eq!(
+                    (decision.allowed, policies),
+                    whole_store_decision(&snapshot, &input),
+                    "{caller} {entity_type}::{id} {workspace}"
+                );
+                decided += usize::from(decision.allowed);
+            }
+        }
+    }
+    // Both answers occur, so the comparison is not of two constant denials.
+    assert!(decided > 0 && decided < 24, "{decided} of 24 allowed");
 }

@@ -273,7 +273,8 @@ mod tests {
 
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
+    /// A config from `text` as if read from `gw.toml`.
+    pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("gw.toml"))
     }
 

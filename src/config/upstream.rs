@@ -116,13 +116,7 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use super::super::{Config, ConfigError};
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("gw.toml"))
-    }
+    use super::super::tests::parse;
 
     #[test]
     fn upstream_checks_name_the_upstream_and_field() {
@@ -148,6 +142,9 @@ mod tests {
         for (url, message) in [
             ("ftp://x", "must start with http:// or https://"),
             ("http://x/?q=1", "must not carry a query string"),
+            // Credentials in the URL would reach the vendor in `Host`; the
+            // message never repeats them.
+            ("http://ops:hunter2@x", "must not carry user info"),
         ] {
             let text =
                 format!("[[upstream]]\nname = \"a\"\nurl = \"{url}\"\npath_prefix = \"/a\"\n");

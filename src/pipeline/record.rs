@@ -77,35 +77,41 @@ pub fn decision_record(
             .filter(|t| !t.id_form.is_exact())
             .map(|t| t.id_form.as_str().to_owned())
     };
-    let verdict = |allowed: bool| if allowed { "allow" } else { "deny" }.to_owned();
+    // Decided targets carry their verdict; targets of a call refused before
+    // the decision are recorded as denied, with no policy.
     let targets: Vec<TargetRecord> = match facts.decision {
         Some(decision) => decision
             .targets
             .iter()
-            .enumerate()
-            .map(|(i, t)| TargetRecord {
-                entity_type: t.entity_type.clone(),
-                id: id(&t.id),
-                decision: verdict(t.allowed),
-                policies: t.policies.clone(),
-                errors: t.errors.iter().map(|e| hide(e)).collect(),
-                id_form: id_form(i),
+            .map(|t| {
+                (
+                    &t.entity_type,
+                    &t.id,
+                    t.allowed,
+                    &t.policies[..],
+                    &t.errors[..],
+                )
             })
-            .collect(),
+            .collect::<Vec<_>>(),
         None => facts
             .targets
             .iter()
-            .enumerate()
-            .map(|(i, t)| TargetRecord {
-                entity_type: t.entity_type.clone(),
-                id: id(&t.id),
-                decision: verdict(false),
-                policies: Vec::new(),
-                errors: Vec::new(),
-                id_form: id_form(i),
-            })
+            .map(|t| (&t.entity_type, &t.id, false, &[][..], &[][..]))
             .collect(),
-    };
+    }
+    .into_iter()
+    .enumerate()
+    .map(
+        |(i, (entity_type, raw_id, allowed, policies, errors))| TargetRecord {
+            entity_type: entity_type.clone(),
+            id: id(raw_id),
+            decision: if allowed { "allow" } else { "deny" }.to_owned(),
+            policies: policies.to_vec(),
+            errors: errors.iter().map(|e| hide(e)).collect(),
+            id_form: id_form(i),
+        },
+    )
+    .collect();
     let mut reasons: Vec<String> = facts
         .decision
         .map(|d| d.reasons.iter().map(|r| hide(r)).collect())
@@ -136,7 +142,12 @@ pub fn decision_record(
             cert_subject: facts.conn.client_cert.as_ref().map(|c| c.subject.clone()),
         },
         targets,
-        decision: verdict(facts.decision.is_some_and(|d| d.allowed)),
+        decision: if facts.decision.is_some_and(|d| d.allowed) {
+            "allow"
+        } else {
+            "deny"
+        }
+        .to_owned(),
         mode: match facts.mode {
             Mode::Enforce => "enforce",
             Mode::Shadow => "shadow",
