@@ -12,15 +12,16 @@
 
 #![no_main]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod scratch;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arbitrary::Arbitrary;
 use erasure_gateway::trail::chain::{seal, Head, GENESIS};
-use erasure_gateway::trail::checkpoint::{self, generate_pem, SigningKey};
+use erasure_gateway::trail::checkpoint;
 use erasure_gateway::trail::verify::{verify_files, FailureKind, VerifyOptions};
 use libfuzzer_sys::fuzz_target;
+use scratch::{key, scratch};
 use serde_json::{json, Map, Value};
 
 #[derive(Arbitrary, Debug)]
@@ -89,24 +90,6 @@ struct Input {
     checkpoint: Option<u8>,
     partial: bool,
     edit: Edit,
-}
-
-fn scratch() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("eg-fuzz-trail-chain-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch directory");
-        dir
-    })
-}
-
-fn key() -> &'static SigningKey {
-    static KEY: OnceLock<SigningKey> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let path = scratch().join("signing-key.pem");
-        std::fs::write(&path, generate_pem().expect("a key")).expect("key file");
-        SigningKey::load(&path).expect("the key loads")
-    })
 }
 
 fn time(millis: u32) -> SystemTime {

@@ -14,35 +14,18 @@
 
 #![no_main]
 
+mod scratch;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use erasure_gateway::json;
 use erasure_gateway::trail::chain::{verify_line, Head, GENESIS};
-use erasure_gateway::trail::checkpoint::{self, generate_pem, SigningKey};
+use erasure_gateway::trail::checkpoint;
 use erasure_gateway::trail::record::kind;
 use erasure_gateway::trail::verify::{verify_files, VerifyOptions};
 use libfuzzer_sys::fuzz_target;
+use scratch::{key, scratch};
 use serde_json::Value;
-
-fn scratch() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("eg-fuzz-trail-verify-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch directory");
-        dir
-    })
-}
-
-fn key() -> &'static SigningKey {
-    static KEY: OnceLock<SigningKey> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let path = scratch().join("signing-key.pem");
-        std::fs::write(&path, generate_pem().expect("a key")).expect("key file");
-        SigningKey::load(&path).expect("the key loads")
-    })
-}
 
 /// What the model expects.
 #[derive(Debug, PartialEq, Eq)]
