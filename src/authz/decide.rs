@@ -1,11 +1,11 @@
 //! Deciding one erasure call against a snapshot: one Cedar request per
 //! target, all or nothing, and any evaluation error a deny.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid, EvalResult,
-    Request,
+    Policy, PolicySet, Request,
 };
 use serde::Serialize;
 
@@ -122,17 +122,17 @@ impl PolicySnapshot {
             Err(e) => return denied_all(e),
         };
 
-        let authorizer = Authorizer::new();
+        let mut call = Call {
+            authorizer: Authorizer::new(),
+            entities,
+            principal,
+            action,
+            context,
+            by_type: HashMap::new(),
+        };
         let mut targets = Vec::with_capacity(input.targets.len());
         for target in input.targets {
-            targets.push(self.decide_target(
-                &authorizer,
-                &entities,
-                &principal,
-                &action,
-                &context,
-                target,
-            ));
+            targets.push(self.decide_target(&mut call, target));
         }
         let allowed = targets.iter().all(|t| t.allowed);
         let reasons = if allowed {
@@ -148,15 +148,7 @@ impl PolicySnapshot {
         }
     }
 
-    fn decide_target(
-        &self,
-        authorizer: &Authorizer,
-        entities: &Entities,
-        principal: &EntityUid,
-        action: &EntityUid,
-        context: &Context,
-        target: &Target,
-    ) -> TargetDecision {
+    fn decide_target(&self, call: &mut Call, target: &Target) -> TargetDecision {
         let mut decision = TargetDecision {
             entity_type: target.entity_type.clone(),
             id: target.id.clone(),
@@ -164,36 +156,82 @@ impl PolicySnapshot {
             policies: Vec::new(),
             errors: Vec::new(),
         };
-        let request = uid(&target.entity_type, &target.id)
-            .map_err(|e| format!("resource: {e}"))
-            .and_then(|resource| {
-                Request::new(
-                    principal.clone(),
-                    action.clone(),
-                    resource,
-                    context.clone(),
-                    Some(&self.schema),
-                )
-                .map_err(|e| format!("request does not fit the schema: {e}"))
-            });
-        let request = match request {
-            Ok(request) => request,
+        let resource = match uid(&target.entity_type, &target.id) {
+            Ok(resource) => resource,
             Err(e) => {
-                decision.errors.push(e);
+                decision.errors.push(format!("resource: {e}"));
                 return decision;
             }
         };
-        // Only the policies whose scope can hold for this target; the whole
-        // set if the index cannot answer (the same decision, slower).
-        let candidates = match (request.principal(), request.action(), request.resource()) {
-            (Some(p), Some(a), Some(r)) => self.index.candidates(p, a, r),
-            _ => None,
+        // What holds for every target of one entity type is worked out once
+        // per call: whether the request fits the schema (it depends on the
+        // types and the context only), and the policies naming no resource.
+        let of_type = call
+            .by_type
+            .entry(target.entity_type.clone())
+            .or_insert_with(|| {
+                let fits = Request::new(
+                    call.principal.clone(),
+                    call.action.clone(),
+                    resource.clone(),
+                    call.context.clone(),
+                    Some(&self.schema),
+                )
+                .map(drop)
+                .map_err(|e| format!("request does not fit the schema: {e}"));
+                OfType {
+                    fits,
+                    policies: self
+                        .index
+                        .for_type(&call.principal, &call.action, &resource),
+                }
+            });
+        if let Err(e) = &of_type.fits {
+            decision.errors.push(e.clone());
+            return decision;
+        }
+        // Checked against the schema above, for this entity type.
+        let request = match Request::new(
+            call.principal.clone(),
+            call.action.clone(),
+            resource.clone(),
+            call.context.clone(),
+            None,
+        ) {
+            Ok(request) => request,
+            Err(e) => {
+                decision.errors.push(format!("request: {e}"));
+                return decision;
+            }
         };
-        let response = authorizer.is_authorized(
-            &request,
-            candidates.as_ref().unwrap_or(&self.policies),
-            entities,
-        );
+        // The policies whose scope can hold for this target: those naming
+        // no resource, and those naming this one. The whole set if the
+        // index cannot answer (the same decision, slower).
+        let named: Vec<&Policy> = self
+            .index
+            .for_resource(&call.principal, &call.action, &resource)
+            .collect();
+        let with_named;
+        let policies = match &of_type.policies {
+            Some(general) if named.is_empty() => general,
+            Some(general) => {
+                let all = general
+                    .policies()
+                    .cloned()
+                    .chain(named.into_iter().cloned());
+                match PolicySet::from_policies(all) {
+                    Ok(set) => {
+                        with_named = set;
+                        &with_named
+                    }
+                    Err(_) => &self.policies,
+                }
+            }
+            None => &self.policies,
+        };
+        let response = call
+            .authorizer
+            .is_authorized(&request, policies, &call.entities);
         decision.policies = response
             .diagnostics()
             .reason()
@@ -321,6 +359,25 @@ fn value_entity_refs(value: &EvalResult, out: &mut Vec<EntityUid>) {
         }
         _ => {}
     }
+}
+
+/// One call being decided: what its targets share.
+struct Call {
+    authorizer: Authorizer,
+    entities: Entities,
+    principal: EntityUid,
+    action: EntityUid,
+    context: Context,
+    /// Per entity type of a target.
+    by_type: HashMap<String, OfType>,
+}
+
+/// What holds for every target of one entity type in a call.
+struct OfType {
+    /// Whether a request for this type fits the schema.
+    fits: Result<(), String>,
+    /// The policies naming no resource whose scope can hold.
+    policies: Option<PolicySet>,
 }
 
 fn denial_reasons(targets: &[TargetDecision]) -> Vec<String> {

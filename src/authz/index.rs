@@ -41,25 +41,38 @@ impl PolicyIndex {
         index
     }
 
-    /// The policies whose scope can hold for this request, as a set to
-    /// evaluate; `None` if they cannot be put in one (never for a set that
-    /// loaded), in which case the caller evaluates the whole set.
-    pub(crate) fn candidates(
+    /// The policies whose scope can hold for any resource of `resource`'s
+    /// type (none of them names one resource), as a set to evaluate; `None`
+    /// if they cannot be put in one (never for a set that loaded), in which
+    /// case the caller evaluates the whole set.
+    pub(crate) fn for_type(
         &self,
         principal: &EntityUid,
         action: &EntityUid,
         resource: &EntityUid,
     ) -> Option<PolicySet> {
         let by_principal = self.by_principal.get(principal).into_iter().flatten();
-        let by_resource = self.by_resource.get(resource).into_iter().flatten();
         let candidates = self
             .general
             .iter()
             .chain(by_principal)
-            .chain(by_resource)
             .filter(|p| scope_may_hold(p, principal, action, resource))
             .cloned();
         PolicySet::from_policies(candidates).ok()
+    }
+
+    /// The policies naming `resource` itself whose scope can hold.
+    pub(crate) fn for_resource<'a>(
+        &'a self,
+        principal: &'a EntityUid,
+        action: &'a EntityUid,
+        resource: &'a EntityUid,
+    ) -> impl Iterator<Item = &'a Policy> + 'a {
+        self.by_resource
+            .get(resource)
+            .into_iter()
+            .flatten()
+            .filter(move |p| scope_may_hold(p, principal, action, resource))
     }
 }
 

@@ -298,6 +298,10 @@ impl PolicySnapshot {
             .collect();
         literals.sort_unstable();
         literals.dedup();
+        // Only a stored entity has attributes or parents to read; a literal
+        // naming none (`resource == Seam::Customer::"vip-7"`) is compared, not
+        // read, and a fetched entity joins the call's entities anyway.
+        literals.retain(|literal| entities.get(literal).is_some());
         Ok(Self {
             version,
             schema,
