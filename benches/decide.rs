@@ -84,7 +84,13 @@ fn decide(c: &mut Criterion) {
     });
     let mut group = c.benchmark_group("decide_10_targets");
     group.measurement_time(Duration::from_secs(5));
-    for (policies, entities) in [(0, 0), (0, 100_000), (1_000, 0), (1_000, 100_000)] {
+    for (policies, entities) in [
+        (0, 0),
+        (0, 100_000),
+        (1_000, 0),
+        (1_000, 100_000),
+        (10_000, 100_000),
+    ] {
         let snapshot = snapshot(policies, entities);
         let input = DecisionInput {
             principal: Principal {

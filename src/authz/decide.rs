@@ -165,7 +165,9 @@ impl PolicySnapshot {
         };
         // What holds for every target of one entity type is worked out once
         // per call: whether the request fits the schema (it depends on the
-        // types and the context only), and the policies naming no resource.
+        // types and the context, and for an enumerated type on the id, which
+        // is then checked per target below), and the policies naming no
+        // resource.
         let of_type = call
             .by_type
             .entry(target.entity_type.clone())
@@ -190,17 +192,25 @@ impl PolicySnapshot {
             decision.errors.push(e.clone());
             return decision;
         }
-        // Checked against the schema above, for this entity type.
+        // Checked against the schema above for this entity type, unless the
+        // check reads the id too (an enumerated type, or a schema whose
+        // types could not be told apart): then checked for each target.
+        let each = self
+            .enum_types
+            .as_ref()
+            .is_none_or(|types| types.contains(&target.entity_type));
         let request = match Request::new(
             call.principal.clone(),
             call.action.clone(),
             resource.clone(),
             call.context.clone(),
-            None,
+            each.then_some(&self.schema),
         ) {
             Ok(request) => request,
             Err(e) => {
-                decision.errors.push(format!("request: {e}"));
+                decision
+                    .errors
+                    .push(format!("request does not fit the schema: {e}"));
                 return decision;
             }
         };

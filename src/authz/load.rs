@@ -269,7 +269,11 @@ impl PolicySnapshot {
             .collect();
 
         let entities = match entities {
-            None => Entities::empty(),
+            // The schema's actions, so that `action in <group>` holds as
+            // declared even without an entities file.
+            None => Entities::from_entities([], Some(&schema)).map_err(|e| {
+                PolicyErrors(vec![SourceError::new(schema_path, diagnostic_message(&e))])
+            })?,
             Some((path, text)) => {
                 let value: serde_json::Value = serde_json::from_str(text)
                     .map_err(|e| PolicyErrors(vec![json_error(path, text, &e)]))?;
@@ -306,6 +310,7 @@ impl PolicySnapshot {
             version,
             schema,
             index: super::index::PolicyIndex::new(&combined),
+            enum_types: enum_entity_types(schema_text),
             policies: combined,
             entities,
             literals,
@@ -364,6 +369,25 @@ impl PolicySnapshot {
             Err(PolicyErrors(errors))
         }
     }
+}
+
+/// The qualified names of the schema's enumerated entity types.
+fn enum_entity_types(schema: &str) -> Option<Vec<String>> {
+    let (fragment, _) = cedar_policy::SchemaFragment::from_cedarschema_str(schema).ok()?;
+    let json = fragment.to_json_value().ok()?;
+    let mut names = Vec::new();
+    for (namespace, body) in json.as_object()? {
+        for (name, entity) in body.get("entityTypes")?.as_object()? {
+            if entity.get("enum").is_some() {
+                names.push(if namespace.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{namespace}::{name}")
+                });
+            }
+        }
+    }
+    Some(names)
 }
 
 fn json_error(path: &Path, text: &str, e: &serde_json::Error) -> SourceError {

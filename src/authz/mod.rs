@@ -44,6 +44,10 @@ pub struct PolicySnapshot {
     pub(crate) literals: Vec<EntityUid>,
     /// The policies by the principal or resource their scope names.
     pub(crate) index: index::PolicyIndex,
+    /// The schema's enumerated entity types (`entity Region enum [...]`),
+    /// whose ids a request's schema check reads too; `None` when the schema
+    /// could not be read for them, and then every request is checked whole.
+    pub(crate) enum_types: Option<Vec<String>>,
     pub(crate) policy_files: BTreeMap<String, PathBuf>,
     pub(crate) entities_path: Option<PathBuf>,
     pub(crate) warnings: Vec<SourceError>,

@@ -545,3 +545,73 @@ fn the_policy_index_leaves_out_only_policies_whose_scope_cannot_hold() {
     // Both answers occur, so the comparison is not of two constant denials.
     assert!(decided > 0 && decided < 24, "{decided} of 24 allowed");
 }
+
+/// A call on `schema` and `policies` (no entities file) by an officer.
+fn decide_on(schema: &str, policies: &str, action: &str, targets: &[Target]) -> Decision {
+    let snapshot = PolicySnapshot::from_sources(
+        (Path::new("schema.cedarschema"), schema),
+        &[(PathBuf::from("p.cedar"), policies.to_owned())],
+        None,
+    )
+    .unwrap();
+    let roles = ["officer".to_owned()];
+    snapshot.decide(&DecisionInput {
+        principal: Principal {
+            id: "ops",
+            roles: &roles,
+        },
+        namespace: "T",
+        action,
+        targets,
+        context: json!({}),
+        extra_entities: Vec::new(),
+    })
+}
+
+#[test]
+fn an_id_outside_an_enumerated_type_denies_even_after_a_valid_one() {
+    let schema = r#"
+namespace Gateway { entity Role; entity Caller in [Role]; }
+namespace T {
+  entity Region enum ["eu", "us"];
+  action "erase" appliesTo { principal: [Gateway::Caller], resource: [Region], context: {} };
+}
+"#;
+    let policies = r#"@id("p") permit (principal, action, resource is T::Region);"#;
+    let valid = [Target::exact("T::Region", "eu")];
+    assert!(decide_on(schema, policies, "erase", &valid).allowed);
+    // The schema check reads an enumerated id: "mars" is not one, even when
+    // a valid target of the same type came first in the call.
+    let mixed = [
+        Target::exact("T::Region", "eu"),
+        Target::exact("T::Region", "mars"),
+    ];
+    let decision = decide_on(schema, policies, "erase", &mixed);
+    assert!(!decision.allowed, "{decision:?}");
+    assert!(decision.targets[0].allowed && !decision.targets[1].allowed);
+    assert!(!decision.targets[1].errors.is_empty());
+}
+
+#[test]
+fn an_action_group_holds_without_an_entities_file() {
+    let schema = r#"
+namespace Gateway { entity Role; entity Caller in [Role]; }
+namespace T {
+  entity User;
+  action "erase_any";
+  action "erase" in ["erase_any"] appliesTo { principal: [Gateway::Caller], resource: [User], context: {} };
+}
+"#;
+    let policies = r#"
+@id("officers") permit (principal in Gateway::Role::"officer", action, resource);
+@id("no-erasing-at-all") forbid (principal, action in T::Action::"erase_any", resource);
+"#;
+    let decision = decide_on(
+        schema,
+        policies,
+        "erase",
+        &[Target::exact("T::User", "u-1")],
+    );
+    assert!(!decision.allowed, "{decision:?}");
+    assert_eq!(decision.policies(), ["no-erasing-at-all"]);
+}

@@ -45,7 +45,7 @@ pub enum DirectoryError {
     /// The entity cannot be named in a directory URL.
     #[error("directory lookup of {entity}: {reason}")]
     Unaddressable {
-        /// The entity, as `Type::"id"`.
+        /// The entity's type (never its id).
         entity: String,
         /// Why.
         reason: &'static str,
@@ -53,7 +53,7 @@ pub enum DirectoryError {
     /// The directory could not be reached (connect, TLS or protocol error).
     #[error("directory lookup of {entity}: unreachable: {message}")]
     Unreachable {
-        /// The entity, as `Type::"id"`.
+        /// The entity's type (never its id).
         entity: String,
         /// The client's error.
         message: String,
@@ -61,7 +61,7 @@ pub enum DirectoryError {
     /// The directory did not answer in time.
     #[error("directory lookup of {entity}: no answer within {after:?}")]
     Timeout {
-        /// The entity, as `Type::"id"`.
+        /// The entity's type (never its id).
         entity: String,
         /// The configured timeout.
         after: Duration,
@@ -69,7 +69,7 @@ pub enum DirectoryError {
     /// The directory answered with a status other than 200 or 404.
     #[error("directory lookup of {entity}: status {status}")]
     Status {
-        /// The entity, as `Type::"id"`.
+        /// The entity's type (never its id).
         entity: String,
         /// The HTTP status code.
         status: u16,
@@ -77,7 +77,7 @@ pub enum DirectoryError {
     /// The directory answered 200 with a body that is not the entity asked for.
     #[error("directory lookup of {entity}: bad body ({length} bytes): {reason}")]
     BadBody {
-        /// The entity, as `Type::"id"`.
+        /// The entity's type (never its id).
         entity: String,
         /// The body's length in bytes (the limit, when it was larger).
         length: usize,
