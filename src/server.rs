@@ -1,8 +1,10 @@
 //! Accepting connections: TCP, optional TLS (with client certificates), and
 //! hyper's HTTP/1.1 + HTTP/2 server, with graceful shutdown.
 //!
-//! Generic over the service it runs: each request gets the connection's
-//! [`ConnInfo`] in its extensions. The listener is passed in, so tests hand
+//! Runs any tower service, boxed ([`BoxedService`]) so that hyper's
+//! connection machinery is compiled once for the proxy and the admin
+//! listener alike; each request gets the connection's [`ConnInfo`] in its
+//! extensions. The listener is passed in, so tests hand
 //! it `127.0.0.1:0`.
 
 use std::convert::Infallible;
@@ -21,7 +23,8 @@ use tokio_util::either::Either;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use tower::{Service, ServiceBuilder};
+use tower::util::BoxCloneService;
+use tower::ServiceBuilder;
 
 use crate::conn::{ClientCert, ConnInfo};
 use crate::{tls, Body};
@@ -41,21 +44,19 @@ pub struct ServerSettings {
     pub h2_max_local_error_reset_streams: usize,
 }
 
+/// A service `serve` runs. Boxed: one dynamic call per request, against
+/// compiling hyper's HTTP/1 and HTTP/2 servers once per service type.
+pub type BoxedService = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
+
 /// Serves `service` on `listener` until `shutdown` resolves, then stops
 /// accepting and waits up to `shutdown_grace` for in-flight requests.
-pub async fn serve<S>(
+pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    service: S,
+    service: BoxedService,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()>,
-) where
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

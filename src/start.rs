@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tower::util::BoxCloneService;
 
 use crate::config::Config;
 use crate::{admin, authz, metrics, pipeline, reload, server, tls, trail};
@@ -163,14 +164,14 @@ pub async fn run(
     let admin = tokio::spawn(server::serve(
         listeners.admin,
         None,
-        admin::service(admin_state),
+        BoxCloneService::new(admin::service(admin_state)),
         admin_settings,
         stopped(stop_rx.clone()),
     ));
     server::serve(
         listeners.proxy,
         tls,
-        pipeline::service(gateway),
+        BoxCloneService::new(pipeline::service(gateway)),
         settings,
         stopped(stop_rx),
     )

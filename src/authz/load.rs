@@ -184,14 +184,17 @@ impl PolicySnapshot {
         let mut errors = Vec::new();
         let mut combined = PolicySet::new();
         let mut policy_files: BTreeMap<String, PathBuf> = BTreeMap::new();
-        let mut sources: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+        // The file each policy came from, for diagnostics (borrowed: a file of
+        // 10k policies is not copied once per policy).
+        let mut sources: BTreeMap<String, &(PathBuf, String)> = BTreeMap::new();
         if policies.is_empty() {
             errors.push(SourceError::new(
                 schema_path.parent().unwrap_or(schema_path),
                 "no *.cedar policy files: without policies every erasure call would be denied",
             ));
         }
-        for (path, text) in policies {
+        for source in policies {
+            let (path, text) = source;
             let parsed = match PolicySet::from_str(text) {
                 Ok(parsed) => parsed,
                 Err(e) => {
@@ -231,7 +234,7 @@ impl PolicySnapshot {
                     continue;
                 }
                 policy_files.insert(id.clone(), path.clone());
-                sources.insert(id, (path.clone(), text.clone()));
+                sources.insert(id, source);
             }
         }
         if !errors.is_empty() {
