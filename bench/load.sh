@@ -1,88 +1,244 @@
 #!/usr/bin/env bash
-# Loopback load measurement: requests/s straight to a stand-in vendor, through
-# a plain hyper forwarding proxy (the least a proxy can do), and through the
-# gateway (pass-through GET, and a decided Kore.ai erasure call).
-# Rounds alternate so that machine noise hits all variants alike; medians.
+# End-to-end load on loopback, in one go, with nginx as the fast stand-in
+# vendor and nginx `proxy_pass` as the proxy to beat:
 #
-#   bench/load.sh [ROUNDS] [DURATION]     e.g. bench/load.sh 5 10s
+#   1. throughput at 32 connections (wrk -t1 -c32): direct to the vendor,
+#      nginx proxy_pass, a plain hyper proxy (examples/plain_proxy.rs),
+#      gateway pass-through, a 10-target Seam erasure allowed (durable,
+#      group-committed trail), the same call denied; rounds alternate so
+#      machine noise hits every variant alike; medians and ratios;
+#   2. 1,000 keep-alive connections through the gateway: its RSS;
+#   3. the scale table: the same 10-target erasure at one connection
+#      (wrk -t1 -c1 --latency) as policies and entities grow
+#      (../shared/bench/gen_scale.py shapes): p50, p99, req/s, timeouts,
+#      time to ready, RSS, and the entity file's size;
+#   4. a reload of the largest set under load: how long it takes and what
+#      the requests in flight meanwhile saw.
 #
-# Needs wrk (apt-get install wrk) and python3 (to make a test JWT).
+#   bench/load.sh [ROUNDS] [DURATION]        defaults: 3 rounds of 4s
+#   SCALE_DURATION=5s SCALE="0:0 1000:100000" bench/load.sh
+#
+# Needs wrk and nginx (Debian packages; installed when missing and run as
+# root) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-5}
-DURATION=${2:-10s}
-CONNS=${CONNS:-32}
-THREADS=${THREADS:-2}
-UP=127.0.0.1:18081
-GW=127.0.0.1:18080
-ADMIN=127.0.0.1:18090
-PLAIN=127.0.0.1:18082
+ROUNDS=${1:-3}
+DURATION=${2:-4s}
+SCALE_DURATION=${SCALE_DURATION:-5s}
+SCALE=${SCALE:-"0:0 0:10000 0:100000 1000:0 1000:100000 10000:100000"}
+GEN=${GEN:-../shared/bench/gen_scale.py}
+VENDOR=127.0.0.1:18181
+NGINX_PROXY=127.0.0.1:18182
+PLAIN=127.0.0.1:18183
+GW=127.0.0.1:18180
+ADMIN=127.0.0.1:18190
 
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --locked --quiet --bin erasure-gateway --example stand_in --example plain_proxy
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${need[*]} (Debian packages)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing: ${need[*]} (apt-get install ${need[*]})" >&2
+    exit 2
+  fi
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -f "$GEN" ] || { echo "no $GEN: set GEN=path/to/gen_scale.py" >&2; exit 2; }
+cargo build --release --locked --quiet --bin erasure-gateway --example plain_proxy
 
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-secret="bench-only-hs256-secret-0123456789abcdef"
-printf '%s' "$secret" > "$work/jwt-secret"
-cat > "$work/gateway.toml" <<TOML
+gw_pid=
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  for d in vendor proxy; do
+    [ -f "$work/$d/nginx.pid" ] && kill "$(cat "$work/$d/nginx.pid")" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# nginx: two workers each, as the vendor (a fixed 200) and as the proxy.
+nginx_conf() { # DIR LISTEN LOCATION-BODY
+  mkdir -p "$1/logs"
+  cat > "$1/nginx.conf" <<NGINX
+worker_processes 2;
+pid $1/nginx.pid;
+error_log $1/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1;
+  uwsgi_temp_path $1; scgi_temp_path $1;
+  keepalive_requests 1000000;
+  upstream vendor { server $VENDOR; keepalive 64; }
+  server { listen $2; location / { $3 } }
+}
+NGINX
+  "$NGINX" -p "$1" -c "$1/nginx.conf"
+}
+nginx_conf "$work/vendor" "$VENDOR" "default_type application/json; return 200 '{\"ok\":true}';"
+nginx_conf "$work/proxy" "$NGINX_PROXY" 'proxy_pass http://vendor; proxy_http_version 1.1; proxy_set_header Connection "";'
+target/release/examples/plain_proxy "$PLAIN" "http://$VENDOR" 2>/dev/null &
+
+# Seam callers: an API key allowed by the shipped policies, a personal
+# access token without a workspace (denied: seam-pat-requires-workspace).
+export SEAM_KEY=seam_bench_key_0123456789
+export SEAM_PAT=seam_at_bench_0123456789
+sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+gateway_config() { # POLICY_DIR TRAIL_DIR
+  cat <<TOML
 [proxy]
 listen = "$GW"
 max_concurrency = 4096
 [admin]
 listen = "$ADMIN"
 [policies]
-dir = "$PWD/policies"
-[jwt]
-algorithm = "HS256"
-secret_file = "$work/jwt-secret"
+dir = "$1"
+[audit]
+path = "$2/decisions.jsonl"
 [[caller]]
-id = "bench-officer"
+id = "privacy-ops"
+token_sha256 = "$(sha "$SEAM_KEY")"
+roles = ["privacy-officer"]
+[[caller]]
+id = "privacy-ops-pat"
+token_sha256 = "$(sha "$SEAM_PAT")"
 roles = ["privacy-officer"]
 [[upstream]]
-name = "kore"
-profile = "kore"
-url = "http://$UP"
-path_prefix = "/kore"
+name = "seam"
+profile = "seam"
+url = "http://$VENDOR"
+path_prefix = "/seam"
 TOML
-export KORE_JWT=$(python3 - "$secret" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=")
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b64(json.dumps({"sub": "bench-officer", "exp": int(time.time()) + 3600}).encode())
-sig = b64(hmac.new(sys.argv[1].encode(), head + b"." + body, hashlib.sha256).digest())
-print((head + b"." + body + b"." + sig).decode())
-PY
-)
-
-target/release/examples/stand_in "$UP" 2>/dev/null &
-target/release/examples/plain_proxy "$PLAIN" "http://$UP" 2>/dev/null &
-RUST_LOG=warn target/release/erasure-gateway serve --config "$work/gateway.toml" &
-for _ in $(seq 50); do
-  curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1 && break || sleep 0.1
-done
-
-rps() {
-  local out
-  out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$@")
-  # A benchmark of refusals would measure the wrong thing: insist on 2xx.
-  if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers in: wrk $*" >&2; echo "$out" >&2; exit 1; fi
-  awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
-declare -a direct plain pass erase
-for r in $(seq "$ROUNDS"); do
-  direct+=("$(rps "http://$UP/api/public/bot/users")")
-  plain+=("$(rps "http://$PLAIN/api/public/bot/users")")
-  pass+=("$(rps "http://$GW/kore/api/public/bot/users")")
-  erase+=("$(rps -s bench/kore-erase.lua "http://$GW")")
-  echo "round $r: direct ${direct[-1]}  plain-proxy ${plain[-1]}  gateway-pass-through ${pass[-1]}  gateway-erasure ${erase[-1]}"
-done
+# Starts the gateway on POLICY_DIR; sets gw_pid, and ready to the seconds
+# until /readyz answered.
+start_gateway() {
+  local dir=$1 trail
+  trail=$(mktemp -d -p "$work")
+  gateway_config "$dir" "$trail" > "$trail/gateway.toml"
+  local t0
+  t0=$(date +%s.%N)
+  RUST_LOG=warn target/release/erasure-gateway serve --config "$trail/gateway.toml" 2>"$trail/stderr" &
+  gw_pid=$!
+  for _ in $(seq 1200); do
+    if curl -fs "http://$ADMIN/readyz" >/dev/null 2>&1; then
+      ready=$(echo "$(date +%s.%N) - $t0" | bc)
+      return
+    fi
+    kill -0 "$gw_pid" 2>/dev/null || { cat "$trail/stderr" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "gateway on $dir not ready after 60 s" >&2
+  exit 1
+}
+stop_gateway() { kill "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null || true; gw_pid=; }
+rss_mib() { awk -v k="$2" '$1 == k":" {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+
+# wrk, checked: every answer 2xx (or, with DENY=1, every answer not 2xx),
+# no socket errors. Prints wrk's output.
+run_wrk() {
+  local out
+  out=$(wrk "$@")
+  if [ "${DENY:-0}" = 1 ]; then
+    local total non
+    total=$(awk '/requests in/ {print $1}' <<<"$out")
+    non=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+    [ "${non:-0}" = "$total" ] || { echo "an answer was 2xx in: wrk $*" >&2; echo "$out" >&2; exit 1; }
+  elif grep -q "Non-2xx" <<<"$out"; then
+    echo "non-2xx answers in: wrk $*" >&2; echo "$out" >&2; exit 1
+  fi
+  echo "$out"
+}
+rps() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
+# A latency percentile from `wrk --latency`, in µs.
+pct() {
+  awk -v p="$2%" '$1 == p {
+    v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+    if (u == "us") f = 1; else if (u == "ms") f = 1000; else if (u == "s") f = 1000000; else f = 60000000;
+    printf "%.0f", v * f }' <<<"$1"
+}
+# Requests wrk gave up on (its "Socket errors: ... timeout N"), 0 if none.
+timeouts() { awk '/Socket errors/ {for (i = 1; i <= NF; i++) if ($i == "timeout") t = $(i + 1)} END {print t + 0}' <<<"$1"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-d=$(median "${direct[@]}"); b=$(median "${plain[@]}"); p=$(median "${pass[@]}"); e=$(median "${erase[@]}")
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+
+export SEAM_BODY
+SEAM_BODY=$(python3 -c 'import json; print(json.dumps({"customer_keys": [f"customer-{i}" for i in range(10)]}))')
+ALLOW=bench/seam-erase.lua
+echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(date -u +%Y-%m-%dT%H:%MZ)"
+
+# 1. Throughput.
+shipped=$work/shipped
+python3 "$GEN" "$shipped" --policies 0 --entities 0 --from policies >/dev/null
+start_gateway "$shipped"
+declare -a direct nginx plain pass allow deny
+for r in $(seq "$ROUNDS"); do
+  direct+=("$(rps "$(run_wrk -t1 -c32 -d"$DURATION" "http://$VENDOR/api/v1/things")")")
+  nginx+=("$(rps "$(run_wrk -t1 -c32 -d"$DURATION" "http://$NGINX_PROXY/api/v1/things")")")
+  plain+=("$(rps "$(run_wrk -t1 -c32 -d"$DURATION" "http://$PLAIN/api/v1/things")")")
+  pass+=("$(rps "$(run_wrk -t1 -c32 -d"$DURATION" "http://$GW/seam/api/v1/things")")")
+  allow+=("$(rps "$(SEAM_TOKEN=$SEAM_KEY run_wrk -t1 -c32 -d"$DURATION" -s "$ALLOW" "http://$GW")")")
+  deny+=("$(rps "$(DENY=1 SEAM_TOKEN=$SEAM_PAT run_wrk -t1 -c32 -d"$DURATION" -s "$ALLOW" "http://$GW")")")
+  echo "round $r: direct ${direct[-1]}  nginx ${nginx[-1]}  plain-hyper ${plain[-1]}  pass-through ${pass[-1]}  erasure-allow ${allow[-1]}  erasure-deny ${deny[-1]}"
+done
+d=$(median "${direct[@]}"); n=$(median "${nginx[@]}"); h=$(median "${plain[@]}")
+p=$(median "${pass[@]}"); a=$(median "${allow[@]}"); x=$(median "${deny[@]}")
 echo
-echo "medians over $ROUNDS rounds of $DURATION, $CONNS connections, $THREADS wrk threads:"
-printf '                                             vs direct  vs plain proxy\n'
-printf '  direct to stand-in        %10.0f req/s  1.00\n' "$d"
-printf '  plain hyper proxy         %10.0f req/s  %.2f       1.00\n' "$b" "$(echo "$b / $d" | bc -l)"
-printf '  gateway, pass-through     %10.0f req/s  %.2f       %.2f\n' "$p" "$(echo "$p / $d" | bc -l)" "$(echo "$p / $b" | bc -l)"
-printf '  gateway, erasure decided  %10.0f req/s  %.2f       %.2f\n' "$e" "$(echo "$e / $d" | bc -l)" "$(echo "$e / $b" | bc -l)"
+echo "== throughput: medians of $ROUNDS rounds, wrk -t1 -c32 -d$DURATION, nginx (2 workers) as the vendor"
+printf '  %-34s %9s   %-9s %-9s %s\n' "" "req/s" "vs direct" "vs nginx" "vs pass-through"
+printf '  %-34s %9.0f   %-9s\n' "direct to the vendor" "$d" 1.00
+printf '  %-34s %9.0f   %-9s %-9s\n' "nginx proxy_pass" "$n" "$(ratio "$n" "$d")" 1.00
+printf '  %-34s %9.0f   %-9s %-9s\n' "plain hyper proxy" "$h" "$(ratio "$h" "$d")" "$(ratio "$h" "$n")"
+printf '  %-34s %9.0f   %-9s %-9s %s\n' "gateway pass-through" "$p" "$(ratio "$p" "$d")" "$(ratio "$p" "$n")" 1.00
+printf '  %-34s %9.0f   %-9s %-9s %s\n' "gateway erasure allowed (10 keys)" "$a" "$(ratio "$a" "$d")" "$(ratio "$a" "$n")" "$(ratio "$a" "$p")"
+printf '  %-34s %9.0f   %-9s %-9s %s\n' "gateway erasure denied" "$x" "$(ratio "$x" "$d")" "$(ratio "$x" "$n")" "$(ratio "$x" "$p")"
+
+# p99 of pass-through against nginx at 32 connections, same run.
+np=$(pct "$(run_wrk -t1 -c32 -d"$DURATION" --latency "http://$NGINX_PROXY/api/v1/things")" 99)
+gp=$(pct "$(run_wrk -t1 -c32 -d"$DURATION" --latency "http://$GW/seam/api/v1/things")" 99)
+echo "  p99 at 32 connections: nginx proxy_pass ${np} µs, gateway pass-through ${gp} µs"
+
+# 2. 1,000 keep-alive connections.
+before=$(rss_mib "$gw_pid" VmRSS)
+run_wrk -t1 -c1000 -d"$DURATION" "http://$GW/seam/api/v1/things" >/dev/null &
+sleep "$(( ${DURATION%s} / 2 ))"
+during=$(rss_mib "$gw_pid" VmRSS)
+wait $!
+echo
+echo "== 1,000 keep-alive connections through the gateway: RSS ${before} MiB idle, ${during} MiB under load, peak $(rss_mib "$gw_pid" VmHWM) MiB"
+stop_gateway
+
+# 3. The scale table.
+echo
+echo "== scale: 10-target Seam erasure, wrk -t1 -c1 -d$SCALE_DURATION --latency, durable trail"
+printf '  %-19s %9s %9s %8s %8s %8s %9s %10s\n' "policies/entities" "p50 µs" "p99 µs" "req/s" "timeouts" "ready s" "RSS MiB" "file MiB"
+for pair in $SCALE; do
+  pol=${pair%%:*}; ent=${pair##*:}
+  dir=$work/scale-$pol-$ent
+  python3 "$GEN" "$dir" --policies "$pol" --entities "$ent" --from policies >/dev/null
+  start_gateway "$dir"
+  out=$(SEAM_TOKEN=$SEAM_KEY run_wrk -t1 -c1 -d"$SCALE_DURATION" --latency -s "$ALLOW" "http://$GW")
+  file=$(stat -c %s "$dir/entities.json")
+  printf '  %-19s %9s %9s %8.0f %8s %8.2f %9s %10.1f\n' "$((pol + 6)) / $ent" "$(pct "$out" 50)" "$(pct "$out" 99)" \
+    "$(rps "$out")" "$(timeouts "$out")" "$ready" "$(rss_mib "$gw_pid" VmRSS)" "$(echo "$file / 1048576" | bc -l)"
+  last_dir=$dir
+  stop_gateway
+done
+
+# 4. Reload of the largest set while requests flow.
+start_gateway "$last_dir"
+touch "$last_dir/generated.cedar"
+SEAM_TOKEN=$SEAM_KEY run_wrk -t1 -c1 -d"$SCALE_DURATION" --latency -s "$ALLOW" "http://$GW" > "$work/reload-wrk" &
+sleep 1
+t0=$(date +%s.%N)
+curl -fs -X POST "http://$ADMIN/v1/reload" >/dev/null
+took=$(echo "$(date +%s.%N) - $t0" | bc)
+wait $!
+out=$(cat "$work/reload-wrk")
+echo
+echo "== reload of ${last_dir##*/scale-} under load: POST /v1/reload took ${took} s; meanwhile p50 $(pct "$out" 50) µs, p99 $(pct "$out" 99) µs, max $(awk '/Latency/ && !/Distribution/ {print $4; exit}' <<<"$out"), $(rps "$out") req/s"
+stop_gateway
