@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid, EvalResult,
-    Policy, PolicySet, Request,
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid, Policy, PolicySet,
+    Request,
 };
 use serde::Serialize;
 
@@ -297,35 +297,43 @@ impl PolicySnapshot {
         }
         let rejected =
             |e: cedar_policy::entities_errors::EntitiesError| format!("entity data rejected: {e}");
-        Entities::from_entities(self.slice(roots), None)
+        let (actions, mut stored) = self.slice(roots)?;
+        stored.extend(added);
+        Entities::from_entities(actions, None)
             .map_err(rejected)?
-            .add_entities_from_json_value(serde_json::Value::Array(added), Some(&self.schema))
+            .add_entities_from_json_value(serde_json::Value::Array(stored), Some(&self.schema))
             .map_err(rejected)
     }
 
-    /// The stored entities reachable from `roots` through ancestors and
-    /// entity-valued attributes and tags.
-    fn slice(&self, mut queue: Vec<EntityUid>) -> Vec<Entity> {
+    /// The stored entities reachable from `roots` through parents and
+    /// entity-valued attributes and tags (as JSON, checked against the
+    /// schema again when the call's entities are built), and the actions
+    /// among them with their groups.
+    fn slice(
+        &self,
+        mut queue: Vec<EntityUid>,
+    ) -> Result<(Vec<Entity>, Vec<serde_json::Value>), String> {
         let mut seen: HashSet<EntityUid> = HashSet::new();
-        let mut slice = Vec::new();
+        let mut actions = Vec::new();
+        let mut stored = Vec::new();
         while let Some(next) = queue.pop() {
             if !seen.insert(next.clone()) {
                 continue;
             }
-            let Some(entity) = self.entities.get(&next) else {
+            if let Some((action, groups)) = self.entities.action(&next) {
+                actions.push(action.clone());
+                queue.extend(groups);
+                continue;
+            }
+            let Some(text) = self.entities.get(&next) else {
                 continue;
             };
-            if let Some(ancestors) = self.entities.ancestors(&next) {
-                queue.extend(ancestors.cloned());
-            }
-            for (_, value) in entity.attrs().chain(entity.tags()) {
-                if let Ok(value) = value {
-                    value_entity_refs(&value, &mut queue);
-                }
-            }
-            slice.push(entity.clone());
+            let entity: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| format!("stored entity {next} unreadable: {e}"))?;
+            json_entity_refs(&entity, &mut queue);
+            stored.push(entity);
         }
-        slice
+        Ok((actions, stored))
     }
 }
 
@@ -347,24 +355,6 @@ fn json_entity_refs(value: &serde_json::Value, out: &mut Vec<EntityUid>) {
         serde_json::Value::Array(items) => {
             for v in items {
                 json_entity_refs(v, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Entity references in an attribute value.
-fn value_entity_refs(value: &EvalResult, out: &mut Vec<EntityUid>) {
-    match value {
-        EvalResult::EntityUid(uid) => out.push(uid.clone()),
-        EvalResult::Set(set) => {
-            for v in set.iter() {
-                value_entity_refs(v, out);
-            }
-        }
-        EvalResult::Record(record) => {
-            for (_, v) in record.iter() {
-                value_entity_refs(v, out);
             }
         }
         _ => {}

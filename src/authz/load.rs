@@ -7,10 +7,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use cedar_policy::{Entities, EntityUid, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use cedar_policy::{EntityUid, PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
 use sha2::{Digest, Sha256};
 
+use super::entities::{EntityStore, StoreError};
 use super::IdForm;
 use super::{PolicySnapshot, ENTITIES_FILE, SCHEMA_FILE};
 
@@ -84,7 +85,7 @@ impl SourceError {
 }
 
 /// The message of a diagnostic, with its help text when it has one.
-fn diagnostic_message(diagnostic: &dyn Diagnostic) -> String {
+pub(super) fn diagnostic_message(diagnostic: &dyn Diagnostic) -> String {
     let mut message = diagnostic.to_string();
     if let Some(help) = diagnostic.help() {
         message.push_str(" (help: ");
@@ -274,26 +275,22 @@ impl PolicySnapshot {
         let entities = match entities {
             // The schema's actions, so that `action in <group>` holds as
             // declared even without an entities file.
-            None => Entities::from_entities([], Some(&schema)).map_err(|e| {
-                PolicyErrors(vec![SourceError::new(schema_path, diagnostic_message(&e))])
-            })?,
+            None => EntityStore::actions_only(&schema)
+                .map_err(|e| PolicyErrors(vec![SourceError::new(schema_path, e)]))?,
             Some((path, text)) => {
-                let value: serde_json::Value = serde_json::from_str(text)
-                    .map_err(|e| PolicyErrors(vec![json_error(path, text, &e)]))?;
-                if let Some(caller) = value
-                    .as_array()
-                    .and_then(|all| all.iter().find(|e| e["uid"]["type"] == "Gateway::Caller"))
-                {
-                    let id = caller["uid"]["id"].as_str().unwrap_or_default();
-                    return Err(PolicyErrors(vec![SourceError::new(
-                        path,
+                let refuse = |uid: &EntityUid| {
+                    (uid.type_name().to_string() == "Gateway::Caller").then(|| {
                         format!(
-                            "Gateway::Caller \"{id}\": callers come from [[caller]] in the gateway config, not from entities"
-                        ),
-                    )]));
-                }
-                Entities::from_json_value(value, Some(&schema)).map_err(|e| {
-                    PolicyErrors(vec![SourceError::new(path, diagnostic_message(&e))])
+                            "Gateway::Caller \"{}\": callers come from [[caller]] in the gateway config, not from entities",
+                            uid.id().unescaped()
+                        )
+                    })
+                };
+                EntityStore::from_json(text, &schema, refuse).map_err(|e| {
+                    PolicyErrors(vec![match e {
+                        StoreError::Json(e) => json_error(path, text, &e),
+                        StoreError::Entity(message) => SourceError::new(path, message),
+                    }])
                 })?
             }
         };
@@ -308,7 +305,7 @@ impl PolicySnapshot {
         // Only a stored entity has attributes or parents to read; a literal
         // naming none (`resource == Seam::Customer::"vip-7"`) is compared, not
         // read, and a fetched entity joins the call's entities anyway.
-        literals.retain(|literal| entities.get(literal).is_some());
+        literals.retain(|literal| entities.contains(literal));
         Ok(Self {
             version,
             schema,
@@ -356,8 +353,10 @@ impl PolicySnapshot {
             .entities_path
             .clone()
             .unwrap_or_else(|| PathBuf::from(ENTITIES_FILE));
-        for entity in self.entities.iter() {
-            check(&entity.uid(), &entities_path, None);
+        for (entity_type, id) in self.entities.uids() {
+            if let Ok(uid) = super::uid(entity_type, id) {
+                check(&uid, &entities_path, None);
+            }
         }
         for policy in self.policies.policies() {
             let id = policy.annotation("id").unwrap_or_default();

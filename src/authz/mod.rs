@@ -8,6 +8,7 @@
 //! the erroring policy.
 
 mod decide;
+mod entities;
 mod index;
 mod load;
 pub mod store;
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid, PolicySet, Schema};
+use cedar_policy::{EntityId, EntityTypeName, EntityUid, PolicySet, Schema};
 
 pub use decide::{Decision, DecisionInput, Principal, TargetDecision};
 pub use load::{short_version, PolicyErrors, SourceError};
@@ -38,7 +39,7 @@ pub struct PolicySnapshot {
     pub(crate) version: String,
     pub(crate) schema: Schema,
     pub(crate) policies: PolicySet,
-    pub(crate) entities: Entities,
+    pub(crate) entities: entities::EntityStore,
     /// Every entity a policy names literally (`Kore::User::"x"`), so that a
     /// call's entity slice holds what the policies may read of them.
     pub(crate) literals: Vec<EntityUid>,
@@ -72,7 +73,7 @@ impl PolicySnapshot {
 
     /// Whether the policy files describe this entity.
     pub fn has_entity(&self, entity_type: &str, id: &str) -> bool {
-        uid(entity_type, id).is_ok_and(|uid| self.entities.get(&uid).is_some())
+        uid(entity_type, id).is_ok_and(|uid| self.entities.contains(&uid))
     }
 
     /// Validation warnings: policies that load but look wrong.

@@ -332,6 +332,48 @@ fn callers_in_entities_json_are_refused() {
     assert!(err.to_string().contains("[[caller]]"), "{err}");
 }
 
+/// Entities are validated in batches; a uid listed twice is refused even
+/// when the two are in different batches, and an entity Cedar refuses is
+/// named with the file.
+#[test]
+fn an_entity_listed_twice_or_off_schema_is_refused_with_the_file() {
+    let schema = include_str!("../../policies/schema.cedarschema");
+    let load = |entities: &str| {
+        PolicySnapshot::from_sources(
+            (Path::new("s"), schema),
+            &[(
+                PathBuf::from("p.cedar"),
+                "@id(\"a\") permit (principal, action, resource);".into(),
+            )],
+            Some((Path::new("entities.json"), entities)),
+        )
+    };
+    let user = |id: &str| {
+        format!(
+            r#"{{"uid":{{"type":"Kore::User","id":"{id}"}},"attrs":{{"account_owner":false,"developer_of":[]}},"parents":[]}}"#
+        )
+    };
+    let mut many: Vec<String> = (0..1500).map(|i| user(&format!("u-{i}"))).collect();
+    assert!(load(&format!("[{}]", many.join(","))).is_ok());
+    many.push(user("u-3"));
+    let err = load(&format!("[{}]", many.join(",")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("entities.json") && err.contains("listed twice"),
+        "{err}"
+    );
+    let err = load(
+        r#"[{"uid":{"type":"Kore::User","id":"x"},"attrs":{"account_owner":"yes"},"parents":[]}]"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("entities.json") && err.contains("does not conform"),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_version_changes_with_any_file() {
     let a = sources("@id(\"a\") permit (principal, action, resource);").unwrap();
@@ -448,7 +490,7 @@ fn whole_store_decision(
     added.extend(input.extra_entities.iter().cloned());
     let entities = snapshot
         .entities
-        .clone()
+        .whole(&snapshot.schema)
         .add_entities_from_json_value(serde_json::Value::Array(added), Some(&snapshot.schema))
         .unwrap();
     let action = uid(&format!("{}::Action", input.namespace), input.action).unwrap();
