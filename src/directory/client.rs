@@ -97,8 +97,11 @@ impl EntityClient {
     }
 
     fn uri(&self, entity_type: &str, id: &str) -> Result<Uri, DirectoryError> {
+        // Errors name the entity by its type only: they are logged, and the
+        // id is the person being erased (the trail pseudonymises it; a log
+        // line must not undo that).
         let unaddressable = |reason| DirectoryError::Unaddressable {
-            entity: entity_name(entity_type, id),
+            entity: entity_type.to_owned(),
             reason,
         };
         if entity_type.is_empty() || id.is_empty() {
@@ -125,7 +128,8 @@ impl EntityClient {
         id: &str,
     ) -> Result<CachedEntity, DirectoryError> {
         let uri = self.uri(entity_type, id)?;
-        let entity = || entity_name(entity_type, id);
+        // By type only, as in `uri`.
+        let entity = || entity_type.to_owned();
         let request = Request::get(uri)
             .header(ACCEPT, "application/json")
             .body(Empty::new())
@@ -191,14 +195,6 @@ impl EntityClient {
                 after: self.timeout,
             })?
     }
-}
-
-/// An entity as Cedar writes it: `Type::"id"`.
-/// How an error names the entity looked up: by its type only. Directory
-/// errors are logged, and the id is the person being erased (the trail
-/// pseudonymises it; a log line must not undo that).
-fn entity_name(entity_type: &str, _id: &str) -> String {
-    entity_type.to_owned()
 }
 
 #[cfg(test)]
