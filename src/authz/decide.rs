@@ -1,11 +1,13 @@
 //! Deciding one erasure call against a snapshot: one Cedar request per
 //! target, all or nothing, and any evaluation error a deny.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid, Policy, PolicySet,
-    Request,
+    Request, RestrictedExpression,
 };
 use serde::Serialize;
 
@@ -104,24 +106,38 @@ impl PolicySnapshot {
         if input.targets.is_empty() {
             return denied_all("the call names no target".into());
         }
-        let action = match uid(&format!("{}::Action", input.namespace), input.action) {
+        let action = match self.uid(&format!("{}::Action", input.namespace), input.action) {
             Ok(action) => action,
             Err(e) => return denied_all(format!("action: {e}")),
         };
-        let principal = match uid("Gateway::Caller", input.principal.id) {
+        let principal = match self.uid("Gateway::Caller", input.principal.id) {
             Ok(principal) => principal,
             Err(e) => return denied_all(format!("principal: {e}")),
         };
-        let context =
-            match Context::from_json_value(input.context.clone(), Some((&self.schema, &action))) {
-                Ok(context) => context,
-                Err(e) => return denied_all(format!("context does not fit the schema: {e}")),
-            };
-        let entities = match self.request_entities(input) {
-            Ok(entities) => entities,
+        let caller = match self.caller_side(&principal, input.principal.roles, &action) {
+            Ok(caller) => caller,
+            Err(e) => return denied_all(e),
+        };
+        let (entities, referenced) = match self.request_entities(input, &caller) {
+            Ok(slice) => slice,
             Err(e) => return denied_all(e),
         };
 
+        // The context as its JSON reads literally, if it can be (cheap);
+        // if that does not fit the schema, Cedar's schema-guided parser,
+        // which knows the other forms the schema allows (`ipaddr` from a
+        // string, an entity from `{"type", "id"}`) and says what does not
+        // fit. A literal reading that fits is what that parser makes of the
+        // JSON too.
+        let literal = literal_context(&input.context);
+        let is_literal = literal.is_some();
+        let context = match literal {
+            Some(context) => context,
+            None => match self.schema_context(&input.context, &action) {
+                Ok(context) => context,
+                Err(e) => return denied_all(e),
+            },
+        };
         let mut call = Call {
             authorizer: Authorizer::new(),
             entities,
@@ -130,9 +146,14 @@ impl PolicySnapshot {
             context,
             by_type: HashMap::new(),
         };
-        let mut targets = Vec::with_capacity(input.targets.len());
-        for target in input.targets {
-            targets.push(self.decide_target(&mut call, target));
+        let mut targets = self.decide_targets(&mut call, input.targets, &referenced);
+        if is_literal && call.by_type.values().any(|t| t.fits.is_err()) {
+            call.context = match self.schema_context(&input.context, &call.action) {
+                Ok(context) => context,
+                Err(e) => return denied_all(e),
+            };
+            call.by_type.clear();
+            targets = self.decide_targets(&mut call, input.targets, &referenced);
         }
         let allowed = targets.iter().all(|t| t.allowed);
         let reasons = if allowed {
@@ -148,7 +169,57 @@ impl PolicySnapshot {
         }
     }
 
-    fn decide_target(&self, call: &mut Call, target: &Target) -> TargetDecision {
+    /// Decides each target of a call. A target that nothing in the call's
+    /// data or the policies names is seen by Cedar only as "an entity of
+    /// this type, equal to nothing else": any two such targets of one type
+    /// get the same answer, so it is worked out once. Not for enumerated
+    /// types (the id is checked against the schema), nor when the answer
+    /// holds errors (their messages name the entity).
+    fn decide_targets(
+        &self,
+        call: &mut Call<'_>,
+        targets: &[Target],
+        referenced: &HashSet<EntityUid>,
+    ) -> Vec<TargetDecision> {
+        let mut unnamed: HashMap<&str, TargetDecision> = HashMap::new();
+        let mut decided = Vec::with_capacity(targets.len());
+        for target in targets {
+            let resource = self.uid(&target.entity_type, &target.id);
+            let is_unnamed = resource.as_ref().is_ok_and(|resource| {
+                !referenced.contains(resource)
+                    && !self.named.contains(resource)
+                    && self
+                        .enum_types
+                        .as_ref()
+                        .is_some_and(|types| !types.contains(&target.entity_type))
+            });
+            if is_unnamed {
+                if let Some(same) = unnamed.get(target.entity_type.as_str()) {
+                    decided.push(TargetDecision {
+                        entity_type: target.entity_type.clone(),
+                        id: target.id.clone(),
+                        allowed: same.allowed,
+                        policies: same.policies.clone(),
+                        errors: Vec::new(),
+                    });
+                    continue;
+                }
+            }
+            let decision = self.decide_target(call, target, resource);
+            if is_unnamed && decision.errors.is_empty() {
+                unnamed.insert(&target.entity_type, decision.clone());
+            }
+            decided.push(decision);
+        }
+        decided
+    }
+
+    fn decide_target(
+        &self,
+        call: &mut Call<'_>,
+        target: &Target,
+        resource: Result<EntityUid, String>,
+    ) -> TargetDecision {
         let mut decision = TargetDecision {
             entity_type: target.entity_type.clone(),
             id: target.id.clone(),
@@ -156,7 +227,7 @@ impl PolicySnapshot {
             policies: Vec::new(),
             errors: Vec::new(),
         };
-        let resource = match uid(&target.entity_type, &target.id) {
+        let resource = match resource {
             Ok(resource) => resource,
             Err(e) => {
                 decision.errors.push(format!("resource: {e}"));
@@ -260,6 +331,16 @@ impl PolicySnapshot {
         decision
     }
 
+    /// The call's Cedar context as Cedar's schema-guided parser reads it.
+    fn schema_context(
+        &self,
+        json: &serde_json::Value,
+        action: &EntityUid,
+    ) -> Result<Context, String> {
+        Context::from_json_value(json.clone(), Some((&self.schema, action)))
+            .map_err(|e| format!("context does not fit the schema: {e}"))
+    }
+
     /// The entities one call can reach: the caller (with its roles as
     /// parents) and whatever was fetched for the call, on a slice of the
     /// snapshot's entities. The slice holds every stored entity reachable
@@ -268,58 +349,122 @@ impl PolicySnapshot {
     /// attributes and tags: all that Cedar can read while deciding, since a
     /// policy reaches an entity only through those. Its cost follows the
     /// call, not the size of the store, and nothing of the store is copied
-    /// whole.
-    fn request_entities(&self, input: &DecisionInput<'_>) -> Result<Entities, String> {
-        let parents: Vec<serde_json::Value> = input
-            .principal
-            .roles
+    /// whole. The caller's side (caller, roles, action, literals) is the same
+    /// for each call of one caller and action, so it is built once and kept
+    /// with the snapshot.
+    ///
+    /// Also returns every uid the call's data names (the caller, its roles,
+    /// the context's and the entities' references, the stored and fetched
+    /// entities themselves).
+    fn request_entities<'s>(
+        &self,
+        input: &DecisionInput<'_>,
+        caller: &'s CallerSide,
+    ) -> Result<(Cow<'s, Entities>, HashSet<EntityUid>), String> {
+        let mut named = Vec::new();
+        json_entity_refs(&input.context, &mut named);
+        for entity in &input.extra_entities {
+            json_entity_refs(entity, &mut named);
+        }
+        let mut roots: Vec<EntityUid> = input
+            .targets
             .iter()
-            .map(|role| serde_json::json!({"type": "Gateway::Role", "id": role}))
+            .filter_map(|t| self.uid(&t.entity_type, &t.id).ok())
             .collect();
-        let mut added = vec![serde_json::json!({
-            "uid": {"type": "Gateway::Caller", "id": input.principal.id},
-            "attrs": {},
-            "parents": parents,
-        })];
-        added.extend(input.extra_entities.iter().cloned());
-
-        let mut roots: Vec<EntityUid> = self.literals.clone();
-        roots.extend(
-            input
-                .targets
-                .iter()
-                .filter_map(|t| uid(&t.entity_type, &t.id).ok()),
-        );
-        roots.extend(uid(&format!("{}::Action", input.namespace), input.action).ok());
-        json_entity_refs(&input.context, &mut roots);
-        for entity in &added {
-            json_entity_refs(entity, &mut roots);
+        roots.extend_from_slice(&named);
+        let mut seen = caller.seen.clone();
+        let (actions, stored, mut referenced) = self.slice(roots, &mut seen)?;
+        referenced.extend(named);
+        referenced.extend(caller.referenced.iter().cloned());
+        if actions.is_empty() && stored.is_empty() && input.extra_entities.is_empty() {
+            return Ok((Cow::Borrowed(&caller.entities), referenced));
         }
         let rejected =
             |e: cedar_policy::entities_errors::EntitiesError| format!("entity data rejected: {e}");
-        let (actions, mut stored) = self.slice(roots)?;
-        stored.extend(added);
-        Entities::from_entities(actions, None)
-            .map_err(rejected)?
-            .add_entities_from_json_value(serde_json::Value::Array(stored), Some(&self.schema))
-            .map_err(rejected)
+        let mut entities = actions;
+        for entity in stored
+            .into_iter()
+            .chain(input.extra_entities.iter().cloned())
+        {
+            entities.push(Entity::from_json_value(entity, Some(&self.schema)).map_err(rejected)?);
+        }
+        let entities = caller
+            .entities
+            .clone()
+            .add_entities(entities, Some(&self.schema))
+            .map_err(rejected)?;
+        Ok((Cow::Owned(entities), referenced))
     }
 
-    /// The stored entities reachable from `roots` through parents and
-    /// entity-valued attributes and tags (as JSON, checked against the
-    /// schema again when the call's entities are built), and the actions
-    /// among them with their groups.
+    /// The caller's side of a call's entities, built once per caller, roles
+    /// and action (see [`PolicySnapshot::request_entities`]).
+    fn caller_side(
+        &self,
+        principal: &EntityUid,
+        roles: &[String],
+        action: &EntityUid,
+    ) -> Result<Arc<CallerSide>, String> {
+        let mut key = format!("{action}\0{principal}");
+        for role in roles {
+            key.push('\0');
+            key.push_str(role);
+        }
+        self.callers
+            .try_get_with(key, || {
+                let roles = roles
+                    .iter()
+                    .map(|role| self.uid("Gateway::Role", role))
+                    .collect::<Result<Vec<EntityUid>, String>>()
+                    .map_err(|e| format!("role: {e}"))?;
+                let mut roots: Vec<EntityUid> = self.literals.clone();
+                roots.extend_from_slice(&roles);
+                roots.push(action.clone());
+                let mut seen = HashSet::new();
+                let (mut entities, stored, mut referenced) = self.slice(roots, &mut seen)?;
+                let rejected = |e: cedar_policy::entities_errors::EntitiesError| {
+                    format!("entity data rejected: {e}")
+                };
+                for entity in stored {
+                    entities.push(
+                        Entity::from_json_value(entity, Some(&self.schema)).map_err(rejected)?,
+                    );
+                }
+                seen.insert(principal.clone());
+                referenced.insert(principal.clone());
+                referenced.extend(roles.iter().cloned());
+                entities.push(Entity::new_no_attrs(
+                    principal.clone(),
+                    roles.into_iter().collect(),
+                ));
+                Ok(Arc::new(CallerSide {
+                    entities: Entities::from_entities(entities, Some(&self.schema))
+                        .map_err(rejected)?,
+                    seen,
+                    referenced,
+                }))
+            })
+            .map_err(|e: Arc<String>| e.as_ref().clone())
+    }
+
+    /// The stored entities reachable from `queue` through parents and
+    /// entity-valued attributes and tags, leaving out those in `seen` (as
+    /// JSON, checked against the schema when the call's entities are
+    /// built), the actions among them with their groups, and the uids the
+    /// stored ones are or name. Adds what it visits to `seen`.
+    #[allow(clippy::type_complexity)]
     fn slice(
         &self,
         mut queue: Vec<EntityUid>,
-    ) -> Result<(Vec<Entity>, Vec<serde_json::Value>), String> {
-        let mut seen: HashSet<EntityUid> = HashSet::new();
+        seen: &mut HashSet<EntityUid>,
+    ) -> Result<(Vec<Entity>, Vec<serde_json::Value>, HashSet<EntityUid>), String> {
+        let mut referenced: HashSet<EntityUid> = HashSet::new();
         let mut actions = Vec::new();
         let mut stored = Vec::new();
         while let Some(next) = queue.pop() {
-            if !seen.insert(next.clone()) {
+            if seen.contains(&next) {
                 continue;
             }
+            seen.insert(next.clone());
             if let Some((action, groups)) = self.entities.action(&next) {
                 actions.push(action.clone());
                 queue.extend(groups);
@@ -330,11 +475,26 @@ impl PolicySnapshot {
             };
             let entity: serde_json::Value = serde_json::from_str(text)
                 .map_err(|e| format!("stored entity {next} unreadable: {e}"))?;
+            let start = queue.len();
             json_entity_refs(&entity, &mut queue);
+            referenced.extend(queue[start..].iter().cloned());
+            referenced.insert(next);
             stored.push(entity);
         }
-        Ok((actions, stored))
+        Ok((actions, stored, referenced))
     }
+}
+
+/// The caller's side of a call's entities: the caller, its roles and their
+/// ancestors, the action and its groups, the stored entities the policies
+/// name, and what they reach.
+#[derive(Debug)]
+pub(crate) struct CallerSide {
+    entities: Entities,
+    /// The uids visited while slicing (so a call's own slice skips them).
+    seen: HashSet<EntityUid>,
+    /// The uids these entities are or name.
+    referenced: HashSet<EntityUid>,
 }
 
 /// Entity references in Cedar entity or context JSON: `{"__entity": {…}}`,
@@ -361,10 +521,57 @@ fn json_entity_refs(value: &serde_json::Value, out: &mut Vec<EntityUid>) {
     }
 }
 
+/// The context as its JSON reads literally, or `None` where a value has
+/// no literal Cedar reading (a float, an `__extn` escape, a malformed
+/// `__entity`).
+fn literal_context(json: &serde_json::Value) -> Option<Context> {
+    let serde_json::Value::Object(map) = json else {
+        return None;
+    };
+    let pairs = map
+        .iter()
+        .map(|(key, value)| Some((key.clone(), literal(value)?)))
+        .collect::<Option<Vec<_>>>()?;
+    Context::from_pairs(pairs).ok()
+}
+
+fn literal(value: &serde_json::Value) -> Option<RestrictedExpression> {
+    use serde_json::Value;
+    Some(match value {
+        Value::String(s) => RestrictedExpression::new_string(s.clone()),
+        Value::Bool(b) => RestrictedExpression::new_bool(*b),
+        Value::Number(n) => RestrictedExpression::new_long(n.as_i64()?),
+        Value::Array(items) => {
+            RestrictedExpression::new_set(items.iter().map(literal).collect::<Option<Vec<_>>>()?)
+        }
+        Value::Object(map) if map.contains_key("__extn") || map.contains_key("__expr") => {
+            return None
+        }
+        Value::Object(map) if map.contains_key("__entity") => {
+            let (Some(Value::Object(entity)), 1) = (map.get("__entity"), map.len()) else {
+                return None;
+            };
+            let (Some(Value::String(t)), Some(Value::String(id)), 2) =
+                (entity.get("type"), entity.get("id"), entity.len())
+            else {
+                return None;
+            };
+            RestrictedExpression::new_entity_uid(uid(t, id).ok()?)
+        }
+        Value::Object(map) => RestrictedExpression::new_record(
+            map.iter()
+                .map(|(k, v)| Some((k.clone(), literal(v)?)))
+                .collect::<Option<Vec<_>>>()?,
+        )
+        .ok()?,
+        Value::Null => return None,
+    })
+}
+
 /// One call being decided: what its targets share.
-struct Call {
+struct Call<'s> {
     authorizer: Authorizer,
-    entities: Entities,
+    entities: Cow<'s, Entities>,
     principal: EntityUid,
     action: EntityUid,
     context: Context,

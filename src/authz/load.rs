@@ -302,18 +302,23 @@ impl PolicySnapshot {
             .collect();
         literals.sort_unstable();
         literals.dedup();
+        let named = literals.iter().cloned().collect();
         // Only a stored entity has attributes or parents to read; a literal
         // naming none (`resource == Seam::Customer::"vip-7"`) is compared, not
         // read, and a fetched entity joins the call's entities anyway.
         literals.retain(|literal| entities.contains(literal));
+        let type_names = super::type_names(&schema);
         Ok(Self {
             version,
             schema,
             index: super::index::PolicyIndex::new(&combined),
             enum_types: enum_entity_types(schema_text),
+            type_names,
             policies: combined,
             entities,
             literals,
+            named,
+            callers: moka::sync::Cache::new(CALLER_SIDES),
             policy_files,
             entities_path,
             warnings,
@@ -372,6 +377,9 @@ impl PolicySnapshot {
         }
     }
 }
+
+/// Callers whose side of a call's entities a snapshot keeps built.
+const CALLER_SIDES: u64 = 1024;
 
 /// The qualified names of the schema's enumerated entity types.
 fn enum_entity_types(schema: &str) -> Option<Vec<String>> {

@@ -8,6 +8,8 @@
 //! the erroring policy.
 
 mod decide;
+#[cfg(test)]
+mod differential;
 mod entities;
 mod index;
 mod load;
@@ -16,7 +18,7 @@ mod target;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -43,12 +45,19 @@ pub struct PolicySnapshot {
     /// Every entity a policy names literally (`Kore::User::"x"`), so that a
     /// call's entity slice holds what the policies may read of them.
     pub(crate) literals: Vec<EntityUid>,
+    /// Every entity a policy names literally, stored or not.
+    pub(crate) named: HashSet<EntityUid>,
     /// The policies by the principal or resource their scope names.
     pub(crate) index: index::PolicyIndex,
     /// The schema's enumerated entity types (`entity Region enum [...]`),
     /// whose ids a request's schema check reads too; `None` when the schema
     /// could not be read for them, and then every request is checked whole.
     pub(crate) enum_types: Option<Vec<String>>,
+    /// The schema's entity and action type names, parsed once at load
+    /// (`uid` parses any other name each time).
+    pub(crate) type_names: HashMap<Box<str>, EntityTypeName>,
+    /// The caller's side of a call's entities, by action, caller and roles.
+    pub(crate) callers: moka::sync::Cache<String, std::sync::Arc<decide::CallerSide>>,
     pub(crate) policy_files: BTreeMap<String, PathBuf>,
     pub(crate) entities_path: Option<PathBuf>,
     pub(crate) warnings: Vec<SourceError>,
@@ -73,7 +82,20 @@ impl PolicySnapshot {
 
     /// Whether the policy files describe this entity.
     pub fn has_entity(&self, entity_type: &str, id: &str) -> bool {
-        uid(entity_type, id).is_ok_and(|uid| self.entities.contains(&uid))
+        self.uid(entity_type, id)
+            .is_ok_and(|uid| self.entities.contains(&uid))
+    }
+
+    /// A Cedar entity uid from a type and id, with the type's name parsed at
+    /// load when the schema declares it.
+    pub(crate) fn uid(&self, entity_type: &str, id: &str) -> Result<EntityUid, String> {
+        match self.type_names.get(entity_type) {
+            Some(name) => Ok(EntityUid::from_type_name_and_id(
+                name.clone(),
+                EntityId::new(id),
+            )),
+            None => uid(entity_type, id),
+        }
     }
 
     /// Validation warnings: policies that load but look wrong.
@@ -90,6 +112,17 @@ impl PolicySnapshot {
     pub fn schema(&self) -> &Schema {
         &self.schema
     }
+}
+
+/// The schema's entity type names and action type names (`Ns::Action`), by
+/// their text.
+pub(crate) fn type_names(schema: &Schema) -> HashMap<Box<str>, EntityTypeName> {
+    schema
+        .entity_types()
+        .cloned()
+        .chain(schema.actions().map(|a| a.type_name().clone()))
+        .map(|name| (name.to_string().into_boxed_str(), name))
+        .collect()
 }
 
 /// A Cedar entity uid from a type and id.
