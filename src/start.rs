@@ -86,7 +86,8 @@ pub async fn run(
         dir = %config.policies.dir.display(),
         "policies loaded"
     );
-    let trail = trail::Trail::start(
+    let observed = metrics.clone();
+    let trail = trail::Trail::start_observed(
         trail::WriterConfig {
             path: config.audit.path.clone(),
             replica: config.audit.replica(),
@@ -98,6 +99,9 @@ pub async fn run(
             group_read: config.audit.group_read,
         },
         checkpoint_signer(config)?,
+        Some(Box::new(move |lines, took| {
+            observed.trail_committed(lines, took);
+        })),
     )?;
     let gateway = Arc::new(pipeline::Gateway::new(
         config,

@@ -379,6 +379,25 @@ impl PolicySnapshot {
         if actions.is_empty() && stored.is_empty() && input.extra_entities.is_empty() {
             return Ok((Cow::Borrowed(&caller.entities), referenced));
         }
+        // As with the context: the entities as their JSON reads literally,
+        // when every one can be read so and the whole fits the schema (then
+        // it is what Cedar's schema-guided parser makes of them); else that
+        // parser, which also says what does not fit.
+        let literal: Option<Vec<Entity>> = stored
+            .iter()
+            .chain(&input.extra_entities)
+            .map(|entity| self.literal_entity(entity))
+            .collect();
+        if let Some(literal) = literal {
+            let all = actions.iter().cloned().chain(literal);
+            if let Ok(entities) = caller
+                .entities
+                .clone()
+                .add_entities(all, Some(&self.schema))
+            {
+                return Ok((Cow::Owned(entities), referenced));
+            }
+        }
         let rejected =
             |e: cedar_policy::entities_errors::EntitiesError| format!("entity data rejected: {e}");
         let mut entities = actions;
@@ -394,6 +413,47 @@ impl PolicySnapshot {
             .add_entities(entities, Some(&self.schema))
             .map_err(rejected)?;
         Ok((Cow::Owned(entities), referenced))
+    }
+
+    /// An entity's JSON (`uid`, `attrs`, `parents`) read literally, or
+    /// `None` where it has no literal reading (tags, implicit or malformed
+    /// references, a value [`literal`] cannot read).
+    fn literal_entity(&self, json: &serde_json::Value) -> Option<Entity> {
+        let serde_json::Value::Object(map) = json else {
+            return None;
+        };
+        if map
+            .keys()
+            .any(|k| !matches!(k.as_str(), "uid" | "attrs" | "parents"))
+        {
+            return None;
+        }
+        let uid_of = |value: &serde_json::Value| {
+            let value = value.get("__entity").unwrap_or(value);
+            match (value.get("type"), value.get("id")) {
+                (Some(serde_json::Value::String(t)), Some(serde_json::Value::String(id))) => {
+                    self.uid(t, id).ok()
+                }
+                _ => None,
+            }
+        };
+        let uid = uid_of(map.get("uid")?)?;
+        let attrs = match map.get("attrs") {
+            None => HashMap::new(),
+            Some(serde_json::Value::Object(attrs)) => attrs
+                .iter()
+                .map(|(k, v)| Some((k.clone(), literal(v)?)))
+                .collect::<Option<HashMap<_, _>>>()?,
+            Some(_) => return None,
+        };
+        let parents = match map.get("parents") {
+            None => HashSet::new(),
+            Some(serde_json::Value::Array(parents)) => {
+                parents.iter().map(uid_of).collect::<Option<HashSet<_>>>()?
+            }
+            Some(_) => return None,
+        };
+        Entity::new(uid, attrs, parents).ok()
     }
 
     /// The caller's side of a call's entities, built once per caller, roles

@@ -70,6 +70,17 @@ fn user(n: u64) -> Value {
     json!({"type": "T::User", "id": format!("u{n}")})
 }
 
+/// A reference to a user as an attribute value: explicit (`__entity`, read
+/// literally) or implicit (read by Cedar's schema-guided parser).
+fn user_ref(draw: &mut Draw) -> Value {
+    let reference = user(draw.below(10));
+    if draw.chance(50) {
+        json!({ "__entity": reference })
+    } else {
+        reference
+    }
+}
+
 fn team(n: u64) -> Value {
     json!({"type": "T::Team", "id": format!("t{n}")})
 }
@@ -84,7 +95,7 @@ fn entities(draw: &mut Draw) -> Value {
         let org = if draw.chance(30) { "board" } else { "staff" };
         let mut attrs = serde_json::Map::new();
         if draw.chance(60) {
-            attrs.insert("lead".into(), user(draw.below(10)));
+            attrs.insert("lead".into(), user_ref(draw));
         }
         all.push(
             json!({"uid": team(t), "attrs": attrs, "parents": [{"type": "T::Org", "id": org}]}),
@@ -97,13 +108,13 @@ fn entities(draw: &mut Draw) -> Value {
         let parents: Vec<Value> = (0..3).filter(|_| draw.chance(35)).map(team).collect();
         let mut attrs = serde_json::Map::new();
         if draw.chance(40) {
-            attrs.insert("manager".into(), user(draw.below(10)));
+            attrs.insert("manager".into(), user_ref(draw));
         }
         if draw.chance(40) {
             attrs.insert("vip".into(), draw.chance(50).into());
         }
         if draw.chance(30) {
-            let peers: Vec<Value> = (0..2).map(|_| user(draw.below(10))).collect();
+            let peers: Vec<Value> = (0..2).map(|_| user_ref(draw)).collect();
             attrs.insert("peers".into(), peers.into());
         }
         all.push(json!({"uid": user(u), "attrs": attrs, "parents": parents}));

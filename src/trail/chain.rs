@@ -26,27 +26,51 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// The canonical bytes of a record: without `hash`, keys sorted, compact.
 pub fn canonical(record: &Map<String, Value>) -> Vec<u8> {
-    let without_hash: Map<String, Value> = record
-        .iter()
-        .filter(|(key, _)| *key != "hash")
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
-    serde_json::to_vec(&sorted(Value::Object(without_hash))).unwrap_or_default()
+    let mut out = Vec::with_capacity(512);
+    write_object(record, |key| key != "hash", &mut out);
+    out
 }
 
-/// The value with every object's members in bytewise key order. (A
+/// Writes `map` with its members in bytewise key order (and those of every
+/// object inside), keeping the members whose key `keep` accepts. (A
 /// dependency turns on serde_json's `preserve_order`, so maps keep insertion
-/// order and must be rebuilt sorted.)
-fn sorted(value: Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut members: Vec<(String, Value)> = map.into_iter().collect();
-            members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            Value::Object(members.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+/// order and must be written sorted.)
+fn write_object(map: &Map<String, Value>, keep: impl Fn(&str) -> bool, out: &mut Vec<u8>) {
+    let mut members: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| keep(k)).collect();
+    members.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.push(b'{');
+    for (n, (key, value)) in members.into_iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
-        other => other,
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, key.as_str());
+        out.push(b':');
+        write_value(value, out);
     }
+    out.push(b'}');
+}
+
+fn write_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => write_object(map, |_| true, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => write_scalar(scalar, out),
+    }
+}
+
+fn write_scalar(value: &Value, out: &mut Vec<u8>) {
+    // Writing a string, number, bool or null into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// The chain hash of a record whose canonical bytes are `canonical`.
@@ -58,15 +82,20 @@ pub fn chain_hash(prev: &str, canonical: &[u8]) -> String {
 }
 
 /// Seals a record: sets `seq` and `prev`, computes and sets `hash`, and
-/// returns the line to append (with its trailing newline).
+/// returns the line to append (with its trailing newline): the canonical
+/// bytes with `hash` as the last member, serialised once.
 pub fn seal(record: &mut Map<String, Value>, seq: u64, prev: &str) -> Vec<u8> {
     record.insert("seq".into(), seq.into());
     record.insert("prev".into(), prev.into());
     record.remove("hash");
-    let hash = chain_hash(prev, &canonical(record));
+    let mut line = canonical(record);
+    let hash = chain_hash(prev, &line);
+    // `{…}` → `{…,"hash":"…"}`: the record always has members (seq, prev).
+    line.pop();
+    line.extend_from_slice(b",\"hash\":\"");
+    line.extend_from_slice(hash.as_bytes());
+    line.extend_from_slice(b"\"}\n");
     record.insert("hash".into(), hash.into());
-    let mut line = serde_json::to_vec(&Value::Object(record.clone())).unwrap_or_default();
-    line.push(b'\n');
     line
 }
 

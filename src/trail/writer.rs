@@ -116,6 +116,10 @@ pub struct Trail {
 /// Signs checkpoint records for the writer.
 pub type CheckpointSigner = Box<dyn Fn(&Head, SystemTime) -> Map<String, Value> + Send>;
 
+/// Told of each durable batch: how many lines it wrote (records and
+/// checkpoints) and how long writing and syncing them took.
+pub type CommitObserver = Box<dyn Fn(usize, Duration) + Send>;
+
 impl Trail {
     /// Opens (or continues) the trail and starts the writer thread.
     ///
@@ -126,7 +130,19 @@ impl Trail {
         config: WriterConfig,
         signer: Option<CheckpointSigner>,
     ) -> Result<Self, TrailError> {
-        let mut state = State::open(config, signer)?;
+        Self::start_observed(config, signer, None)
+    }
+
+    /// [`Trail::start`], telling `observer` of each durable batch.
+    ///
+    /// # Errors
+    /// As [`Trail::start`].
+    pub fn start_observed(
+        config: WriterConfig,
+        signer: Option<CheckpointSigner>,
+        observer: Option<CommitObserver>,
+    ) -> Result<Self, TrailError> {
+        let mut state = State::open(config, signer, observer)?;
         let (queue, inbox) = mpsc::channel::<Entry>();
         let healthy = Arc::new(AtomicBool::new(true));
         let flag = healthy.clone();
@@ -180,10 +196,15 @@ struct State {
     signer: Option<CheckpointSigner>,
     /// Records to put first in the next batch (the `recovered` record).
     pending: Vec<Map<String, Value>>,
+    observer: Option<CommitObserver>,
 }
 
 impl State {
-    fn open(config: WriterConfig, signer: Option<CheckpointSigner>) -> Result<Self, TrailError> {
+    fn open(
+        config: WriterConfig,
+        signer: Option<CheckpointSigner>,
+        observer: Option<CommitObserver>,
+    ) -> Result<Self, TrailError> {
         let (files, continued) = TrailFiles::open(&config)?;
         let pending = continued
             .torn
@@ -203,6 +224,7 @@ impl State {
             since_checkpoint: 0,
             signer,
             pending,
+            observer,
         })
     }
 
@@ -264,7 +286,9 @@ impl State {
         let mut since_checkpoint = self.since_checkpoint;
         let mut bytes = Vec::with_capacity(records.len() * 512);
         let mut heads = Vec::with_capacity(records.len());
+        let mut lines = 0;
         let mut seal = |mut record: Map<String, Value>, head: &mut Option<Head>| {
+            lines += 1;
             record.insert("time".into(), time.clone().into());
             record.insert("replica".into(), self.config.replica.clone().into());
             let (seq, prev) = head
@@ -299,7 +323,11 @@ impl State {
         }
         // `EachRecord`, a measurement mode: one write and one sync per line.
         let each_record = self.config.commit == CommitMode::EachRecord;
+        let started = std::time::Instant::now();
         self.files.append(&bytes, now, each_record)?;
+        if let Some(observe) = &self.observer {
+            observe(lines, started.elapsed());
+        }
         self.pending.clear();
         self.head = head;
         self.since_checkpoint = since_checkpoint;

@@ -222,7 +222,19 @@ async fn an_unwritable_trail_refuses_erasure_calls_until_the_disk_recovers() {
     assert_eq!(vendor.received().len(), 2);
     let (metrics, text) = get(&gateway.admin_url("/metrics")).await;
     assert_eq!(metrics.status, 200);
-    assert!(String::from_utf8_lossy(&text).contains("erasure_gateway_trail_write_errors_total 2"));
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("erasure_gateway_trail_write_errors_total 2"));
+    // Each durable batch is measured: its size and its write + fsync time.
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    let batches = value("erasure_gateway_trail_commit_records_count");
+    assert!(batches >= 1.0, "{text}");
+    assert!(value("erasure_gateway_trail_commit_records_sum") >= batches);
+    assert_eq!(value("erasure_gateway_trail_commit_seconds_count"), batches);
+    assert!(value("erasure_gateway_trail_commit_seconds_sum") > 0.0);
     gateway.stop().await;
 }
 
