@@ -386,7 +386,7 @@ impl PolicySnapshot {
         let literal: Option<Vec<Entity>> = stored
             .iter()
             .chain(&input.extra_entities)
-            .map(|entity| self.literal_entity(entity))
+            .map(|entity| literal_entity(entity, |t, id| self.uid(t, id).ok()))
             .collect();
         if let Some(literal) = literal {
             let all = actions.iter().cloned().chain(literal);
@@ -413,47 +413,6 @@ impl PolicySnapshot {
             .add_entities(entities, Some(&self.schema))
             .map_err(rejected)?;
         Ok((Cow::Owned(entities), referenced))
-    }
-
-    /// An entity's JSON (`uid`, `attrs`, `parents`) read literally, or
-    /// `None` where it has no literal reading (tags, implicit or malformed
-    /// references, a value [`literal`] cannot read).
-    fn literal_entity(&self, json: &serde_json::Value) -> Option<Entity> {
-        let serde_json::Value::Object(map) = json else {
-            return None;
-        };
-        if map
-            .keys()
-            .any(|k| !matches!(k.as_str(), "uid" | "attrs" | "parents"))
-        {
-            return None;
-        }
-        let uid_of = |value: &serde_json::Value| {
-            let value = value.get("__entity").unwrap_or(value);
-            match (value.get("type"), value.get("id")) {
-                (Some(serde_json::Value::String(t)), Some(serde_json::Value::String(id))) => {
-                    self.uid(t, id).ok()
-                }
-                _ => None,
-            }
-        };
-        let uid = uid_of(map.get("uid")?)?;
-        let attrs = match map.get("attrs") {
-            None => HashMap::new(),
-            Some(serde_json::Value::Object(attrs)) => attrs
-                .iter()
-                .map(|(k, v)| Some((k.clone(), literal(v)?)))
-                .collect::<Option<HashMap<_, _>>>()?,
-            Some(_) => return None,
-        };
-        let parents = match map.get("parents") {
-            None => HashSet::new(),
-            Some(serde_json::Value::Array(parents)) => {
-                parents.iter().map(uid_of).collect::<Option<HashSet<_>>>()?
-            }
-            Some(_) => return None,
-        };
-        Entity::new(uid, attrs, parents).ok()
     }
 
     /// The caller's side of a call's entities, built once per caller, roles
@@ -593,6 +552,48 @@ fn literal_context(json: &serde_json::Value) -> Option<Context> {
         .map(|(key, value)| Some((key.clone(), literal(value)?)))
         .collect::<Option<Vec<_>>>()?;
     Context::from_pairs(pairs).ok()
+}
+
+/// An entity's JSON (`uid`, `attrs`, `parents`) read literally, or `None`
+/// where it has no literal reading (tags, implicit or malformed references,
+/// a value [`literal`] cannot read). `uid` makes a uid from a type and id.
+pub(super) fn literal_entity(
+    json: &serde_json::Value,
+    uid: impl Fn(&str, &str) -> Option<EntityUid>,
+) -> Option<Entity> {
+    let serde_json::Value::Object(map) = json else {
+        return None;
+    };
+    if map
+        .keys()
+        .any(|k| !matches!(k.as_str(), "uid" | "attrs" | "parents"))
+    {
+        return None;
+    }
+    let uid_of = |value: &serde_json::Value| {
+        let value = value.get("__entity").unwrap_or(value);
+        match (value.get("type"), value.get("id")) {
+            (Some(serde_json::Value::String(t)), Some(serde_json::Value::String(id))) => uid(t, id),
+            _ => None,
+        }
+    };
+    let this = uid_of(map.get("uid")?)?;
+    let attrs = match map.get("attrs") {
+        None => HashMap::new(),
+        Some(serde_json::Value::Object(attrs)) => attrs
+            .iter()
+            .map(|(k, v)| Some((k.clone(), literal(v)?)))
+            .collect::<Option<HashMap<_, _>>>()?,
+        Some(_) => return None,
+    };
+    let parents = match map.get("parents") {
+        None => HashSet::new(),
+        Some(serde_json::Value::Array(parents)) => {
+            parents.iter().map(uid_of).collect::<Option<HashSet<_>>>()?
+        }
+        Some(_) => return None,
+    };
+    Entity::new(this, attrs, parents).ok()
 }
 
 fn literal(value: &serde_json::Value) -> Option<RestrictedExpression> {

@@ -50,13 +50,37 @@ impl EntityStore {
         schema: &Schema,
         refuse: impl Fn(&EntityUid) -> Option<String>,
     ) -> Result<Self, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct Head {
-            uid: serde_json::Value,
-        }
         let raw: Vec<&RawValue> = serde_json::from_str(text).map_err(StoreError::Json)?;
         let mut by_uid = HashMap::with_capacity(raw.len());
+        let names = super::type_names(schema);
+        let uid_of = |t: &str, id: &str| match names.get(t) {
+            Some(name) => Some(EntityUid::from_type_name_and_id(
+                name.clone(),
+                cedar_policy::EntityId::new(id),
+            )),
+            None => super::uid(t, id).ok(),
+        };
         for batch in raw.chunks(BATCH) {
+            let values = batch
+                .iter()
+                .map(|entity| serde_json::from_str::<serde_json::Value>(entity.get()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::Json)?;
+            // Checked as the entities read literally when they can be (the
+            // same check, without the cost of Cedar's JSON parser), else by
+            // Cedar's parser, which also reads the implicit forms and says
+            // what does not fit.
+            let literal: Option<Vec<Entity>> = values
+                .iter()
+                .map(|v| super::decide::literal_entity(v, uid_of))
+                .collect();
+            if let Some(literal) = literal {
+                let uids: Vec<EntityUid> = literal.iter().map(Entity::uid).collect();
+                if Entities::from_entities(literal, Some(schema)).is_ok() {
+                    Self::index(batch, uids, &refuse, &mut by_uid)?;
+                    continue;
+                }
+            }
             let mut joined = String::with_capacity(batch.iter().map(|r| r.get().len() + 1).sum());
             joined.push('[');
             for (n, entity) in batch.iter().enumerate() {
@@ -68,23 +92,36 @@ impl EntityStore {
             joined.push(']');
             Entities::from_json_str(&joined, Some(schema))
                 .map_err(|e| StoreError::Entity(super::load::diagnostic_message(&e)))?;
-            for entity in batch {
-                let head: Head = serde_json::from_str(entity.get()).map_err(StoreError::Json)?;
-                let uid = EntityUid::from_json(head.uid)
-                    .map_err(|e| StoreError::Entity(format!("entity uid: {e}")))?;
-                if let Some(refused) = refuse(&uid) {
-                    return Err(StoreError::Entity(refused));
-                }
-                if by_uid.insert(key(&uid), entity.get().into()).is_some() {
-                    return Err(StoreError::Entity(format!("`{uid}` is listed twice")));
-                }
-            }
+            let uids = values
+                .iter()
+                .map(|v| EntityUid::from_json(v.get("uid").cloned().unwrap_or_default()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Entity(format!("entity uid: {e}")))?;
+            Self::index(batch, uids, &refuse, &mut by_uid)?;
         }
         by_uid.shrink_to_fit();
         Ok(Self {
             by_uid,
             actions: actions(schema).map_err(StoreError::Entity)?,
         })
+    }
+
+    /// Adds a checked batch to `by_uid`, each uid once.
+    fn index(
+        batch: &[&RawValue],
+        uids: Vec<EntityUid>,
+        refuse: &impl Fn(&EntityUid) -> Option<String>,
+        by_uid: &mut HashMap<Box<str>, Box<str>>,
+    ) -> Result<(), StoreError> {
+        for (entity, uid) in batch.iter().zip(uids) {
+            if let Some(refused) = refuse(&uid) {
+                return Err(StoreError::Entity(refused));
+            }
+            if by_uid.insert(key(&uid), entity.get().into()).is_some() {
+                return Err(StoreError::Entity(format!("`{uid}` is listed twice")));
+            }
+        }
+        Ok(())
     }
 
     /// The stored entity's JSON text.
