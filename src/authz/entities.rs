@@ -94,9 +94,11 @@ impl EntityStore {
                 .map_err(|e| StoreError::Entity(super::load::diagnostic_message(&e)))?;
             let uids = values
                 .iter()
-                .map(|v| EntityUid::from_json(v.get("uid").cloned().unwrap_or_default()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError::Entity(format!("entity uid: {e}")))?;
+                .map(|v| {
+                    EntityUid::from_json(v.get("uid").cloned().unwrap_or_default())
+                        .map_err(|e| StoreError::Entity(format!("entity uid: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             Self::index(batch, uids, &refuse, &mut by_uid)?;
         }
         by_uid.shrink_to_fit();
