@@ -25,8 +25,9 @@ WORKDIR /src
 #    and an explicitly declared target whose file is missing is a hard error
 #    ("can't find `trail_commit` bench"), even for a plain `cargo build`. So
 #    the placeholder tree has a stub for each declared target: src/main.rs
-#    ([[bin]]), src/lib.rs and benches/{trail_commit,decide}.rs ([[bench]]). examples/
-#    and tests/ are only auto-discovered; absent, they are simply empty.
+#    ([[bin]]), src/lib.rs and benches/{trail_commit,decide,seam_parse}.rs
+#    ([[bench]]). examples/ and tests/ are only auto-discovered; absent,
+#    they are simply empty.
 #    tests/it/deploy.rs fails if Cargo.toml declares a target not stubbed here.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
@@ -34,6 +35,7 @@ RUN mkdir -p src benches \
     && : > src/lib.rs \
     && echo 'fn main() {}' > benches/trail_commit.rs \
     && echo 'fn main() {}' > benches/decide.rs \
+    && echo 'fn main() {}' > benches/seam_parse.rs \
     && cargo fetch --locked
 RUN cargo build --locked --offline --release
 

@@ -95,6 +95,20 @@ fn percentiles(snapshot: &PolicySnapshot, input: &DecisionInput<'_>) -> (Duratio
     (times[times.len() / 2], times[times.len() * 99 / 100])
 }
 
+/// The context of a 10-target call to `vendor` with a credential of
+/// `kind`, and one vendor field.
+fn context(vendor: &str, kind: &str, field: &str, value: serde_json::Value) -> serde_json::Value {
+    let mut context = json!({
+        "vendor": vendor,
+        "target_count": 10,
+        "client_ip": "10.0.0.7",
+        "client_cert": false,
+        "credential": {"kind": kind, "fingerprint": "0123456789ab"},
+    });
+    context[field] = value;
+    context
+}
+
 fn decide(c: &mut Criterion) {
     let roles = ["privacy-officer".to_owned()];
     let principal = Principal {
@@ -104,27 +118,13 @@ fn decide(c: &mut Criterion) {
     let seam_targets: Vec<Target> = (0..10)
         .map(|i| Target::exact("Seam::Customer", format!("customer-{i}")))
         .collect();
-    let seam_context = json!({
-        "vendor": "seam",
-        "target_count": 10,
-        "client_ip": "10.0.0.7",
-        "client_cert": false,
-        "credential": {"kind": "api_key", "fingerprint": "0123456789ab"},
-        "workspace": "ws-1",
-    });
+    let seam_context = context("seam", "api_key", "workspace", json!("ws-1"));
     // Ten stored people (none an account owner): each target's entity is
     // read from the store, so the slice is ten entities.
     let kore_targets: Vec<Target> = (1..=10)
         .map(|i| Target::exact("Kore::User", format!("u-{:08}", i * 7)))
         .collect();
-    let kore_context = json!({
-        "vendor": "kore",
-        "target_count": 10,
-        "client_ip": "10.0.0.7",
-        "client_cert": false,
-        "credential": {"kind": "jwt", "fingerprint": "0123456789ab"},
-        "remove_from_all_bots": false,
-    });
+    let kore_context = context("kore", "jwt", "remove_from_all_bots", json!(false));
     let mut group = c.benchmark_group("decide_10_targets");
     group.measurement_time(Duration::from_secs(4));
     group.warm_up_time(Duration::from_secs(1));
