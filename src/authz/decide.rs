@@ -146,14 +146,15 @@ impl PolicySnapshot {
             context,
             by_type: HashMap::new(),
         };
-        let mut targets = self.decide_targets(&mut call, input.targets, &referenced);
+        let referenced = [&referenced, &caller.referenced];
+        let mut targets = self.decide_targets(&mut call, input.targets, referenced);
         if is_literal && call.by_type.values().any(|t| t.fits.is_err()) {
             call.context = match self.schema_context(&input.context, &call.action) {
                 Ok(context) => context,
                 Err(e) => return denied_all(e),
             };
             call.by_type.clear();
-            targets = self.decide_targets(&mut call, input.targets, &referenced);
+            targets = self.decide_targets(&mut call, input.targets, referenced);
         }
         let allowed = targets.iter().all(|t| t.allowed);
         let reasons = if allowed {
@@ -179,14 +180,14 @@ impl PolicySnapshot {
         &self,
         call: &mut Call<'_>,
         targets: &[Target],
-        referenced: &HashSet<EntityUid>,
+        referenced: [&HashSet<EntityUid>; 2],
     ) -> Vec<TargetDecision> {
         let mut unnamed: HashMap<&str, TargetDecision> = HashMap::new();
         let mut decided = Vec::with_capacity(targets.len());
         for target in targets {
             let resource = self.uid(&target.entity_type, &target.id);
             let is_unnamed = resource.as_ref().is_ok_and(|resource| {
-                !referenced.contains(resource)
+                !referenced.iter().any(|set| set.contains(resource))
                     && !self.named.contains(resource)
                     && self
                         .enum_types
@@ -353,9 +354,9 @@ impl PolicySnapshot {
     /// for each call of one caller and action, so it is built once and kept
     /// with the snapshot.
     ///
-    /// Also returns every uid the call's data names (the caller, its roles,
-    /// the context's and the entities' references, the stored and fetched
-    /// entities themselves).
+    /// Also returns every uid the call's side of the data names (the
+    /// context's and the entities' references, the stored and fetched
+    /// entities themselves); the caller's side keeps its own.
     fn request_entities<'s>(
         &self,
         input: &DecisionInput<'_>,
@@ -372,10 +373,9 @@ impl PolicySnapshot {
             .filter_map(|t| self.uid(&t.entity_type, &t.id).ok())
             .collect();
         roots.extend_from_slice(&named);
-        let mut seen = caller.seen.clone();
-        let (actions, stored, mut referenced) = self.slice(roots, &mut seen)?;
+        let mut seen = HashSet::new();
+        let (actions, stored, mut referenced) = self.slice(roots, &caller.seen, &mut seen)?;
         referenced.extend(named);
-        referenced.extend(caller.referenced.iter().cloned());
         if actions.is_empty() && stored.is_empty() && input.extra_entities.is_empty() {
             return Ok((Cow::Borrowed(&caller.entities), referenced));
         }
@@ -398,21 +398,30 @@ impl PolicySnapshot {
                 return Ok((Cow::Owned(entities), referenced));
             }
         }
-        let rejected =
-            |e: cedar_policy::entities_errors::EntitiesError| format!("entity data rejected: {e}");
         let mut entities = actions;
-        for entity in stored
-            .into_iter()
-            .chain(input.extra_entities.iter().cloned())
-        {
-            entities.push(Entity::from_json_value(entity, Some(&self.schema)).map_err(rejected)?);
-        }
+        entities.extend(
+            self.parsed(
+                stored
+                    .into_iter()
+                    .chain(input.extra_entities.iter().cloned()),
+            )?,
+        );
         let entities = caller
             .entities
             .clone()
             .add_entities(entities, Some(&self.schema))
             .map_err(rejected)?;
         Ok((Cow::Owned(entities), referenced))
+    }
+
+    /// Entity JSON as Cedar's schema-guided parser reads it.
+    fn parsed(
+        &self,
+        json: impl IntoIterator<Item = serde_json::Value>,
+    ) -> Result<Vec<Entity>, String> {
+        json.into_iter()
+            .map(|entity| Entity::from_json_value(entity, Some(&self.schema)).map_err(rejected))
+            .collect()
     }
 
     /// The caller's side of a call's entities, built once per caller, roles
@@ -439,15 +448,9 @@ impl PolicySnapshot {
                 roots.extend_from_slice(&roles);
                 roots.push(action.clone());
                 let mut seen = HashSet::new();
-                let (mut entities, stored, mut referenced) = self.slice(roots, &mut seen)?;
-                let rejected = |e: cedar_policy::entities_errors::EntitiesError| {
-                    format!("entity data rejected: {e}")
-                };
-                for entity in stored {
-                    entities.push(
-                        Entity::from_json_value(entity, Some(&self.schema)).map_err(rejected)?,
-                    );
-                }
+                let (mut entities, stored, mut referenced) =
+                    self.slice(roots, &HashSet::new(), &mut seen)?;
+                entities.extend(self.parsed(stored)?);
                 seen.insert(principal.clone());
                 referenced.insert(principal.clone());
                 referenced.extend(roles.iter().cloned());
@@ -466,21 +469,23 @@ impl PolicySnapshot {
     }
 
     /// The stored entities reachable from `queue` through parents and
-    /// entity-valued attributes and tags, leaving out those in `seen` (as
-    /// JSON, checked against the schema when the call's entities are
-    /// built), the actions among them with their groups, and the uids the
-    /// stored ones are or name. Adds what it visits to `seen`.
+    /// entity-valued attributes and tags, leaving out those in `skip` (a
+    /// part already built) (as JSON, checked against the schema when the
+    /// call's entities are built), the actions among them with their
+    /// groups, and the uids the stored ones are or name. Adds what it
+    /// visits to `seen`.
     #[allow(clippy::type_complexity)]
     fn slice(
         &self,
         mut queue: Vec<EntityUid>,
+        skip: &HashSet<EntityUid>,
         seen: &mut HashSet<EntityUid>,
     ) -> Result<(Vec<Entity>, Vec<serde_json::Value>, HashSet<EntityUid>), String> {
         let mut referenced: HashSet<EntityUid> = HashSet::new();
         let mut actions = Vec::new();
         let mut stored = Vec::new();
         while let Some(next) = queue.pop() {
-            if seen.contains(&next) {
+            if skip.contains(&next) || seen.contains(&next) {
                 continue;
             }
             seen.insert(next.clone());
@@ -538,6 +543,12 @@ fn json_entity_refs(value: &serde_json::Value, out: &mut Vec<EntityUid>) {
         }
         _ => {}
     }
+}
+
+/// Why entity data was refused (for `map_err`, which hands it over by value).
+#[allow(clippy::needless_pass_by_value)]
+fn rejected(e: cedar_policy::entities_errors::EntitiesError) -> String {
+    format!("entity data rejected: {e}")
 }
 
 /// The context as its JSON reads literally, or `None` where a value has

@@ -53,13 +53,7 @@ impl EntityStore {
         let raw: Vec<&RawValue> = serde_json::from_str(text).map_err(StoreError::Json)?;
         let mut by_uid = HashMap::with_capacity(raw.len());
         let names = super::type_names(schema);
-        let uid_of = |t: &str, id: &str| match names.get(t) {
-            Some(name) => Some(EntityUid::from_type_name_and_id(
-                name.clone(),
-                cedar_policy::EntityId::new(id),
-            )),
-            None => super::uid(t, id).ok(),
-        };
+        let uid_of = |t: &str, id: &str| super::named_uid(&names, t, id).ok();
         for batch in raw.chunks(BATCH) {
             let values = batch
                 .iter()

@@ -89,13 +89,7 @@ impl PolicySnapshot {
     /// A Cedar entity uid from a type and id, with the type's name parsed at
     /// load when the schema declares it.
     pub(crate) fn uid(&self, entity_type: &str, id: &str) -> Result<EntityUid, String> {
-        match self.type_names.get(entity_type) {
-            Some(name) => Ok(EntityUid::from_type_name_and_id(
-                name.clone(),
-                EntityId::new(id),
-            )),
-            None => uid(entity_type, id),
-        }
+        named_uid(&self.type_names, entity_type, id)
     }
 
     /// Validation warnings: policies that load but look wrong.
@@ -123,6 +117,22 @@ pub(crate) fn type_names(schema: &Schema) -> HashMap<Box<str>, EntityTypeName> {
         .chain(schema.actions().map(|a| a.type_name().clone()))
         .map(|name| (name.to_string().into_boxed_str(), name))
         .collect()
+}
+
+/// A Cedar entity uid from a type and id, with the type's name from `names`
+/// when it is there (parsed otherwise).
+pub(crate) fn named_uid(
+    names: &HashMap<Box<str>, EntityTypeName>,
+    entity_type: &str,
+    id: &str,
+) -> Result<EntityUid, String> {
+    match names.get(entity_type) {
+        Some(name) => Ok(EntityUid::from_type_name_and_id(
+            name.clone(),
+            EntityId::new(id),
+        )),
+        None => uid(entity_type, id),
+    }
 }
 
 /// A Cedar entity uid from a type and id.
