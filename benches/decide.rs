@@ -101,6 +101,8 @@ fn context(vendor: &str, kind: &str, field: &str, value: serde_json::Value) -> s
     let mut context = json!({
         "vendor": vendor,
         "target_count": 10,
+        "erasures_in_window": 0,
+        "calls_in_window": 0,
         "client_ip": "10.0.0.7",
         "client_cert": false,
         "credential": {"kind": kind, "fingerprint": "0123456789ab"},

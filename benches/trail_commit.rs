@@ -27,7 +27,7 @@ fn decision(n: usize) -> Map<String, Value> {
         "targets": [{"type": "Kore::User", "id": "u-ordinary-0001", "decision": "allow",
                      "policies": ["privacy-officers-may-erase"], "errors": []}],
         "decision": "allow", "mode": "enforce", "effect": "forwarded", "reasons": [],
-        "context": {"vendor": "kore", "target_count": 1, "client_ip": "10.0.0.7", "client_cert": false,
+        "context": {"vendor": "kore", "target_count": 1, "erasures_in_window": 0, "calls_in_window": 0, "client_ip": "10.0.0.7", "client_cert": false,
                     "credential": {"kind": "bearer", "fingerprint": "0123456789ab"}},
         "policy_version": "sha256:0123456789abcdef",
     });

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod authz;
+pub mod budget;
 pub mod certs;
 pub mod cli;
 pub mod config;

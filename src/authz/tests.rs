@@ -16,6 +16,8 @@ fn context(vendor: &str, count: usize, kind: &str, extra: &serde_json::Value) ->
     let mut ctx = json!({
         "vendor": vendor,
         "target_count": count,
+        "erasures_in_window": 0,
+        "calls_in_window": 0,
         "client_ip": "127.0.0.1",
         "client_cert": false,
         "credential": {"kind": kind, "fingerprint": "0123456789ab"},

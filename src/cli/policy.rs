@@ -43,7 +43,7 @@ fn evaluator(config: &Config) -> Result<Evaluator, Failure> {
         .map(Directory::new)
         .transpose()
         .map_err(Failure::usage)?;
-    Ok(Evaluator::new(identifier, directory))
+    Ok(Evaluator::new(identifier, directory, None))
 }
 
 /// `policy validate`: every error and warning, then a one-line verdict.
@@ -89,6 +89,7 @@ fn test(dir: &Path, config: Option<&Path>) -> Ran {
     // credential and no directory is asked, whatever the config says.
     let evaluator = Evaluator::new(
         Identifier::new(&CallerTable::default(), None).map_err(Failure::usage)?,
+        None,
         None,
     );
     let results = runtime().map_err(Failure::usage)?.block_on(cases::run(

@@ -6,6 +6,7 @@
 //! a bad address, URL or prefix is refused at start, never discovered by the
 //! first request, and nothing parses config text at request time.
 
+mod budgets;
 mod raw;
 mod upstream;
 
@@ -17,9 +18,11 @@ pub use raw::{
     AdminConfig, AuditConfig, ConfigToml, Mode, Passthrough, PoliciesToml, ProxyConfig,
     UpstreamToml,
 };
+pub use budgets::{BackendKind, BudgetsToml, LimitsToml, RepeatToml};
 pub use upstream::UpstreamConfig;
 
 use crate::digest::is_sha256_hex;
+use crate::budget::BudgetConfig;
 use crate::directory::DirectoryConfig;
 use crate::identity::{CallerTable, JwtConfig};
 use crate::profile::{self, VendorProfile};
@@ -74,6 +77,8 @@ pub struct Config {
     pub jwt: Option<JwtConfig>,
     /// Vendor profiles beyond the built-in ones, in the built-ins' format.
     pub profile: Vec<VendorProfile>,
+    /// Erasure budgets and repeats.
+    pub budgets: BudgetConfig,
 }
 
 /// `[policies]`, checked: the Cedar policy set and its entities.
@@ -162,6 +167,7 @@ impl TryFrom<ConfigToml> for Config {
             caller,
             jwt,
             profile,
+            budgets,
         } = raw;
         check_proxy(&proxy)?;
         if admin
@@ -213,6 +219,7 @@ impl TryFrom<ConfigToml> for Config {
             caller,
             jwt,
             profile,
+            budgets: BudgetConfig::try_from(budgets)?,
         })
     }
 }

@@ -58,6 +58,8 @@ pub struct ConfigToml {
     pub jwt: Option<JwtToml>,
     /// Vendor profiles beyond the built-in ones, in the built-ins' format.
     pub profile: Vec<ProfileDefinition>,
+    /// Erasure budgets per caller and vendor, and repeats.
+    pub budgets: super::budgets::BudgetsToml,
 }
 
 /// `[proxy]`: the listener clients talk to, and the limits that protect it.
@@ -297,6 +299,7 @@ impl Default for ConfigToml {
             caller: Vec::new(),
             jwt: None,
             profile: Vec::new(),
+            budgets: super::budgets::BudgetsToml::default(),
         }
     }
 }

@@ -49,6 +49,13 @@ pub struct DescribedRequest {
     /// Extra Cedar entities for this request only.
     #[serde(default)]
     pub entities: Vec<Value>,
+    /// `context.erasures_in_window`: targets the caller erased through this
+    /// vendor in the current budget window.
+    #[serde(default)]
+    pub erasures_in_window: u64,
+    /// `context.calls_in_window`: erasure calls in the current window.
+    #[serde(default)]
+    pub calls_in_window: u64,
 }
 
 fn default_client_ip() -> IpAddr {
@@ -252,6 +259,10 @@ impl DescribedRequest {
                 source: CallerSource::Given,
             }),
             entities: self.entities.clone(),
+            counts: crate::budget::Counts {
+                targets: self.erasures_in_window,
+                calls: self.calls_in_window,
+            },
         };
         let evaluation = evaluator
             .evaluate(profile, &call, &head, &body, &conn, snapshot, given)

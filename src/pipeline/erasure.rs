@@ -13,13 +13,16 @@ use http_body_util::{LengthLimitError, Limited};
 
 use super::gateway::{Gateway, Route};
 use crate::authz::Decision;
+use crate::budget::{Account, Charge, Limit};
 use crate::config::Mode;
+use crate::digest::sha256_hex;
 use crate::conn::ConnInfo;
 use crate::forward::{self};
 use crate::pipeline::evaluate::{Evaluation, Given};
 use crate::pipeline::record::{decision_record, outcome_record, DecisionFacts, OutcomeFacts};
 use crate::profile::{self, ErasureCall, RequestHead, VendorProfile};
 use crate::response::{self, full, GatewayError, Refusal};
+use crate::trail::record::BudgetRecord;
 use crate::trail::TrailError;
 use crate::Body;
 
@@ -109,19 +112,27 @@ impl Gateway {
                     .erasure_request(outbound, conn, request_id)
                     .map_err(|e| Refusal::Invalid(e.to_string()))
             });
+        let mut evaluation = evaluation;
         let (request, forwarded_sha256) = match rebuilt {
             Ok(rebuilt) => rebuilt,
             Err(refusal) => {
-                let mut evaluation = evaluation;
                 evaluation.refusal = Some(refusal);
                 return self
                     .refuse(route, profile, &evaluation, conn, request_id)
                     .await;
             }
         };
+        let decision_id = new_decision_id();
+        // Budgets hold in shadow mode too: they bound what is sent, whatever
+        // policy would say.
+        if let Err(refusal) = self.charge(profile, &mut evaluation, &decision_id).await {
+            evaluation.refusal = Some(refusal);
+            return self
+                .refuse(route, profile, &evaluation, conn, request_id)
+                .await;
+        }
         self.metrics.erasure_decided(&profile.name, marker);
         log_decision(profile, request_id, &evaluation, marker);
-        let decision_id = new_decision_id();
         // The decision is durable before a byte goes upstream.
         let facts = DecisionFacts {
             forwarded_sha256: Some(&forwarded_sha256),
@@ -213,6 +224,75 @@ impl Gateway {
         )
     }
 
+    /// Charges an allowed call to its caller's budget (and finds repeats),
+    /// keeping what came of it in the evaluation for the record.
+    ///
+    /// # Errors
+    /// The refusal to answer: a budget exceeded, a refused repeat, or the
+    /// budget store unreachable.
+    async fn charge(
+        &self,
+        profile: &VendorProfile,
+        evaluation: &mut Evaluation,
+        decision_id: &str,
+    ) -> Result<(), Refusal> {
+        let Some(caller) = &evaluation.caller else {
+            return Err(Refusal::Invalid("the call has no caller".into()));
+        };
+        let account = Account {
+            caller: &caller.id,
+            vendor: &profile.name,
+        };
+        let targets: Vec<String> = evaluation
+            .targets()
+            .iter()
+            .map(|t| sha256_hex(format!("{}\0{}", t.entity_type, t.id)))
+            .collect();
+        let charge = match self.budgets.charge(account, &targets, decision_id).await {
+            Ok(charge) => charge,
+            Err(e) => {
+                tracing::warn!(error = %e, "erasure budgets unavailable; call refused");
+                return Err(Refusal::BudgetUnavailable);
+            }
+        };
+        let refusal = match &charge {
+            Charge::Charged { .. } => None,
+            Charge::Repeated { repeats, .. } => {
+                let mut earlier: Vec<String> = repeats.iter().flatten().cloned().collect();
+                earlier.sort();
+                earlier.dedup();
+                Some(Refusal::Repeated { earlier })
+            }
+            Charge::Exceeded {
+                before,
+                limit,
+                allowed,
+                retry_after,
+            } => {
+                let limits = self.budgets.limits(&caller.id);
+                let (used, window, what) = match limit {
+                    Limit::Targets => (before.targets, limits.targets_window, "targets"),
+                    Limit::Calls => (before.calls, limits.calls_window, "erasure calls"),
+                };
+                let this = match limit {
+                    Limit::Targets => format!("this call names {}", targets.len()),
+                    Limit::Calls => "this would be one more".to_owned(),
+                };
+                Some(Refusal::BudgetExceeded {
+                    reason: format!(
+                        "caller `{}` may send {allowed} {what} per {} to {}; {used} so far, {this}",
+                        caller.id,
+                        humantime::format_duration(window),
+                        profile.name
+                    ),
+                    retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+                })
+            }
+        };
+        evaluation.charge = Some(charge);
+        refusal.map_or(Ok(()), Err)
+    }
+
     /// The trail's view of an evaluation.
     fn facts<'a>(
         &self,
@@ -239,7 +319,39 @@ impl Gateway {
             mode: self.mode,
             refusal: None,
             policy_version: &evaluation.policy_version,
+            budget: self.budget_record(evaluation),
+            repeats: match &evaluation.charge {
+                Some(Charge::Charged { repeats, .. } | Charge::Repeated { repeats, .. }) => repeats,
+                _ => &[],
+            },
         }
+    }
+
+    /// The caller's budget as the decision saw it, once its counts were read.
+    fn budget_record(&self, evaluation: &Evaluation) -> Option<BudgetRecord> {
+        // The store's own reading, when the call was charged: other calls
+        // may have counted since the decision read it.
+        let counts = match &evaluation.charge {
+            Some(
+                Charge::Charged { before, .. }
+                | Charge::Repeated { before, .. }
+                | Charge::Exceeded { before, .. },
+            ) => *before,
+            None => evaluation.counts?,
+        };
+        let limits = self.budgets.limits(&evaluation.caller.as_ref()?.id);
+        Some(BudgetRecord {
+            erasures_in_window: counts.targets,
+            calls_in_window: counts.calls,
+            targets_limit: limits.targets,
+            targets_window_secs: limits.targets_window.as_secs(),
+            calls_limit: limits.calls,
+            calls_window_secs: limits.calls_window.as_secs(),
+            exceeded: match &evaluation.charge {
+                Some(Charge::Exceeded { limit, .. }) => Some(limit.as_str().to_owned()),
+                _ => None,
+            },
+        })
     }
 
     /// Records a refused erasure call and answers it; if the record cannot

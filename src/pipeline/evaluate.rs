@@ -2,9 +2,12 @@
 //! entities → Cedar. No forwarding and no trail: the live pipeline, `policy
 //! test`, `explain` and `/v1/authorize` all run this same path.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::authz::{Decision, DecisionInput, PolicySnapshot, Principal};
+use crate::budget::{Account, Budgets, Charge, Counts};
 use crate::conn::ConnInfo;
 use crate::directory::{Directory, DirectoryError};
 use crate::identity::{Caller, Identifier};
@@ -26,6 +29,11 @@ pub struct Evaluation {
     pub caller: Option<Caller>,
     /// The Cedar context, once built.
     pub context: Option<Value>,
+    /// The caller's budget counts before this call, once read.
+    pub counts: Option<Counts>,
+    /// What charging the call to its budget came to (the live pipeline,
+    /// after an allowing decision).
+    pub charge: Option<Charge>,
     /// Cedar's decision, when reached.
     pub decision: Option<Decision>,
     /// Why the call is refused before or by the decision.
@@ -42,6 +50,8 @@ impl Evaluation {
             erasure: None,
             caller: None,
             context: None,
+            counts: None,
+            charge: None,
             decision: None,
             refusal: Some(refusal),
             policy_version: policy_version.to_owned(),
@@ -61,6 +71,8 @@ pub struct Given {
     pub caller: Option<Caller>,
     /// Add these entities (Cedar entity JSON) to the policy files' ones.
     pub entities: Vec<Value>,
+    /// The budget counts, where the evaluator has no budget store.
+    pub counts: Counts,
 }
 
 /// Identity and entity sources for evaluations.
@@ -68,14 +80,21 @@ pub struct Given {
 pub struct Evaluator {
     identifier: Identifier,
     directory: Option<Directory>,
+    budgets: Option<Arc<Budgets>>,
 }
 
 impl Evaluator {
-    /// An evaluator over a caller table and an optional entity directory.
-    pub fn new(identifier: Identifier, directory: Option<Directory>) -> Self {
+    /// An evaluator over a caller table and an optional entity directory;
+    /// without `budgets`, the counts in the context are the ones [`Given`].
+    pub fn new(
+        identifier: Identifier,
+        directory: Option<Directory>,
+        budgets: Option<Arc<Budgets>>,
+    ) -> Self {
         Self {
             identifier,
             directory,
+            budgets,
         }
     }
 
@@ -100,6 +119,8 @@ impl Evaluator {
             erasure: None,
             caller: None,
             context: None,
+            counts: None,
+            charge: None,
             decision: None,
             refusal: None,
             policy_version: snapshot.version().to_owned(),
@@ -128,6 +149,26 @@ impl Evaluator {
                 }
             }
         };
+        let counts = match &self.budgets {
+            None => given.counts,
+            Some(budgets) => {
+                let account = Account {
+                    caller: &caller.id,
+                    vendor: &profile.name,
+                };
+                match budgets.counts(account).await {
+                    Ok(counts) => counts,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "erasure budgets unavailable");
+                        evaluation.erasure = Some(erasure);
+                        evaluation.caller = Some(caller);
+                        evaluation.refusal = Some(Refusal::BudgetUnavailable);
+                        return evaluation;
+                    }
+                }
+            }
+        };
+        evaluation.counts = Some(counts);
         let extra_entities = match self.fetch_entities(snapshot, &erasure).await {
             Ok(mut entities) => {
                 entities.extend(given.entities);
@@ -141,7 +182,7 @@ impl Evaluator {
                 return evaluation;
             }
         };
-        let context = cedar_context(profile, &erasure, &evaluation.credential, conn);
+        let context = cedar_context(profile, &erasure, &evaluation.credential, conn, counts);
         let decision = snapshot.decide(&DecisionInput {
             principal: Principal {
                 id: &caller.id,
@@ -202,10 +243,13 @@ fn cedar_context(
     erasure: &ErasureRequest,
     credential: &Credential,
     conn: &ConnInfo,
+    counts: Counts,
 ) -> Value {
     let mut context = erasure.context.clone();
     context.insert("vendor".into(), profile.name.clone().into());
     context.insert("target_count".into(), erasure.targets.len().into());
+    context.insert("erasures_in_window".into(), counts.targets.into());
+    context.insert("calls_in_window".into(), counts.calls.into());
     context.insert("client_ip".into(), conn.client_addr.ip().to_string().into());
     context.insert("client_cert".into(), conn.client_cert.is_some().into());
     if let Some(cert) = &conn.client_cert {

@@ -12,6 +12,7 @@ use hyper::body::{Body as _, Incoming};
 use tokio::sync::Semaphore;
 
 use crate::authz::{PolicySnapshot, PolicyStore};
+use crate::budget::Budgets;
 use crate::config::{Config, Mode, Passthrough};
 use crate::conn::ConnInfo;
 use crate::directory::Directory;
@@ -36,6 +37,7 @@ pub struct Gateway {
     pub(super) max_body_bytes: usize,
     pub(super) policies: Arc<PolicyStore>,
     pub(super) evaluator: Evaluator,
+    pub(super) budgets: Arc<Budgets>,
     pub(super) profiles: Vec<VendorProfile>,
     pub(super) trail: Trail,
     pub(super) pseudonyms: Option<PseudonymKey>,
@@ -61,6 +63,9 @@ pub enum SetupError {
     /// The pseudonym key cannot be used.
     #[error(transparent)]
     Pseudonym(#[from] crate::trail::pseudonym::PseudonymError),
+    /// The budget store cannot be set up.
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetError),
 }
 
 /// An upstream with the vendor profile that recognises its erasure calls.
@@ -114,6 +119,7 @@ impl Gateway {
             .directory()
             .map(Directory::new)
             .transpose()?;
+        let budgets = Arc::new(Budgets::new(config.budgets.clone())?);
         Ok(Self {
             routes: RouteTable::new(&config.upstream),
             upstreams,
@@ -121,7 +127,8 @@ impl Gateway {
             mode: config.policies.mode,
             max_body_bytes: config.proxy.max_body_bytes,
             policies,
-            evaluator: Evaluator::new(identifier, directory),
+            evaluator: Evaluator::new(identifier, directory, Some(budgets.clone())),
+            budgets,
             profiles: config
                 .profile
                 .iter()

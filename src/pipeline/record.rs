@@ -15,7 +15,8 @@ use crate::identity::Caller;
 use crate::profile::{Credential, Target};
 use crate::trail::pseudonym::PseudonymKey;
 use crate::trail::record::{
-    ClientRecord, CredentialRecord, DecisionRecord, OutcomeRecord, PrincipalRecord, TargetRecord,
+    BudgetRecord, ClientRecord, CredentialRecord, DecisionRecord, OutcomeRecord, PrincipalRecord,
+    TargetRecord,
 };
 
 /// What the pipeline knows when it records a decision.
@@ -54,6 +55,10 @@ pub struct DecisionFacts<'a> {
     /// For a forwarded call: the digest of the rebuilt request the vendor
     /// receives ([`forwarded_sha256`](crate::profile::forwarded_sha256)).
     pub forwarded_sha256: Option<&'a str>,
+    /// The caller's budget, once its counts were read.
+    pub budget: Option<BudgetRecord>,
+    /// Per target, the earlier decision that erased it in this window.
+    pub repeats: &'a [Option<String>],
 }
 
 /// The `decision` record of a call.
@@ -109,6 +114,7 @@ pub fn decision_record(
             policies: policies.to_vec(),
             errors: errors.iter().map(|e| hide(e)).collect(),
             id_form: id_form(i),
+            repeat_of: facts.repeats.get(i).cloned().flatten(),
         },
     )
     .collect();
@@ -172,6 +178,7 @@ pub fn decision_record(
         policy_version: facts.policy_version.to_owned(),
         forwarded_sha256: facts.forwarded_sha256.map(str::to_owned),
         pseudonymized: pseudonym.is_some(),
+        budget: facts.budget.clone(),
     }
 }
 

@@ -14,9 +14,12 @@ use crate::response::ErrorShape;
 
 /// Context keys the gateway itself fills in; a profile may not claim them.
 /// (`workspace` comes from [`ProfileDefinition::workspace_header`].)
-pub const RESERVED_CONTEXT_KEYS: [&str; 6] = [
+pub const RESERVED_CONTEXT_KEYS: [&str; 9] = [
     "vendor",
     "target_count",
+    "erasures_in_window",
+    "calls_in_window",
+    "client_cert_subject",
     "client_ip",
     "client_cert",
     "credential",

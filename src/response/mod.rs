@@ -49,6 +49,20 @@ pub enum Refusal {
     Upstream(GatewayError),
     /// The decision could not be made durable in the trail.
     TrailUnavailable,
+    /// The call would take its caller past an erasure budget.
+    BudgetExceeded {
+        /// Which budget, its use and its limit.
+        reason: String,
+        /// Seconds until that budget's window ends (`Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// The budget store cannot be reached, so nothing is counted or sent.
+    BudgetUnavailable,
+    /// `repeat = "refuse"`: these targets were erased in this window already.
+    Repeated {
+        /// The earlier decisions' ids.
+        earlier: Vec<String>,
+    },
 }
 
 impl Refusal {
@@ -59,8 +73,12 @@ impl Refusal {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Denied { .. } => StatusCode::FORBIDDEN,
-            Self::EntitiesUnavailable | Self::TrailUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::EntitiesUnavailable | Self::TrailUnavailable | Self::BudgetUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Upstream(e) => e.status(),
+            Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Repeated { .. } => StatusCode::CONFLICT,
         }
     }
 
@@ -75,6 +93,9 @@ impl Refusal {
             Self::EntitiesUnavailable => "service_unavailable",
             Self::TrailUnavailable => "trail_unavailable",
             Self::Upstream(e) => e.code(),
+            Self::BudgetExceeded { .. } => "budget_exceeded",
+            Self::BudgetUnavailable => "budget_unavailable",
+            Self::Repeated { .. } => "repeated_erasure",
         }
     }
 
@@ -97,6 +118,14 @@ impl Refusal {
             Self::EntitiesUnavailable => "The erasure gateway could not look up the entity data needed to decide; retry later".into(),
             Self::Upstream(e) => e.to_string(),
             Self::TrailUnavailable => "The erasure gateway cannot record decisions right now, so it forwards none; retry later".into(),
+            Self::BudgetExceeded { reason, retry_after_secs } => format!(
+                "Refused by the erasure gateway: erasure budget exceeded: {reason}; retry in {retry_after_secs} s"
+            ),
+            Self::BudgetUnavailable => "The erasure gateway cannot reach its erasure budget store, so it forwards no erasure; retry later".into(),
+            Self::Repeated { earlier } => format!(
+                "Refused by the erasure gateway: these targets were erased already in this window [decisions: {}]",
+                earlier.join(", ")
+            ),
         }
     }
 
@@ -123,6 +152,12 @@ impl Refusal {
         }
         if !matches!(self, Self::Upstream(_)) {
             mark_decided(headers, "deny", None);
+        }
+        if let Self::BudgetExceeded {
+            retry_after_secs, ..
+        } = self
+        {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         response
     }

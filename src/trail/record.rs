@@ -71,6 +71,32 @@ pub struct DecisionRecord {
     /// Target ids (and texts quoting them) are keyed pseudonyms.
     #[serde(default, skip_serializing_if = "is_false")]
     pub pseudonymized: bool,
+    /// The caller's erasure budget as the call was decided (absent when the
+    /// call was refused before its counts were read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetRecord>,
+}
+
+/// A caller's erasure budget through one vendor, as a decision saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetRecord {
+    /// Targets erased in the current targets window, before this call.
+    pub erasures_in_window: u64,
+    /// Calls forwarded in the current calls window, before this call.
+    pub calls_in_window: u64,
+    /// Targets allowed per window (absent: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets_limit: Option<u64>,
+    /// The targets window, in seconds.
+    pub targets_window_secs: u64,
+    /// Calls allowed per window (absent: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_limit: Option<u64>,
+    /// The calls window, in seconds.
+    pub calls_window_secs: u64,
+    /// The limit this call would have broken: `targets` or `calls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exceeded: Option<String>,
 }
 
 /// The caller of a decision.
@@ -124,6 +150,10 @@ pub struct TargetRecord {
     /// How the id was normalised, when not compared exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_form: Option<String>,
+    /// The earlier decision that erased this target in the same budget
+    /// window, when this is a repeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_of: Option<String>,
 }
 
 /// An `outcome` record: what the upstream (or the gateway, on an upstream
@@ -246,6 +276,7 @@ mod tests {
             policy_version: "sha256:x".into(),
             forwarded_sha256: None,
             pseudonymized: false,
+            budget: None,
         };
         let map = Map::from(&record);
         let keys: Vec<&str> = map.keys().map(String::as_str).collect();

@@ -15,6 +15,7 @@ const TRIP: &[&str] = &[
     "identity",
     "directory",
     "authz",
+    "budget",
     "trail",
     "forward",
 ];

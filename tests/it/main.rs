@@ -6,6 +6,7 @@
 mod support;
 
 mod architecture;
+mod budget;
 mod cli;
 mod deploy;
 mod erasure;

@@ -8,6 +8,7 @@
 mod client;
 mod gateway;
 mod gateway_config;
+mod redis_server;
 mod vendor;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub use gateway::{
     Gateway, Ran, Served,
 };
 pub use gateway_config::{Endpoint, GatewayConfig};
+pub use redis_server::RedisServer;
 pub use vendor::{cert_dir, spawn_tls_vendor, spawn_vendor};
 
 /// The repository's shipped policies.

@@ -1,0 +1,338 @@
+//! Erasure budgets and repeats end to end: the real gateway (in this process
+//! and as two `serve` processes) in front of a stand-in Seam, counting in
+//! process or in a real `redis-server`.
+//!
+//! What matters: a call past its budget is refused in Seam's shape with
+//! `Retry-After`, forwards nothing, and is on the trail with its counts;
+//! replicas sharing Redis never let more targets through than the budget.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{
+    self, bearer, call, spawn_gateway, spawn_vendor, Behaviour, GatewayConfig, RedisServer,
+    Served, StandIn, JSON,
+};
+
+const OFFICER: &str = "officer-token-1";
+const BULK: &str = "bulk-officer-token-1";
+const SEAM_ERASE: &str = "/seam/customers/delete_data";
+
+/// A `[budgets]` limits table.
+fn limits(targets: Option<i64>, calls: Option<i64>) -> toml::Value {
+    let mut table = toml::Table::new();
+    if let Some(targets) = targets {
+        table.insert("targets".into(), targets.into());
+    }
+    if let Some(calls) = calls {
+        table.insert("calls".into(), calls.into());
+    }
+    table.into()
+}
+
+/// Seam in front of `seam`, the officer and the bulk caller, and `config`.
+fn seam_config(config: GatewayConfig, seam: &StandIn) -> GatewayConfig {
+    config
+        .caller("privacy-ops", OFFICER, &["privacy-officer"])
+        .caller("bulk-ops", BULK, &["privacy-officer", "bulk-eraser"])
+        .vendor("seam", seam)
+}
+
+fn body(keys: &[String]) -> String {
+    json!({ "customer_keys": keys }).to_string()
+}
+
+fn keys(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Customer keys Seam received, over every call.
+fn targets_received(seam: &StandIn) -> usize {
+    seam.received()
+        .iter()
+        .map(|seen| {
+            serde_json::from_slice::<Value>(&seen.body).unwrap()["customer_keys"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .sum()
+}
+
+fn decisions(trail: &[Value]) -> Vec<&Value> {
+    trail.iter().filter(|r| r["kind"] == "decision").collect()
+}
+
+#[tokio::test]
+async fn a_call_past_its_target_budget_is_refused_with_retry_after_and_forwards_nothing() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let config = seam_config(GatewayConfig::new(), &seam)
+        .set("budgets", "default", limits(Some(5), None));
+    let mut gateway = spawn_gateway(config).await;
+    let auth = bearer(OFFICER);
+    let headers = [("authorization", auth.as_str()), JSON];
+
+    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("a", 3))).await;
+    assert_eq!(parts.status, 200);
+    let (parts, error) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("b", 3))).await;
+    assert_eq!(parts.status, 429, "{error}");
+    assert_eq!(error["error"]["type"], "budget_exceeded", "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("5 targets per 1h"), "{message}");
+    let retry: u64 = parts.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
+    assert_eq!(seam.count(), 1, "the refused call reached Seam");
+
+    // What is left of the budget still goes.
+    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("c", 2))).await;
+    assert_eq!(parts.status, 200);
+    // Another caller has its own budget.
+    let bulk = bearer(BULK);
+    let (parts, _) = gateway
+        .call("POST", SEAM_ERASE, &[("authorization", bulk.as_str()), JSON], body(&keys("d", 4)))
+        .await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(targets_received(&seam), 9);
+
+    let trail = gateway.trail();
+    let decisions = decisions(&trail);
+    let refused = decisions[1];
+    assert_eq!(refused["effect"], "refused");
+    assert_eq!(refused["refusal"], "budget_exceeded");
+    assert_eq!(refused["status"], 429);
+    assert_eq!(refused["budget"]["exceeded"], "targets");
+    assert_eq!(refused["budget"]["erasures_in_window"], 3);
+    assert_eq!(refused["budget"]["targets_limit"], 5);
+    assert_eq!(refused["budget"]["targets_window_secs"], 3600);
+    assert_eq!(decisions[2]["budget"]["erasures_in_window"], 3);
+    assert_eq!(decisions[2]["context"]["erasures_in_window"], 3);
+    assert_eq!(decisions[3]["budget"]["erasures_in_window"], 0);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_callers_own_call_budget_overrides_the_default() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let mut callers = toml::Table::new();
+    callers.insert("bulk-ops".into(), limits(None, Some(1)));
+    let config = seam_config(GatewayConfig::new(), &seam)
+        .set("budgets", "default", limits(Some(100), Some(2)))
+        .set("budgets", "caller", callers);
+    let mut gateway = spawn_gateway(config).await;
+    let bulk = bearer(BULK);
+    let headers = [("authorization", bulk.as_str()), JSON];
+    let (first, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("x", 1))).await;
+    let (second, error) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("y", 1))).await;
+    assert_eq!((first.status.as_u16(), second.status.as_u16()), (200, 429));
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("1 erasure calls per 1m"),
+        "{error}"
+    );
+    let officer = bearer(OFFICER);
+    let headers = [("authorization", officer.as_str()), JSON];
+    for (n, want) in [(1, 200), (2, 200), (3, 429)] {
+        let (parts, _) = gateway
+            .call("POST", SEAM_ERASE, &headers, body(&keys(&format!("o{n}"), 1)))
+            .await;
+        assert_eq!(parts.status, want, "officer call {n}");
+    }
+    assert_eq!(seam.count(), 3);
+    let trail = gateway.trail();
+    let last = decisions(&trail).last().copied().unwrap().clone();
+    assert_eq!(last["budget"]["exceeded"], "calls");
+    assert_eq!(last["budget"]["calls_in_window"], 2);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn policies_read_the_counts_from_the_context() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let policies = support::policies_copy();
+    std::fs::write(
+        policies.path().join("budget.cedar"),
+        r#"@id("bulk-needs-the-bulk-role")
+forbid (principal, action, resource)
+when { context.erasures_in_window + context.target_count > 4 }
+unless { principal in Gateway::Role::"bulk-eraser" };
+"#,
+    )
+    .unwrap();
+    let config = seam_config(GatewayConfig::new(), &seam)
+        .policies("dir", policies.path().display().to_string());
+    let mut gateway = spawn_gateway(config).await;
+    let officer = bearer(OFFICER);
+    let bulk = bearer(BULK);
+    for (auth, prefix, want) in [
+        (&officer, "a", 200),
+        (&officer, "b", 403),
+        (&bulk, "c", 200),
+        (&bulk, "d", 200),
+    ] {
+        let (parts, answer) = gateway
+            .call("POST", SEAM_ERASE, &[("authorization", auth), JSON], body(&keys(prefix, 3)))
+            .await;
+        assert_eq!(parts.status, want, "{prefix}: {answer}");
+        if want == 403 {
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains("bulk-needs-the-bulk-role"), "{message}");
+        }
+    }
+    assert_eq!(seam.count(), 3);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_erasure_is_refused_with_the_earlier_decision_when_configured() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let config = seam_config(GatewayConfig::new(), &seam).set("budgets", "repeat", "refuse");
+    let mut gateway = spawn_gateway(config).await;
+    let auth = bearer(OFFICER);
+    let headers = [("authorization", auth.as_str()), JSON];
+    let (first, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("p", 1))).await;
+    assert_eq!(first.status, 200);
+    let earlier = first.headers["x-erasure-decision-id"].to_str().unwrap().to_owned();
+    let again = vec!["q-0".to_owned(), "p-0".to_owned()];
+    let (parts, error) = gateway.call("POST", SEAM_ERASE, &headers, body(&again)).await;
+    assert_eq!(parts.status, 409, "{error}");
+    assert_eq!(error["error"]["type"], "repeated_erasure");
+    assert!(error["error"]["message"].as_str().unwrap().contains(&earlier), "{error}");
+    assert_eq!(seam.count(), 1, "the repeat reached Seam");
+
+    let trail = gateway.trail();
+    let refused = decisions(&trail)[1].clone();
+    assert_eq!(refused["refusal"], "repeated_erasure");
+    assert_eq!(refused["targets"][0].get("repeat_of"), None);
+    assert_eq!(refused["targets"][1]["repeat_of"], earlier.as_str());
+    // Nothing was charged for the refused repeat: q-0 goes alone.
+    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("q", 1))).await;
+    assert_eq!(parts.status, 200);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_erasure_is_forwarded_and_recorded_as_one_by_default() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let mut gateway = spawn_gateway(seam_config(GatewayConfig::new(), &seam)).await;
+    let auth = bearer(OFFICER);
+    let headers = [("authorization", auth.as_str()), JSON];
+    let (first, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("r", 1))).await;
+    let (second, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("r", 1))).await;
+    assert_eq!((first.status.as_u16(), second.status.as_u16()), (200, 200));
+    assert_eq!(seam.count(), 2);
+    let trail = gateway.trail();
+    let decisions = decisions(&trail);
+    assert_eq!(decisions[0]["targets"][0].get("repeat_of"), None);
+    assert_eq!(
+        decisions[1]["targets"][0]["repeat_of"],
+        first.headers["x-erasure-decision-id"].to_str().unwrap()
+    );
+    assert_eq!(decisions[1]["budget"]["erasures_in_window"], 1);
+    gateway.stop().await;
+}
+
+/// A Redis-backed `[budgets]` on top of `config`.
+fn redis_budgets(config: GatewayConfig, redis: &RedisServer) -> GatewayConfig {
+    config
+        .set("budgets", "backend", "redis")
+        .set("budgets", "redis_url", redis.url())
+        .set("budgets", "timeout", "300ms")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateway_processes_sharing_redis_never_pass_more_than_one_budget() {
+    let redis = RedisServer::start();
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let replica = |name: &str| {
+        let config = redis_budgets(seam_config(GatewayConfig::new(), &seam), &redis)
+            .audit("replica", name)
+            .set("budgets", "default", limits(Some(50), None));
+        let served = Served::start(&config, Stdio::null());
+        (served, config)
+    };
+    let (a, config_a) = replica("a");
+    let (b, config_b) = replica("b");
+    let auth = bearer(OFFICER);
+    // 40 calls of 3 targets at once, half through each replica: 16 fit.
+    let calls = (0..40).map(|i| {
+        let url = if i % 2 == 0 { a.url(SEAM_ERASE) } else { b.url(SEAM_ERASE) };
+        let auth = auth.clone();
+        async move {
+            let keys = keys(&format!("call{i}"), 3);
+            call("POST", &url, &[("authorization", &auth), JSON], body(&keys))
+                .await
+                .0
+                .status
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((passed, refused), (16, 24), "{statuses:?}");
+    assert_eq!(targets_received(&seam), 48);
+    let forwarded: usize = [&config_a, &config_b]
+        .iter()
+        .map(|c| {
+            support::trail_records_in(&c.audit_dir())
+                .iter()
+                .filter(|r| r["kind"] == "decision" && r["effect"] == "forwarded")
+                .count()
+        })
+        .sum();
+    assert_eq!(forwarded, 16);
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_refuses_erasures_with_503_and_recovers_when_it_returns() {
+    let mut redis = RedisServer::start();
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let config = redis_budgets(seam_config(GatewayConfig::new(), &seam), &redis);
+    let mut gateway = spawn_gateway(config).await;
+    let auth = bearer(OFFICER);
+    let headers = [("authorization", auth.as_str()), JSON];
+    let mut n = 0;
+    let mut erase = || {
+        n += 1;
+        body(&keys(&format!("k{n}"), 1))
+    };
+    for _ in 0..5 {
+        let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, erase()).await;
+        assert_eq!(parts.status, 200);
+    }
+
+    redis.kill();
+    for _ in 0..5 {
+        let (parts, error) = gateway.call("POST", SEAM_ERASE, &headers, erase()).await;
+        assert_eq!(parts.status, 503, "{error}");
+        assert_eq!(error["error"]["type"], "budget_unavailable", "{error}");
+    }
+    // Pass-through does not need Redis.
+    let (parts, _) = gateway.call("GET", "/seam/devices/list", &headers, "").await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(seam.count(), 6, "an erasure went to Seam while Redis was down");
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, erase()).await;
+        if parts.status == 200 || Instant::now() > deadline {
+            break parts.status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 200, "erasures resume once Redis is back");
+
+    let trail = gateway.trail();
+    let decisions = decisions(&trail);
+    let unavailable = decisions
+        .iter()
+        .filter(|r| r["refusal"] == "budget_unavailable")
+        .count();
+    assert!(unavailable >= 5, "{unavailable} budget_unavailable records");
+    let forwarded = decisions.iter().filter(|r| r["effect"] == "forwarded").count();
+    // Every call Seam got is on the trail as forwarded, and no other.
+    assert_eq!(forwarded, seam.count() - 1);
+    gateway.stop().await;
+}
