@@ -251,7 +251,10 @@ fn decisions(
                 .collect();
             policies.sort_unstable();
             policies.dedup();
-            let policies = if policies.is_empty() {
+            // Policy allowed it, and something after policy (a budget)
+            // refused it: the client was refused, so is the row.
+            let allowed_then_refused = record["decision"] == "allow" && record["effect"] == "refused";
+            let policies = if policies.is_empty() || allowed_then_refused {
                 format!(
                     "(refused: {})",
                     record["refusal"].as_str().unwrap_or("no policy permits")
@@ -259,12 +262,14 @@ fn decisions(
             } else {
                 policies.join(", ")
             };
+            let decision = if allowed_then_refused {
+                "deny"
+            } else {
+                record["decision"].as_str().unwrap_or_default()
+            };
             found.insert(
                 record["request_id"].as_str().unwrap_or_default().to_owned(),
-                (
-                    record["decision"].as_str().unwrap_or_default().to_owned(),
-                    policies,
-                ),
+                (decision.to_owned(), policies),
             );
         }
     }
@@ -344,6 +349,10 @@ roles = ["privacy-officer"]
 id = "kore-privacy-ops"
 roles = ["privacy-officer"]
 
+# Erasure budgets: this caller may make one erasure call a minute.
+[budgets.caller.botpenguin-privacy-ops]
+calls = 1
+
 [[upstream]]
 name = "seam"
 profile = "seam"
@@ -422,6 +431,17 @@ fn calls(api_key: &str, pat: &str, bearer: &str, kore_jwt: &str) -> Vec<Call> {
             body: String::new(),
             expect: "allow",
             expect_policy: None,
+        },
+        Call {
+            what: "BotPenguin: a second erasure within the minute",
+            caller: "botpenguin-privacy-ops (budget: 1 call/min)",
+            vendor: 2,
+            method: "DELETE",
+            path: "/customer/cust-1003".into(),
+            headers: vec![seam(bearer), ("authtype", "Key".to_owned())],
+            body: String::new(),
+            expect: "deny",
+            expect_policy: Some("budget_exceeded"),
         },
         Call {
             what: "Kore.ai: erase an account owner",

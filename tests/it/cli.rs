@@ -341,8 +341,9 @@ fn the_demo_decides_every_call_as_expected_and_verifies_its_trail() {
     ran.assert_exit(0);
     let stdout = &ran.stdout;
     assert!(!stdout.contains('✗'), "{stdout}");
-    assert_eq!(stdout.matches('✓').count(), 9, "{stdout}");
+    assert_eq!(stdout.matches('✓').count(), 10, "{stdout}");
     for policy in [
+        "(refused: budget_exceeded)",
         "kore-never-erase-account-owners",
         "kore-never-erase-bot-developers",
         "seam-pat-requires-workspace",
