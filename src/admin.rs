@@ -1,5 +1,7 @@
 //! The admin listener: `GET /healthz`, `/readyz`, `/metrics`, and
-//! `POST /v1/reload`, `/v1/authorize` (behind the admin token when set).
+//! `POST /v1/reload`, `/v1/authorize` (behind the admin token when set);
+//! `GET /v1/approvals` and `POST /v1/approvals/{id}` (four-eyes approval,
+//! with the approver's own caller credential).
 //!
 //! Kept apart from the proxy listener so that probes and scrapes never
 //! compete with proxied traffic and are never routed to a vendor. Served by
@@ -75,6 +77,15 @@ async fn handle(state: &AdminState, request: Request<Incoming>) -> AdminAnswer {
             .metrics
             .render()
             .map_or(AdminError::Metrics.into(), AdminAnswer::Metrics),
+        "/v1/approvals" => {
+            // The admin token lists; so does an approver's own credential.
+            let admin = state.token_sha256.is_some() && authorized(state, request.headers());
+            state
+                .gateway
+                .list_approvals(bearer_header(request.headers()), admin)
+                .await
+                .map_or_else(AdminAnswer::Error, AdminAnswer::Ok)
+        }
         _ => AdminError::NotFound.into(),
     }
 }
@@ -136,6 +147,9 @@ fn policies_in_force(snapshot: &PolicySnapshot) -> bool {
 /// `POST /v1/reload` and `POST /v1/authorize`.
 async fn post(state: &AdminState, request: Request<Incoming>) -> Result<AdminAnswer, AdminError> {
     let path = request.uri().path().to_owned();
+    if let Some(id) = path.strip_prefix("/v1/approvals/") {
+        return settle(state, id.to_owned(), request).await;
+    }
     if !matches!(path.as_str(), "/v1/reload" | "/v1/authorize") {
         return Err(AdminError::NotFound);
     }
@@ -181,6 +195,58 @@ async fn post(state: &AdminState, request: Request<Incoming>) -> Result<AdminAns
     Ok(AdminAnswer::Ok(
         serde_json::to_value(&explanation).unwrap_or_default(),
     ))
+}
+
+/// The `Authorization` header's value, if it is text.
+fn bearer_header(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// What `POST /v1/approvals/{id}` takes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settlement {
+    /// `approve` or `reject`.
+    decision: String,
+    /// Why, for the trail.
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /v1/approvals/{id}` with `{"decision": "approve" | "reject"}`, as
+/// the caller whose credential is in `Authorization`.
+async fn settle(
+    state: &AdminState,
+    id: String,
+    request: Request<Incoming>,
+) -> Result<AdminAnswer, AdminError> {
+    let authorization = bearer_header(request.headers()).map(str::to_owned);
+    let body = Limited::new(request.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map_err(|_| AdminError::BadRequest("the body could not be read (at most 64 KiB)".into()))?
+        .to_bytes();
+    let settlement: Settlement = serde_json::from_slice(&body).map_err(|e| {
+        AdminError::BadRequest(format!(
+            "expected {{\"decision\": \"approve\" | \"reject\", \"note\": \"…\"}}: {e}"
+        ))
+    })?;
+    let approve = match settlement.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        other => {
+            return Err(AdminError::BadRequest(format!(
+                "decision must be \"approve\" or \"reject\", not {other:?}"
+            )))
+        }
+    };
+    state
+        .gateway
+        .settle_approval(&id, authorization.as_deref(), approve, settlement.note)
+        .await
+        .map(AdminAnswer::Ok)
 }
 
 /// Whether the request carries the admin token (always, when none is set).

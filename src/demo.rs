@@ -253,7 +253,8 @@ fn decisions(
             policies.dedup();
             // Policy allowed it, and something after policy (a budget)
             // refused it: the client was refused, so is the row.
-            let allowed_then_refused = record["decision"] == "allow" && record["effect"] == "refused";
+            let allowed_then_refused =
+                record["decision"] == "allow" && record["effect"] == "refused";
             let policies = if policies.is_empty() || allowed_then_refused {
                 format!(
                     "(refused: {})",

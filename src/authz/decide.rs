@@ -69,6 +69,29 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// When only `@approval` forbids deny this call, their ids: every
+    /// denied target is denied by such forbids alone, without errors. `None`
+    /// for an allowed call and for any other denial.
+    pub fn held_by<'a>(&'a self, approvals: &HashMap<String, String>) -> Option<Vec<&'a str>> {
+        if self.allowed {
+            return None;
+        }
+        let denied = self.targets.iter().filter(|t| !t.allowed);
+        let mut held = Vec::new();
+        for target in denied {
+            if !target.errors.is_empty()
+                || target.policies.is_empty()
+                || !target.policies.iter().all(|p| approvals.contains_key(p))
+            {
+                return None;
+            }
+            held.extend(target.policies.iter().map(String::as_str));
+        }
+        held.sort_unstable();
+        held.dedup();
+        Some(held)
+    }
+
     /// The determining policy ids of all targets, deduplicated, sorted.
     pub fn policies(&self) -> Vec<&str> {
         let mut ids: Vec<&str> = self
@@ -87,6 +110,13 @@ impl PolicySnapshot {
     /// allowed only on an `Allow` without any evaluation error; the call only
     /// if every target is allowed.
     pub fn decide(&self, input: &DecisionInput<'_>) -> Decision {
+        self.decide_lifted(input, &[])
+    }
+
+    /// [`decide`](Self::decide), with the policies whose `@id` is in
+    /// `lifted` left out: how the call is decided once a second caller has
+    /// approved what those (`@approval`) forbids held.
+    pub fn decide_lifted(&self, input: &DecisionInput<'_>, lifted: &[String]) -> Decision {
         let denied_all = |reason: String| Decision {
             allowed: false,
             targets: input
@@ -145,6 +175,7 @@ impl PolicySnapshot {
             action,
             context,
             by_type: HashMap::new(),
+            lifted,
         };
         let referenced = [&referenced, &caller.referenced];
         let mut targets = self.decide_targets(&mut call, input.targets, referenced);
@@ -310,6 +341,23 @@ impl PolicySnapshot {
                 }
             }
             None => &self.policies,
+        };
+        let without_lifted;
+        let policies = if call.lifted.is_empty() {
+            policies
+        } else {
+            let kept = policies
+                .policies()
+                .filter(|p| !call.lifted.iter().any(|id| *id == p.id().to_string()))
+                .cloned();
+            match PolicySet::from_policies(kept) {
+                Ok(set) => {
+                    without_lifted = set;
+                    &without_lifted
+                }
+                // Nothing left out: the approved forbids still deny.
+                Err(_) => policies,
+            }
         };
         let response = call
             .authorizer
@@ -649,6 +697,8 @@ struct Call<'s> {
     context: Context,
     /// Per entity type of a target.
     by_type: HashMap<String, OfType>,
+    /// Policies left out (approved `@approval` forbids).
+    lifted: &'s [String],
 }
 
 /// What holds for every target of one entity type in a call.

@@ -2,7 +2,7 @@
 //! `*.cedar` file and `entities.json`, strictly validated, with errors that
 //! name the file, line, column and policy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -194,6 +194,7 @@ impl PolicySnapshot {
                 "no *.cedar policy files: without policies every erasure call would be denied",
             ));
         }
+        let mut approvals = HashMap::new();
         for source in policies {
             let (path, text) = source;
             let parsed = match PolicySet::from_str(text) {
@@ -233,6 +234,18 @@ impl PolicySnapshot {
                     error.policy_id = Some(id);
                     errors.push(error);
                     continue;
+                }
+                if let Some(reason) = policy.annotation("approval") {
+                    if policy.effect() != cedar_policy::Effect::Forbid {
+                        let mut e = SourceError::new(
+                            path,
+                            "@approval(\"…\") holds a call for approval when its forbid applies; it is only allowed on a forbid",
+                        );
+                        e.policy_id = Some(id);
+                        errors.push(e);
+                        continue;
+                    }
+                    approvals.insert(id.clone(), reason.to_owned());
                 }
                 policy_files.insert(id.clone(), path.clone());
                 sources.insert(id, source);
@@ -319,6 +332,7 @@ impl PolicySnapshot {
             literals,
             named,
             callers: moka::sync::Cache::new(CALLER_SIDES),
+            approvals,
             policy_files,
             entities_path,
             warnings,

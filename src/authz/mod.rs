@@ -58,6 +58,9 @@ pub struct PolicySnapshot {
     pub(crate) type_names: HashMap<Box<str>, EntityTypeName>,
     /// The caller's side of a call's entities, by action, caller and roles.
     pub(crate) callers: moka::sync::Cache<String, std::sync::Arc<decide::CallerSide>>,
+    /// `@approval("why")` forbids by `@id`: a call that only they deny is
+    /// held for a second caller's approval instead of refused.
+    pub(crate) approvals: HashMap<String, String>,
     pub(crate) policy_files: BTreeMap<String, PathBuf>,
     pub(crate) entities_path: Option<PathBuf>,
     pub(crate) warnings: Vec<SourceError>,
@@ -68,6 +71,11 @@ impl PolicySnapshot {
     /// files (the trail records it whole, so no other set can pass for it).
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// `@approval` forbids: their `@id`s and the reasons they give.
+    pub fn approval_policies(&self) -> &HashMap<String, String> {
+        &self.approvals
     }
 
     /// The version cut to `sha256:` and 16 hex digits, for people to read.

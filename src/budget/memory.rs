@@ -74,12 +74,8 @@ impl Counters {
     pub(super) fn charge(&self, ask: &Ask<'_>) -> Charge {
         let windows = &ask.windows;
         let key = (ask.account.caller.to_owned(), ask.account.vendor.to_owned());
-        let remembered = |target: &str| {
-            format!(
-                "{}\0{}\0{target}",
-                ask.account.caller, ask.account.vendor
-            )
-        };
+        let remembered =
+            |target: &str| format!("{}\0{}\0{target}", ask.account.caller, ask.account.vendor);
         let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         let before = accounts
             .get(&key)

@@ -9,8 +9,11 @@
 //! here knows the request: targets arrive as digests, callers and vendors as
 //! names.
 
+mod approval;
 mod memory;
 mod shared;
+
+pub use approval::{Approval, Settled};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,6 +31,11 @@ pub struct BudgetConfig {
     pub repeat: RepeatRule,
     /// How long one Redis round trip may take before the call is refused.
     pub timeout: Duration,
+    /// How long a held call waits for approval (and an approval for the
+    /// repeated call).
+    pub approval_ttl: Duration,
+    /// The role a caller needs to approve or reject a held call.
+    pub approver_role: String,
 }
 
 impl Default for BudgetConfig {
@@ -38,6 +46,8 @@ impl Default for BudgetConfig {
             callers: BTreeMap::new(),
             repeat: RepeatRule::Forward,
             timeout: Duration::from_millis(500),
+            approval_ttl: Duration::from_secs(3600),
+            approver_role: "approver".to_owned(),
         }
     }
 }
@@ -169,13 +179,15 @@ pub enum Charge {
 /// The budget store cannot answer (Redis down or slow).
 #[derive(Debug, thiserror::Error)]
 #[error("the budget store cannot be reached: {0}")]
-pub struct BudgetError(String);
+pub struct BudgetError(pub(crate) String);
 
 /// The budgets of every caller, and their store.
 #[derive(Debug)]
 pub struct Budgets {
     config: BudgetConfig,
     store: Store,
+    /// Approvals, when the store is this process.
+    approvals: approval::MemoryApprovals,
 }
 
 #[derive(Debug)]
@@ -277,12 +289,19 @@ impl Budgets {
                 Store::Redis(shared::RedisCounters::new(url, config.timeout)?)
             }
         };
-        Ok(Self { config, store })
+        Ok(Self {
+            config,
+            store,
+            approvals: approval::MemoryApprovals::default(),
+        })
     }
 
     /// The limits that apply to `caller`.
     pub fn limits(&self, caller: &str) -> &Limits {
-        self.config.callers.get(caller).unwrap_or(&self.config.default)
+        self.config
+            .callers
+            .get(caller)
+            .unwrap_or(&self.config.default)
     }
 
     /// `account`'s counts in its current windows.
@@ -347,7 +366,8 @@ fn longest_window(config: &BudgetConfig) -> Duration {
         .unwrap_or(Duration::from_secs(3600))
 }
 
-fn now() -> Duration {
+/// The time since the Unix epoch.
+pub(crate) fn now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -427,7 +447,8 @@ mod tests {
         let limits = Limits::default();
         let one = ["t".to_owned()];
         let repeats = vec![Some("earlier".to_owned())];
-        let judged = ask(&limits, &one, RepeatRule::Refuse).judge(Counts::default(), repeats.clone());
+        let judged =
+            ask(&limits, &one, RepeatRule::Refuse).judge(Counts::default(), repeats.clone());
         assert!(matches!(judged, Charge::Repeated { .. }), "{judged:?}");
         let judged = ask(&limits, &one, RepeatRule::Forward).judge(Counts::default(), repeats);
         assert!(matches!(judged, Charge::Charged { .. }), "{judged:?}");
@@ -454,7 +475,10 @@ mod tests {
                     calls: 1
                 }
             );
-            let again = budgets.charge(account, &two[..1], "d2").await.expect("charged");
+            let again = budgets
+                .charge(account, &two[..1], "d2")
+                .await
+                .expect("charged");
             assert_eq!(
                 again,
                 Charge::Charged {
@@ -469,7 +493,10 @@ mod tests {
                 caller: "c",
                 vendor: "kore",
             };
-            assert_eq!(budgets.counts(other).await.expect("counts"), Counts::default());
+            assert_eq!(
+                budgets.counts(other).await.expect("counts"),
+                Counts::default()
+            );
         });
     }
 }

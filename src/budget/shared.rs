@@ -165,9 +165,14 @@ impl RedisCounters {
         }
     }
 
+    /// A handle on the shared, reconnecting connection.
+    pub(super) fn connection(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
     /// One Redis round trip, bounded by the configured timeout (the
     /// connection's own timeouts hold too; this also bounds reconnecting).
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, BudgetError> {

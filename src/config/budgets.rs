@@ -30,6 +30,11 @@ pub struct BudgetsToml {
     pub default: LimitsToml,
     /// Limits per caller id.
     pub caller: BTreeMap<String, LimitsToml>,
+    /// How long a call held by an `@approval` forbid waits for approval.
+    #[serde(with = "humantime_serde")]
+    pub approval_ttl: Duration,
+    /// The role a caller needs to approve or reject a held call.
+    pub approver_role: String,
 }
 
 impl Default for BudgetsToml {
@@ -42,6 +47,8 @@ impl Default for BudgetsToml {
             repeat: RepeatToml::Forward,
             default: LimitsToml::default(),
             caller: BTreeMap::new(),
+            approval_ttl: BudgetConfig::default().approval_ttl,
+            approver_role: BudgetConfig::default().approver_role,
         }
     }
 }
@@ -126,6 +133,18 @@ impl TryFrom<BudgetsToml> for BudgetConfig {
         if raw.timeout.is_zero() {
             return Err(InvalidValue::new("budgets.timeout", "must be more than 0"));
         }
+        if raw.approval_ttl.as_secs() == 0 {
+            return Err(InvalidValue::new(
+                "budgets.approval_ttl",
+                "must be at least 1s",
+            ));
+        }
+        if raw.approver_role.trim().is_empty() {
+            return Err(InvalidValue::new(
+                "budgets.approver_role",
+                "must name a role",
+            ));
+        }
         let default = raw.default.over(&Limits::default(), "budgets.default")?;
         let callers = raw
             .caller
@@ -145,6 +164,8 @@ impl TryFrom<BudgetsToml> for BudgetConfig {
                 RepeatToml::Refuse => RepeatRule::Refuse,
             },
             timeout: raw.timeout,
+            approval_ttl: raw.approval_ttl,
+            approver_role: raw.approver_role,
         })
     }
 }
@@ -202,7 +223,10 @@ mod tests {
         let bulk = config.callers["bulk"];
         assert_eq!(bulk.targets, Some(5000));
         assert_eq!(bulk.targets_window, Duration::from_secs(86_400));
-        assert_eq!((bulk.calls, bulk.calls_window), (Some(20), Duration::from_secs(60)));
+        assert_eq!(
+            (bulk.calls, bulk.calls_window),
+            (Some(20), Duration::from_secs(60))
+        );
         assert_eq!(config.backend, Backend::Memory);
     }
 
@@ -210,16 +234,27 @@ mod tests {
     fn bad_budgets_are_named_by_key() {
         for (text, key) in [
             ("backend = \"redis\"", "budgets.redis_url"),
-            ("backend = \"redis\"\nredis_url = \"http://x\"", "budgets.redis_url"),
+            (
+                "backend = \"redis\"\nredis_url = \"http://x\"",
+                "budgets.redis_url",
+            ),
             ("redis_url = \"redis://x\"", "budgets.redis_url"),
-            ("[default]\ncalls_window = \"1500ms\"", "budgets.default.calls_window"),
-            ("[caller.x]\ntargets_window = \"0s\"", "budgets.caller.x.targets_window"),
+            (
+                "[default]\ncalls_window = \"1500ms\"",
+                "budgets.default.calls_window",
+            ),
+            (
+                "[caller.x]\ntargets_window = \"0s\"",
+                "budgets.caller.x.targets_window",
+            ),
             ("timeout = \"0s\"", "budgets.timeout"),
         ] {
             let error = parse(text).expect_err(text);
             assert!(error.starts_with(key), "{text}: {error}");
         }
-        assert!(parse("limit = 3").expect_err("unknown").contains("unknown field"));
+        assert!(parse("limit = 3")
+            .expect_err("unknown")
+            .contains("unknown field"));
     }
 
     #[test]

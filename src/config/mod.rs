@@ -14,15 +14,15 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use crate::setting::SHA256_HEX_EXPECTED;
 pub use crate::setting::{BaseUrl, BaseUrlError, InvalidValue};
+pub use budgets::{BackendKind, BudgetsToml, LimitsToml, RepeatToml};
 pub use raw::{
     AdminConfig, AuditConfig, ConfigToml, Mode, Passthrough, PoliciesToml, ProxyConfig,
     UpstreamToml,
 };
-pub use budgets::{BackendKind, BudgetsToml, LimitsToml, RepeatToml};
 pub use upstream::UpstreamConfig;
 
-use crate::digest::is_sha256_hex;
 use crate::budget::BudgetConfig;
+use crate::digest::is_sha256_hex;
 use crate::directory::DirectoryConfig;
 use crate::identity::{CallerTable, JwtConfig};
 use crate::profile::{self, VendorProfile};

@@ -263,6 +263,7 @@ impl DescribedRequest {
                 targets: self.erasures_in_window,
                 calls: self.calls_in_window,
             },
+            lifted: Vec::new(),
         };
         let evaluation = evaluator
             .evaluate(profile, &call, &head, &body, &conn, snapshot, given)

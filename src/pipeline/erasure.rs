@@ -11,12 +11,13 @@ use hyper::body::Incoming;
 
 use http_body_util::{LengthLimitError, Limited};
 
+use super::approval::Gate;
 use super::gateway::{Gateway, Route};
 use crate::authz::Decision;
 use crate::budget::{Account, Charge, Limit};
 use crate::config::Mode;
-use crate::digest::sha256_hex;
 use crate::conn::ConnInfo;
+use crate::digest::sha256_hex;
 use crate::forward::{self};
 use crate::pipeline::evaluate::{Evaluation, Given};
 use crate::pipeline::record::{decision_record, outcome_record, DecisionFacts, OutcomeFacts};
@@ -90,11 +91,43 @@ impl Gateway {
                 .await;
         };
         let shadow = !decision.allowed && self.mode == Mode::Shadow;
-        if !decision.allowed && !shadow {
+        // Denied by `@approval` forbids alone: held for a second caller, or
+        // decided without them once one approved this very call.
+        let held: Option<Vec<String>> = if decision.allowed || shadow {
+            None
+        } else {
+            decision
+                .held_by(snapshot.approval_policies())
+                .map(|ids| ids.into_iter().map(str::to_owned).collect())
+        };
+        if !decision.allowed && !shadow && held.is_none() {
             return self
                 .refuse(route, profile, &evaluation, conn, request_id)
                 .await;
         }
+        let mut approved = None;
+        let evaluation = match held {
+            None => evaluation,
+            Some(held) => {
+                let gate = Gate {
+                    route,
+                    profile,
+                    call,
+                    head: &head,
+                    body: &bytes,
+                    conn,
+                    snapshot: &snapshot,
+                    request_id,
+                };
+                match self.approval_gate(&gate, evaluation, held).await {
+                    Ok((evaluation, approval)) => {
+                        approved = Some(approval);
+                        evaluation
+                    }
+                    Err(answer) => return answer,
+                }
+            }
+        };
         let marker = if shadow { "would-deny" } else { "allow" };
         // The vendor receives the call as decided, rebuilt from the parsed
         // request: never the bytes and headers that arrived.
@@ -136,6 +169,8 @@ impl Gateway {
         // The decision is durable before a byte goes upstream.
         let facts = DecisionFacts {
             forwarded_sha256: Some(&forwarded_sha256),
+            approval_id: approved.as_ref().map(|a| a.id.as_str()),
+            call_sha256: approved.as_ref().map(|a| a.call_sha256.as_str()),
             ..self.facts(route, profile, &evaluation, conn, request_id, &decision_id)
         };
         if let Err(e) = self
@@ -324,6 +359,9 @@ impl Gateway {
                 Some(Charge::Charged { repeats, .. } | Charge::Repeated { repeats, .. }) => repeats,
                 _ => &[],
             },
+            approval_id: None,
+            call_sha256: None,
+            held: false,
         }
     }
 
@@ -364,18 +402,44 @@ impl Gateway {
         conn: &ConnInfo,
         request_id: &HeaderValue,
     ) -> Response<Body> {
+        let decision_id = new_decision_id();
+        self.refuse_recorded(
+            route,
+            profile,
+            evaluation,
+            (conn, request_id),
+            &decision_id,
+            None,
+        )
+        .await
+    }
+
+    /// [`refuse`](Self::refuse) as decision `decision_id`; `held` is the
+    /// approval id and call digest of a call held for approval.
+    pub(super) async fn refuse_recorded(
+        &self,
+        route: &Route,
+        profile: &VendorProfile,
+        evaluation: &Evaluation,
+        (conn, request_id): (&ConnInfo, &HeaderValue),
+        decision_id: &str,
+        held: Option<(&str, &str)>,
+    ) -> Response<Body> {
         let fallback = Refusal::Invalid("the call was refused".into());
         let refusal = evaluation.refusal.as_ref().unwrap_or(&fallback);
-        self.metrics.erasure_decided(&profile.name, "deny");
-        log_decision(profile, request_id, evaluation, "deny");
-        let decision_id = new_decision_id();
+        let marker = if held.is_some() { "held" } else { "deny" };
+        self.metrics.erasure_decided(&profile.name, marker);
+        log_decision(profile, request_id, evaluation, marker);
         let facts = DecisionFacts {
             refusal: Some((
                 refusal.status().as_u16(),
                 refusal.error_type(),
                 refusal.message(),
             )),
-            ..self.facts(route, profile, evaluation, conn, request_id, &decision_id)
+            approval_id: held.map(|(id, _)| id),
+            call_sha256: held.map(|(_, digest)| digest),
+            held: held.is_some(),
+            ..self.facts(route, profile, evaluation, conn, request_id, decision_id)
         };
         match self
             .record((&decision_record(&facts, self.pseudonyms.as_ref())).into())
@@ -383,7 +447,7 @@ impl Gateway {
         {
             Ok(()) => {
                 let mut response = refusal.into_response(&profile.error, request_id);
-                response::mark_decided(response.headers_mut(), "deny", Some(&decision_id));
+                response::mark_decided(response.headers_mut(), "deny", Some(decision_id));
                 response
             }
             Err(e) => {
@@ -421,7 +485,7 @@ struct Outcome {
 
 /// A gateway-made id linking a decision to its outcome and later records
 /// (UUIDv7: time-ordered, never the client's).
-fn new_decision_id() -> String {
+pub(super) fn new_decision_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 

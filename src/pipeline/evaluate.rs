@@ -73,6 +73,9 @@ pub struct Given {
     pub entities: Vec<Value>,
     /// The budget counts, where the evaluator has no budget store.
     pub counts: Counts,
+    /// Policies left out of the decision: `@approval` forbids a second
+    /// caller approved for this call.
+    pub lifted: Vec<String>,
 }
 
 /// Identity and entity sources for evaluations.
@@ -183,17 +186,20 @@ impl Evaluator {
             }
         };
         let context = cedar_context(profile, &erasure, &evaluation.credential, conn, counts);
-        let decision = snapshot.decide(&DecisionInput {
-            principal: Principal {
-                id: &caller.id,
-                roles: &caller.roles,
+        let decision = snapshot.decide_lifted(
+            &DecisionInput {
+                principal: Principal {
+                    id: &caller.id,
+                    roles: &caller.roles,
+                },
+                namespace: &erasure.namespace,
+                action: &erasure.action,
+                targets: &erasure.targets,
+                context: context.clone(),
+                extra_entities,
             },
-            namespace: &erasure.namespace,
-            action: &erasure.action,
-            targets: &erasure.targets,
-            context: context.clone(),
-            extra_entities,
-        });
+            &given.lifted,
+        );
         if !decision.allowed {
             evaluation.refusal = Some(Refusal::Denied {
                 policies: decision.policies().into_iter().map(str::to_owned).collect(),
@@ -205,6 +211,18 @@ impl Evaluator {
         evaluation.context = Some(context);
         evaluation.decision = Some(decision);
         evaluation
+    }
+
+    /// The caller a credential identifies (`anonymous` without one).
+    ///
+    /// # Errors
+    /// A JWT that does not verify.
+    pub fn identify(
+        &self,
+        token: Option<&str>,
+        is_jwt: bool,
+    ) -> Result<Caller, crate::identity::IdentityError> {
+        self.identifier.identify(token, is_jwt)
     }
 
     /// Entity data for targets the policy files do not describe, from the

@@ -10,6 +10,7 @@
 //! path; `evaluate.rs`: parse → identify → entities → Cedar (shared with the
 //! offline tools); `record.rs`: the plain records handed to the trail.
 
+mod approval;
 mod erasure;
 pub mod evaluate;
 mod gateway;

@@ -59,6 +59,12 @@ pub struct DecisionFacts<'a> {
     pub budget: Option<BudgetRecord>,
     /// Per target, the earlier decision that erased it in this window.
     pub repeats: &'a [Option<String>],
+    /// The approval the call waits for (`held`) or went ahead under.
+    pub approval_id: Option<&'a str>,
+    /// The call's digest, for a held or approved call.
+    pub call_sha256: Option<&'a str>,
+    /// Held for approval (recorded as decision `held`).
+    pub held: bool,
 }
 
 /// The `decision` record of a call.
@@ -148,7 +154,9 @@ pub fn decision_record(
             cert_subject: facts.conn.client_cert.as_ref().map(|c| c.subject.clone()),
         },
         targets,
-        decision: if facts.decision.is_some_and(|d| d.allowed) {
+        decision: if facts.held {
+            "held"
+        } else if facts.decision.is_some_and(|d| d.allowed) {
             "allow"
         } else {
             "deny"
@@ -179,6 +187,8 @@ pub fn decision_record(
         forwarded_sha256: facts.forwarded_sha256.map(str::to_owned),
         pseudonymized: pseudonym.is_some(),
         budget: facts.budget.clone(),
+        approval_id: facts.approval_id.map(str::to_owned),
+        call_sha256: facts.call_sha256.map(str::to_owned),
     }
 }
 

@@ -23,6 +23,10 @@ pub static X_ERASURE_DECISION: http::header::HeaderName =
 pub static X_ERASURE_DECISION_ID: http::header::HeaderName =
     http::header::HeaderName::from_static("x-erasure-decision-id");
 
+/// The header naming the approval a held erasure call waits for.
+pub static X_ERASURE_APPROVAL_ID: http::header::HeaderName =
+    http::header::HeaderName::from_static("x-erasure-approval-id");
+
 /// Why an erasure call was not forwarded. Answered in the vendor's own error
 /// shape so that its SDKs raise their own API error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +62,14 @@ pub enum Refusal {
     },
     /// The budget store cannot be reached, so nothing is counted or sent.
     BudgetUnavailable,
+    /// Only `@approval` forbids deny the call: it waits for a second
+    /// caller's approval.
+    ApprovalRequired {
+        /// The approval to ask for (and to repeat the call after).
+        approval_id: String,
+        /// What the `@approval` forbids say, `policy: reason`.
+        reasons: Vec<String>,
+    },
     /// `repeat = "refuse"`: these targets were erased in this window already.
     Repeated {
         /// The earlier decisions' ids.
@@ -72,7 +84,7 @@ impl Refusal {
             Self::Ambiguous(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::Denied { .. } => StatusCode::FORBIDDEN,
+            Self::Denied { .. } | Self::ApprovalRequired { .. } => StatusCode::FORBIDDEN,
             Self::EntitiesUnavailable | Self::TrailUnavailable | Self::BudgetUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -96,6 +108,7 @@ impl Refusal {
             Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::BudgetUnavailable => "budget_unavailable",
             Self::Repeated { .. } => "repeated_erasure",
+            Self::ApprovalRequired { .. } => "approval_required",
         }
     }
 
@@ -120,6 +133,10 @@ impl Refusal {
             Self::TrailUnavailable => "The erasure gateway cannot record decisions right now, so it forwards none; retry later".into(),
             Self::BudgetExceeded { reason, retry_after_secs } => format!(
                 "Refused by the erasure gateway: erasure budget exceeded: {reason}; retry in {retry_after_secs} s"
+            ),
+            Self::ApprovalRequired { approval_id, reasons } => format!(
+                "Held by the erasure gateway for a second caller's approval ({}); approval id {approval_id}; once it is approved, send the identical call again",
+                reasons.join("; ")
             ),
             Self::BudgetUnavailable => "The erasure gateway cannot reach its erasure budget store, so it forwards no erasure; retry later".into(),
             Self::Repeated { earlier } => format!(
@@ -157,7 +174,15 @@ impl Refusal {
             retry_after_secs, ..
         } = self
         {
-            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            headers.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(*retry_after_secs),
+            );
+        }
+        if let Self::ApprovalRequired { approval_id, .. } = self {
+            if let Ok(id) = HeaderValue::from_str(approval_id) {
+                headers.insert(&X_ERASURE_APPROVAL_ID, id);
+            }
         }
         response
     }
@@ -297,6 +322,15 @@ pub enum AdminError {
     /// The metrics registry could not be rendered.
     #[error("metrics could not be rendered")]
     Metrics,
+    /// The caller is known but may not do this (four-eyes rules).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thing exists but is past this step (an approval settled already).
+    #[error("{0}")]
+    Conflict(String),
+    /// The store or the trail cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl AdminError {
@@ -308,6 +342,9 @@ impl AdminError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Metrics => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -319,6 +356,9 @@ impl AdminError {
             Self::Unauthorized => "unauthorized",
             Self::BadRequest(_) => "bad_request",
             Self::Metrics => "metrics",
+            Self::Forbidden(_) => "forbidden",
+            Self::Conflict(_) => "conflict",
+            Self::Unavailable(_) => "unavailable",
         }
     }
 }

@@ -19,6 +19,8 @@ pub mod kind {
     pub const RECOVERED: &str = "recovered";
     /// A signed statement of the chain's head.
     pub const CHECKPOINT: &str = "checkpoint";
+    /// A held call approved or rejected by a second caller.
+    pub const APPROVAL: &str = "approval";
 }
 
 /// A `decision` record: what was decided about one erasure call, on disk
@@ -45,7 +47,7 @@ pub struct DecisionRecord {
     pub client: ClientRecord,
     /// Every target with its own decision.
     pub targets: Vec<TargetRecord>,
-    /// `allow` or `deny`.
+    /// `allow`, `deny`, or `held` (waiting for a second caller's approval).
     pub decision: String,
     /// `enforce` or `shadow`.
     pub mode: String,
@@ -75,6 +77,49 @@ pub struct DecisionRecord {
     /// call was refused before its counts were read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetRecord>,
+    /// The approval this call waits for (`held`) or went ahead under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// For a held or approved call: the digest of the call as it would be
+    /// forwarded (method, path and query, workspace, canonical body), which
+    /// the repeated call must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_sha256: Option<String>,
+}
+
+/// An `approval` record: a second caller approved or rejected a held call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// The approval.
+    pub approval_id: String,
+    /// The held call's decision.
+    pub decision_id: String,
+    /// `approved` or `rejected`.
+    pub state: String,
+    /// Who approved or rejected it.
+    pub approver: PrincipalRecord,
+    /// Who made the held call.
+    pub requester: String,
+    /// The vendor profile name.
+    pub vendor: String,
+    /// `Namespace::Action::"id"`.
+    pub action: String,
+    /// The held call's digest.
+    pub call_sha256: String,
+    /// Unix seconds until which the approval may be used.
+    pub expires: u64,
+    /// The approver's note, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl From<&ApprovalRecord> for Map<String, Value> {
+    fn from(record: &ApprovalRecord) -> Self {
+        with_kind(
+            kind::APPROVAL,
+            serde_json::to_value(record).unwrap_or_default(),
+        )
+    }
 }
 
 /// A caller's erasure budget through one vendor, as a decision saw it.
@@ -277,6 +322,8 @@ mod tests {
             forwarded_sha256: None,
             pseudonymized: false,
             budget: None,
+            approval_id: None,
+            call_sha256: None,
         };
         let map = Map::from(&record);
         let keys: Vec<&str> = map.keys().map(String::as_str).collect();

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::{
-    self, bearer, call, spawn_gateway, spawn_vendor, Behaviour, GatewayConfig, RedisServer,
-    Served, StandIn, JSON,
+    self, bearer, call, spawn_gateway, spawn_vendor, Behaviour, GatewayConfig, RedisServer, Served,
+    StandIn, JSON,
 };
 
 const OFFICER: &str = "officer-token-1";
@@ -67,30 +67,45 @@ fn decisions(trail: &[Value]) -> Vec<&Value> {
 #[tokio::test]
 async fn a_call_past_its_target_budget_is_refused_with_retry_after_and_forwards_nothing() {
     let seam = spawn_vendor(Behaviour::Echo).await;
-    let config = seam_config(GatewayConfig::new(), &seam)
-        .set("budgets", "default", limits(Some(5), None));
+    let config =
+        seam_config(GatewayConfig::new(), &seam).set("budgets", "default", limits(Some(5), None));
     let mut gateway = spawn_gateway(config).await;
     let auth = bearer(OFFICER);
     let headers = [("authorization", auth.as_str()), JSON];
 
-    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("a", 3))).await;
+    let (parts, _) = gateway
+        .call("POST", SEAM_ERASE, &headers, body(&keys("a", 3)))
+        .await;
     assert_eq!(parts.status, 200);
-    let (parts, error) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("b", 3))).await;
+    let (parts, error) = gateway
+        .call("POST", SEAM_ERASE, &headers, body(&keys("b", 3)))
+        .await;
     assert_eq!(parts.status, 429, "{error}");
     assert_eq!(error["error"]["type"], "budget_exceeded", "{error}");
     let message = error["error"]["message"].as_str().unwrap();
     assert!(message.contains("5 targets per 1h"), "{message}");
-    let retry: u64 = parts.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = parts.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=3600).contains(&retry), "Retry-After {retry}");
     assert_eq!(seam.count(), 1, "the refused call reached Seam");
 
     // What is left of the budget still goes.
-    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("c", 2))).await;
+    let (parts, _) = gateway
+        .call("POST", SEAM_ERASE, &headers, body(&keys("c", 2)))
+        .await;
     assert_eq!(parts.status, 200);
     // Another caller has its own budget.
     let bulk = bearer(BULK);
     let (parts, _) = gateway
-        .call("POST", SEAM_ERASE, &[("authorization", bulk.as_str()), JSON], body(&keys("d", 4)))
+        .call(
+            "POST",
+            SEAM_ERASE,
+            &[("authorization", bulk.as_str()), JSON],
+            body(&keys("d", 4)),
+        )
         .await;
     assert_eq!(parts.status, 200);
     assert_eq!(targets_received(&seam), 9);
@@ -122,18 +137,30 @@ async fn a_callers_own_call_budget_overrides_the_default() {
     let mut gateway = spawn_gateway(config).await;
     let bulk = bearer(BULK);
     let headers = [("authorization", bulk.as_str()), JSON];
-    let (first, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("x", 1))).await;
-    let (second, error) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("y", 1))).await;
+    let (first, _) = gateway
+        .call("POST", SEAM_ERASE, &headers, body(&keys("x", 1)))
+        .await;
+    let (second, error) = gateway
+        .call("POST", SEAM_ERASE, &headers, body(&keys("y", 1)))
+        .await;
     assert_eq!((first.status.as_u16(), second.status.as_u16()), (200, 429));
     assert!(
-        error["error"]["message"].as_str().unwrap().contains("1 erasure calls per 1m"),
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 erasure calls per 1m"),
         "{error}"
     );
     let officer = bearer(OFFICER);
     let headers = [("authorization", officer.as_str()), JSON];
     for (n, want) in [(1, 200), (2, 200), (3, 429)] {
         let (parts, _) = gateway
-            .call("POST", SEAM_ERASE, &headers, body(&keys(&format!("o{n}"), 1)))
+            .call(
+                "POST",
+                SEAM_ERASE,
+                &headers,
+                body(&keys(&format!("o{n}"), 1)),
+            )
             .await;
         assert_eq!(parts.status, want, "officer call {n}");
     }
@@ -170,7 +197,12 @@ unless { principal in Gateway::Role::"bulk-eraser" };
         (&bulk, "d", 200),
     ] {
         let (parts, answer) = gateway
-            .call("POST", SEAM_ERASE, &[("authorization", auth), JSON], body(&keys(prefix, 3)))
+            .call(
+                "POST",
+                SEAM_ERASE,
+                &[("authorization", auth), JSON],
+                body(&keys(prefix, 3)),
+            )
             .await;
         assert_eq!(parts.status, want, "{prefix}: {answer}");
         if want == 403 {
@@ -189,14 +221,27 @@ async fn a_repeated_erasure_is_refused_with_the_earlier_decision_when_configured
     let mut gateway = spawn_gateway(config).await;
     let auth = bearer(OFFICER);
     let headers = [("authorization", auth.as_str()), JSON];
-    let (first, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("p", 1))).await;
+    let (first, _) = gateway
+        .call("POST", SEAM_ERASE, &headers, body(&keys("p", 1)))
+        .await;
     assert_eq!(first.status, 200);
-    let earlier = first.headers["x-erasure-decision-id"].to_str().unwrap().to_owned();
+    let earlier = first.headers["x-erasure-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let again = vec!["q-0".to_owned(), "p-0".to_owned()];
-    let (parts, error) = gateway.call("POST", SEAM_ERASE, &headers, body(&again)).await;
+    let (parts, error) = gateway
+        .call("POST", SEAM_ERASE, &headers, body(&again))
+        .await;
     assert_eq!(parts.status, 409, "{error}");
     assert_eq!(error["error"]["type"], "repeated_erasure");
-    assert!(error["error"]["message"].as_str().unwrap().contains(&earlier), "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&earlier),
+        "{error}"
+    );
     assert_eq!(seam.count(), 1, "the repeat reached Seam");
 
     let trail = gateway.trail();
@@ -205,7 +250,9 @@ async fn a_repeated_erasure_is_refused_with_the_earlier_decision_when_configured
     assert_eq!(refused["targets"][0].get("repeat_of"), None);
     assert_eq!(refused["targets"][1]["repeat_of"], earlier.as_str());
     // Nothing was charged for the refused repeat: q-0 goes alone.
-    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("q", 1))).await;
+    let (parts, _) = gateway
+        .call("POST", SEAM_ERASE, &headers, body(&keys("q", 1)))
+        .await;
     assert_eq!(parts.status, 200);
     gateway.stop().await;
 }
@@ -216,8 +263,12 @@ async fn a_repeated_erasure_is_forwarded_and_recorded_as_one_by_default() {
     let mut gateway = spawn_gateway(seam_config(GatewayConfig::new(), &seam)).await;
     let auth = bearer(OFFICER);
     let headers = [("authorization", auth.as_str()), JSON];
-    let (first, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("r", 1))).await;
-    let (second, _) = gateway.call("POST", SEAM_ERASE, &headers, body(&keys("r", 1))).await;
+    let (first, _) = gateway
+        .call("POST", SEAM_ERASE, &headers, body(&keys("r", 1)))
+        .await;
+    let (second, _) = gateway
+        .call("POST", SEAM_ERASE, &headers, body(&keys("r", 1)))
+        .await;
     assert_eq!((first.status.as_u16(), second.status.as_u16()), (200, 200));
     assert_eq!(seam.count(), 2);
     let trail = gateway.trail();
@@ -255,7 +306,11 @@ async fn two_gateway_processes_sharing_redis_never_pass_more_than_one_budget() {
     let auth = bearer(OFFICER);
     // 40 calls of 3 targets at once, half through each replica: 16 fit.
     let calls = (0..40).map(|i| {
-        let url = if i % 2 == 0 { a.url(SEAM_ERASE) } else { b.url(SEAM_ERASE) };
+        let url = if i % 2 == 0 {
+            a.url(SEAM_ERASE)
+        } else {
+            b.url(SEAM_ERASE)
+        };
         let auth = auth.clone();
         async move {
             let keys = keys(&format!("call{i}"), 3);
@@ -328,13 +383,25 @@ async fn redis_down_refuses_erasures_with_503_and_recovers_when_it_returns() {
     }
     let ok = statuses.iter().filter(|s| **s == 200).count();
     let unavailable = statuses.iter().filter(|s| **s == 503).count();
-    assert!(ok > 0 && unavailable > 0, "{ok} allowed, {unavailable} refused");
-    assert_eq!(ok + unavailable, statuses.len(), "only 200 and 503: {statuses:?}");
+    assert!(
+        ok > 0 && unavailable > 0,
+        "{ok} allowed, {unavailable} refused"
+    );
+    assert_eq!(
+        ok + unavailable,
+        statuses.len(),
+        "only 200 and 503: {statuses:?}"
+    );
 
     // While Redis is down, not one erasure is forwarded.
     let before = seam.count();
     let (parts, error) = gateway
-        .call("POST", SEAM_ERASE, &[("authorization", &auth), JSON], body(&keys("down", 1)))
+        .call(
+            "POST",
+            SEAM_ERASE,
+            &[("authorization", &auth), JSON],
+            body(&keys("down", 1)),
+        )
         .await;
     assert_eq!(parts.status, 503, "{error}");
     assert_eq!(error["error"]["type"], "budget_unavailable", "{error}");
@@ -347,7 +414,12 @@ async fn redis_down_refuses_erasures_with_503_and_recovers_when_it_returns() {
         n += 1;
         let keys = keys(&format!("back{n}"), 1);
         let (parts, _) = gateway
-            .call("POST", SEAM_ERASE, &[("authorization", &auth), JSON], body(&keys))
+            .call(
+                "POST",
+                SEAM_ERASE,
+                &[("authorization", &auth), JSON],
+                body(&keys),
+            )
             .await;
         if parts.status == 200 || Instant::now() > deadline {
             break parts.status;
@@ -362,11 +434,240 @@ async fn redis_down_refuses_erasures_with_503_and_recovers_when_it_returns() {
         .iter()
         .filter(|r| r["refusal"] == "budget_unavailable")
         .count();
-    assert!(recorded_unavailable > unavailable, "every 503 is on the trail");
-    let forwarded = decisions.iter().filter(|r| r["effect"] == "forwarded").count();
+    assert!(
+        recorded_unavailable > unavailable,
+        "every 503 is on the trail"
+    );
+    let forwarded = decisions
+        .iter()
+        .filter(|r| r["effect"] == "forwarded")
+        .count();
     // Every erasure Seam got is on the trail as forwarded, and no other (the
     // one pass-through call is not an erasure).
     assert_eq!(forwarded, seam.count() - 1);
     // …and each reached Seam exactly as decided.
     gateway.stop().await;
+}
+
+const REVIEWER: &str = "reviewer-token-1";
+const INTERN: &str = "intern-token-1";
+
+/// A gateway whose policies hold any Seam call of more than three targets
+/// for approval; the officer may also approve (but never its own calls).
+async fn approval_env(
+    seam: &StandIn,
+    config: GatewayConfig,
+) -> (crate::support::Gateway, tempfile::TempDir) {
+    let policies = support::policies_copy();
+    std::fs::write(
+        policies.path().join("approval.cedar"),
+        r#"@id("bulk-needs-a-second-pair-of-eyes")
+@approval("an erasure of more than three targets")
+forbid (principal, action == Seam::Action::"delete_data", resource)
+when { context.target_count > 3 };
+"#,
+    )
+    .unwrap();
+    let config = config
+        .caller("privacy-ops", OFFICER, &["privacy-officer", "approver"])
+        .caller("reviewer", REVIEWER, &["approver"])
+        .caller("intern", INTERN, &[])
+        .vendor("seam", seam)
+        .policies("dir", policies.path().display().to_string());
+    (spawn_gateway(config).await, policies)
+}
+
+async fn settle(
+    gateway: &crate::support::Gateway,
+    id: &str,
+    token: &str,
+    decision: &str,
+) -> (http::response::Parts, Value) {
+    let auth = bearer(token);
+    call(
+        "POST",
+        &gateway.admin_url(&format!("/v1/approvals/{id}")),
+        &[("authorization", &auth), JSON],
+        json!({ "decision": decision, "note": "checked the ticket" }).to_string(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_held_call_goes_ahead_once_after_a_second_caller_approves_it() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let (mut gateway, _policies) = approval_env(&seam, GatewayConfig::new()).await;
+    let auth = bearer(OFFICER);
+    let headers = [("authorization", auth.as_str()), JSON];
+    let bulk = body(&keys("bulk", 4));
+
+    let (parts, error) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
+    assert_eq!(parts.status, 403, "{error}");
+    assert_eq!(error["error"]["type"], "approval_required", "{error}");
+    let id = parts.headers["x-erasure-approval-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(error["error"]["message"].as_str().unwrap().contains(&id));
+    // Asking again waits for the same approval.
+    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
+    assert_eq!(parts.headers["x-erasure-approval-id"], id.as_str());
+    assert_eq!(seam.count(), 0, "a held call reached Seam");
+
+    // Four eyes: not the requester, not a caller without the role.
+    let (parts, error) = settle(&gateway, &id, OFFICER, "approve").await;
+    assert_eq!(parts.status, 403, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("four eyes"),
+        "{error}"
+    );
+    let (parts, _) = settle(&gateway, &id, INTERN, "approve").await;
+    assert_eq!(parts.status, 403);
+    let (parts, listed) = call(
+        "GET",
+        &gateway.admin_url("/v1/approvals"),
+        &[("authorization", &bearer(REVIEWER))],
+        "",
+    )
+    .await;
+    assert_eq!(parts.status, 200, "{listed}");
+    assert_eq!(listed["approvals"][0]["id"], id.as_str());
+    assert_eq!(listed["approvals"][0]["state"], "pending");
+    assert_eq!(
+        listed["approvals"][0]["targets"][0],
+        "Seam::Customer::\"bulk-0\""
+    );
+
+    let (parts, approved) = settle(&gateway, &id, REVIEWER, "approve").await;
+    assert_eq!(parts.status, 200, "{approved}");
+    assert_eq!(approved["state"], "approved");
+    let (parts, _) = settle(&gateway, &id, REVIEWER, "reject").await;
+    assert_eq!(parts.status, 409, "an approval is settled once");
+
+    // Another call is not what was approved.
+    let (parts, _) = gateway
+        .call("POST", SEAM_ERASE, &headers, body(&keys("other", 4)))
+        .await;
+    assert_eq!(parts.status, 403);
+    assert_ne!(parts.headers["x-erasure-approval-id"], id.as_str());
+    // The identical call goes, once.
+    let (parts, answer) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
+    assert_eq!(parts.status, 200, "{answer}");
+    assert_eq!(seam.count(), 1);
+    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
+    assert_eq!(parts.status, 403, "an approval is used once");
+    assert_eq!(seam.count(), 1);
+
+    let trail = gateway.trail();
+    let held = &decisions(&trail)[0];
+    assert_eq!(held["decision"], "held");
+    assert_eq!(held["refusal"], "approval_required");
+    assert_eq!(held["approval_id"], id.as_str());
+    let digest = held["call_sha256"].as_str().unwrap();
+    let record = trail.iter().find(|r| r["kind"] == "approval").unwrap();
+    assert_eq!(record["approval_id"], id.as_str());
+    assert_eq!(record["state"], "approved");
+    assert_eq!(record["approver"]["id"], "reviewer");
+    assert_eq!(record["requester"], "privacy-ops");
+    assert_eq!(record["decision_id"], held["decision_id"]);
+    assert_eq!(record["note"], "checked the ticket");
+    let went = decisions(&trail)
+        .into_iter()
+        .find(|r| r["effect"] == "forwarded")
+        .unwrap()
+        .clone();
+    assert_eq!(went["decision"], "allow");
+    assert_eq!(went["approval_id"], id.as_str());
+    assert_eq!(went["call_sha256"], digest);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_call_stays_refused_and_approval_cannot_lift_other_denials() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let (mut gateway, _policies) = approval_env(&seam, GatewayConfig::new()).await;
+    let auth = bearer(OFFICER);
+    let headers = [("authorization", auth.as_str()), JSON];
+    let bulk = body(&keys("r", 5));
+    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
+    let id = parts.headers["x-erasure-approval-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (parts, rejected) = settle(&gateway, &id, REVIEWER, "reject").await;
+    assert_eq!(
+        (parts.status.as_u16(), &rejected["state"]),
+        (200, &json!("rejected"))
+    );
+    let (parts, error) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
+    assert_eq!(parts.status, 403, "{error}");
+    assert_ne!(
+        parts.headers["x-erasure-approval-id"],
+        id.as_str(),
+        "asked anew"
+    );
+
+    // Without a permit, approval would not help: a plain denial, no approval.
+    let intern = bearer(INTERN);
+    let (parts, error) = gateway
+        .call(
+            "POST",
+            SEAM_ERASE,
+            &[("authorization", intern.as_str()), JSON],
+            &bulk,
+        )
+        .await;
+    assert_eq!(parts.status, 403);
+    assert_eq!(
+        error["error"]["type"], "erasure_denied_by_policy",
+        "{error}"
+    );
+    assert!(parts.headers.get("x-erasure-approval-id").is_none());
+    assert_eq!(seam.count(), 0);
+    let trail = gateway.trail();
+    assert_eq!(
+        trail.iter().filter(|r| r["kind"] == "approval").count(),
+        1,
+        "the rejection is on the trail"
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_given_through_one_replica_holds_at_another_through_redis() {
+    let redis = RedisServer::start();
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let (mut a, _pa) = approval_env(&seam, redis_budgets(GatewayConfig::new(), &redis)).await;
+    let (mut b, _pb) = approval_env(&seam, redis_budgets(GatewayConfig::new(), &redis)).await;
+    let auth = bearer(OFFICER);
+    let headers = [("authorization", auth.as_str()), JSON];
+    let bulk = body(&keys("x", 4));
+    let (parts, _) = a.call("POST", SEAM_ERASE, &headers, &bulk).await;
+    assert_eq!(parts.status, 403);
+    let id = parts.headers["x-erasure-approval-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (parts, _) = b.call("POST", SEAM_ERASE, &headers, &bulk).await;
+    assert_eq!(
+        parts.headers["x-erasure-approval-id"],
+        id.as_str(),
+        "one approval for both"
+    );
+    let (parts, error) = settle(&b, &id, OFFICER, "approve").await;
+    assert_eq!(parts.status, 403, "{error}");
+    let (parts, approved) = settle(&b, &id, REVIEWER, "approve").await;
+    assert_eq!(parts.status, 200, "{approved}");
+    let (parts, _) = settle(&a, &id, REVIEWER, "approve").await;
+    assert_eq!(parts.status, 409);
+    let (parts, answer) = a.call("POST", SEAM_ERASE, &headers, &bulk).await;
+    assert_eq!(parts.status, 200, "{answer}");
+    let (parts, _) = b.call("POST", SEAM_ERASE, &headers, &bulk).await;
+    assert_eq!(parts.status, 403, "used once, across replicas");
+    assert_eq!(seam.count(), 1);
+    a.stop().await;
+    b.stop().await;
 }
