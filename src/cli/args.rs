@@ -69,6 +69,10 @@ Uses the config's policies, callers, JWT settings, profiles and entity directory
     /// Read, verify and sign the decision trail (for audit reviewers).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// List, approve and reject erasure calls held for a second caller's
+    /// approval (four eyes), on a running gateway's admin listener.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Make development certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -84,6 +88,67 @@ Meant for container HEALTHCHECK instructions: it needs no shell or curl.")]
         /// Probe this URL instead.
         #[arg(long, conflicts_with = "config")]
         url: Option<http::Uri>,
+    },
+}
+
+/// Where and as whom `approvals …` talks to the gateway.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdminTarget {
+    /// Read the admin address from this configuration file.
+    #[arg(long, short, value_name = "FILE", env = "ERASURE_GATEWAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The admin listener's base URL instead (e.g. http://127.0.0.1:9090).
+    #[arg(long, value_name = "URL", conflicts_with = "config")]
+    pub admin_url: Option<http::Uri>,
+    /// The environment variable holding your own caller credential (the
+    /// token your `[[caller]]` entry hashes, or a JWT). Never given on the
+    /// command line, where other users could read it.
+    #[arg(long, value_name = "VAR", default_value = "ERASURE_GATEWAY_TOKEN")]
+    pub token_env: String,
+}
+
+/// `approvals …`: four-eyes approval of held erasure calls.
+#[derive(Subcommand)]
+pub enum ApprovalsCommand {
+    /// The held calls that have not expired: pending, approved, rejected, used.
+    #[command(after_help = "Example:
+  ERASURE_GATEWAY_TOKEN=… erasure-gateway approvals list --admin-url http://127.0.0.1:9090
+
+Needs a caller in the approver role ([budgets] approver_role), or the admin token.")]
+    List {
+        /// The gateway and the credential.
+        #[command(flatten)]
+        target: AdminTarget,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+    /// Approve a held call: its requester's identical call then goes ahead, once.
+    #[command(after_help = "Example:
+  ERASURE_GATEWAY_TOKEN=… erasure-gateway approvals approve 0193… --note \"ticket PRIV-42\"
+
+Four eyes: you must hold the approver role and must not be the caller who made
+the held call. The approval is on the trail before it takes effect.")]
+    Approve {
+        /// The approval id (in the held call's answer and `approvals list`).
+        id: String,
+        /// Why, for the trail.
+        #[arg(long)]
+        note: Option<String>,
+        /// The gateway and the credential.
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Reject a held call: it stays refused (asking again opens a new approval).
+    Reject {
+        /// The approval id.
+        id: String,
+        /// Why, for the trail.
+        #[arg(long)]
+        note: Option<String>,
+        /// The gateway and the credential.
+        #[command(flatten)]
+        target: AdminTarget,
     },
 }
 

@@ -3,6 +3,7 @@
 //! dispatches, and is the one place that prints a failure and picks its code.
 //! The binary keeps only argument parsing and logging setup.
 
+mod approvals;
 mod args;
 mod audit;
 mod certs;
@@ -15,7 +16,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub use args::{
-    AuditCommand, CertsCommand, Command, DecisionArg, FormatArg, PolicyCommand, TextOrJson,
+    AdminTarget, ApprovalsCommand, AuditCommand, CertsCommand, Command, DecisionArg, FormatArg,
+    PolicyCommand, TextOrJson,
 };
 
 use crate::config::Config;
@@ -42,6 +44,7 @@ pub fn run(command: Command) -> ExitCode {
             request,
             format,
         } => policy::explain(config.as_deref(), &request, format),
+        Command::Approvals(command) => approvals::run(command),
         Command::Certs(CertsCommand::Dev { out }) => certs::dev(&out),
         Command::Healthcheck { config, url } => serve::healthcheck(config.as_deref(), url),
     };
