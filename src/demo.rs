@@ -34,6 +34,13 @@ const POLICY_FILES: [(&str, &str); 4] = [
     ("entities.json", include_str!("../policies/entities.json")),
 ];
 
+/// The demo's own rule, beside the shipped ones: it shows four-eyes approval.
+const DEMO_APPROVAL_POLICY: &str = r#"// Written by `erasure-gateway demo`: not one of the shipped policies.
+@id("seam-residents-need-a-second-pair-of-eyes")
+@approval("erasing a Seam resident")
+forbid (principal, action == Seam::Action::"delete_data", resource is Seam::Resident);
+"#;
+
 /// The demo could not run.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -86,6 +93,8 @@ pub async fn run(dir: &Path) -> Result<bool, DemoError> {
     for (name, text) in POLICY_FILES {
         std::fs::write(policies.join(name), text).map_err(|e| fail(name, e))?;
     }
+    std::fs::write(policies.join("demo-approval.cedar"), DEMO_APPROVAL_POLICY)
+        .map_err(|e| fail("demo-approval.cedar", e))?;
 
     let vendors = [
         stand_in("seam", r#"{"ok":true}"#).await?,
@@ -98,10 +107,11 @@ pub async fn run(dir: &Path) -> Result<bool, DemoError> {
     let api_key = format!("seam_demo_{}", nonce % 1_000_000);
     let pat = format!("seam_at_demo_{}", nonce % 1_000_000);
     let bearer = format!("demo-botpenguin-{}", nonce % 1_000_000);
+    let lead = format!("demo-privacy-lead-{}", nonce % 1_000_000);
     let jwt_secret = format!("demo-only-jwt-secret-{nonce:032}");
     std::fs::write(dir.join("jwt-secret"), &jwt_secret).map_err(|e| fail("jwt-secret", e))?;
     let kore_jwt = jwt("kore-privacy-ops", &jwt_secret)?;
-    let config_text = demo_config(dir, &vendors, &[&api_key, &pat, &bearer]);
+    let config_text = demo_config(dir, &vendors, &[&api_key, &pat, &bearer, &lead]);
     let config_path = dir.join("gateway.toml");
     std::fs::write(&config_path, &config_text).map_err(|e| fail("gateway.toml", e))?;
     write_explain_request(dir)?;
@@ -116,6 +126,7 @@ pub async fn run(dir: &Path) -> Result<bool, DemoError> {
             .map_err(|e| fail("bind", e))?,
     };
     let proxy = listeners.proxy.local_addr().map_err(|e| fail("bind", e))?;
+    let admin = listeners.admin.local_addr().map_err(|e| fail("bind", e))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let gateway_config = config.clone();
     let gateway = tokio::spawn(async move {
@@ -156,6 +167,8 @@ pub async fn run(dir: &Path) -> Result<bool, DemoError> {
         let forwarded = vendors[call.vendor].count() > before;
         answered.push((request_id, status.as_u16(), forwarded));
     }
+    let approval =
+        approval_round_trip(&client, proxy, admin, [&api_key, &lead], &vendors[0]).await?;
     let _ = stop.send(());
     match gateway.await {
         Ok(Ok(())) => {}
@@ -185,6 +198,7 @@ pub async fn run(dir: &Path) -> Result<bool, DemoError> {
             as_expected,
         });
     }
+    rows.extend(approval);
 
     print!("{}", render(&rows));
     let trail_dir = dir.join("audit");
@@ -198,7 +212,7 @@ pub async fn run(dir: &Path) -> Result<bool, DemoError> {
     println!(
         "\n{}",
         if all_expected && verified.is_ok() {
-            "Every call was decided as the default policies say, and the trail verifies."
+            "Every call was decided as the default policies (and the demo's approval rule) say, and the trail verifies."
         } else {
             "SOMETHING IS WRONG: a call was not decided as expected (marked ✗ above), or the trail did not verify."
         }
@@ -309,8 +323,92 @@ fn jwt(subject: &str, secret: &str) -> Result<String, DemoError> {
     .map_err(|e| fail("jwt", e))
 }
 
-fn demo_config(dir: &Path, vendors: &[StandIn; 3], tokens: &[&String; 3]) -> String {
-    let [api_key, pat, bearer] = tokens;
+/// A Seam resident's erasure, held by the demo's `@approval` rule; approved
+/// by a second caller on the admin listener; then the same call again.
+async fn approval_round_trip(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    proxy: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    [api_key, lead]: [&str; 2],
+    seam: &StandIn,
+) -> Result<Vec<Row>, DemoError> {
+    let send = |url: String, token: &str, body: &str| {
+        let request = Request::builder()
+            .method("POST")
+            .uri(url)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())));
+        async move {
+            let request = request.map_err(|e| fail("approval", e))?;
+            let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+                .await
+                .map_err(|e| fail("approval", e))?
+                .map_err(|e| fail("approval", e))?;
+            let status = response.status().as_u16();
+            let approval = response
+                .headers()
+                .get("x-erasure-approval-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let _ = response.into_body().collect().await;
+            Ok::<_, DemoError>((status, approval))
+        }
+    };
+    let erase = format!("http://{proxy}/seam/customers/delete_data");
+    let body = r#"{"resident_keys":["resident_77"]}"#;
+    let before = seam.count();
+    let (held, approval) = send(erase.clone(), api_key, body).await?;
+    let id = approval.unwrap_or_default();
+    let (settled, _) = send(
+        format!("http://{admin}/v1/approvals/{id}"),
+        lead,
+        r#"{"decision":"approve","note":"demo: checked with the resident's ticket"}"#,
+    )
+    .await?;
+    let (again, _) = send(erase, api_key, body).await?;
+    let row =
+        |call: &str, caller: &str, decision: &str, policies: String, upstream: &str, ok: bool| {
+            Row {
+                call: call.to_owned(),
+                caller: caller.to_owned(),
+                decision: decision.to_owned(),
+                policies,
+                upstream: upstream.to_owned(),
+                as_expected: ok,
+            }
+        };
+    let short = id.get(..13).unwrap_or(&id);
+    Ok(vec![
+        row(
+            "Seam: erase a resident (held for approval)",
+            "privacy-ops (API key)",
+            "held",
+            "seam-residents-need-a-second-pair-of-eyes".to_owned(),
+            "—",
+            held == 403 && !id.is_empty(),
+        ),
+        row(
+            "  … approved on the admin listener",
+            "privacy-lead (approver)",
+            "approved",
+            format!("(approval {short}…)"),
+            "—",
+            settled == 200,
+        ),
+        row(
+            "  … the same call again",
+            "privacy-ops (API key)",
+            if again == 200 { "allow" } else { "deny" },
+            "privacy-officers-may-erase".to_owned(),
+            &again.to_string(),
+            again == 200 && seam.count() == before + 1,
+        ),
+    ])
+}
+
+fn demo_config(dir: &Path, vendors: &[StandIn; 3], tokens: &[&String; 4]) -> String {
+    let [api_key, pat, bearer, lead] = tokens;
     format!(
         r#"# Written by `erasure-gateway demo`. Stand-in vendors are gone once the demo
 # exits; `serve --config` with this file needs vendors of your own on these ports.
@@ -350,6 +448,12 @@ roles = ["privacy-officer"]
 id = "kore-privacy-ops"
 roles = ["privacy-officer"]
 
+# Approves calls held by an @approval policy (four eyes; never its own).
+[[caller]]
+id = "privacy-lead"
+token_sha256 = "{lead}"
+roles = ["approver"]
+
 # Erasure budgets: this caller may make one erasure call a minute.
 [budgets.caller.botpenguin-privacy-ops]
 calls = 1
@@ -378,6 +482,7 @@ path_prefix = "/botpenguin"
         api_key = sha256(api_key),
         pat = sha256(pat),
         bearer = sha256(bearer),
+        lead = sha256(lead),
         seam = vendors[0].addr(),
         kore = vendors[1].addr(),
         botpenguin = vendors[2].addr(),

@@ -8,6 +8,7 @@
 //! the erroring policy.
 
 mod decide;
+mod decision;
 #[cfg(test)]
 mod differential;
 mod entities;
@@ -15,6 +16,8 @@ mod index;
 mod load;
 pub mod store;
 mod target;
+#[cfg(test)]
+mod test_approval;
 #[cfg(test)]
 mod tests;
 
@@ -24,7 +27,7 @@ use std::str::FromStr;
 
 use cedar_policy::{EntityId, EntityTypeName, EntityUid, PolicySet, Schema};
 
-pub use decide::{Decision, DecisionInput, Principal, TargetDecision};
+pub use decision::{Decision, DecisionInput, Principal, TargetDecision};
 pub use load::{short_version, PolicyErrors, SourceError};
 pub use store::{PolicyStore, ReloadState, Reloaded};
 pub use target::{IdForm, Target};

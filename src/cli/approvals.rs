@@ -28,12 +28,16 @@ pub(super) fn run(command: ApprovalsCommand) -> Ran {
             }
             Ok(())
         }
-        ApprovalsCommand::Approve { id, note, target } => settle(&target, &id, "approve", note),
-        ApprovalsCommand::Reject { id, note, target } => settle(&target, &id, "reject", note),
+        ApprovalsCommand::Approve { id, note, target } => {
+            settle(&target, &id, "approve", note.as_deref())
+        }
+        ApprovalsCommand::Reject { id, note, target } => {
+            settle(&target, &id, "reject", note.as_deref())
+        }
     }
 }
 
-fn settle(target: &AdminTarget, id: &str, decision: &str, note: Option<String>) -> Ran {
+fn settle(target: &AdminTarget, id: &str, decision: &str, note: Option<&str>) -> Ran {
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(Failure::usage(format!("`{id}` is not an approval id")));
     }
@@ -62,7 +66,12 @@ fn settle(target: &AdminTarget, id: &str, decision: &str, note: Option<String>) 
 
 /// One admin call with the caller's own credential; the answer's JSON, or
 /// the admin listener's error message.
-fn call(target: &AdminTarget, method: Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+fn call(
+    target: &AdminTarget,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, Failure> {
     let token = std::env::var(&target.token_env).map_err(|_| {
         Failure::usage(format!(
             "set {} to your own caller credential (the token your [[caller]] entry hashes, or a JWT)",
@@ -83,7 +92,10 @@ fn call(target: &AdminTarget, method: Method, path: &str, body: Option<Value>) -
     let request = Request::builder()
         .method(method)
         .uri(&url)
-        .header(http::header::AUTHORIZATION, format!("Bearer {}", token.trim()))
+        .header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", token.trim()),
+        )
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(
             body.map(|b| b.to_string()).unwrap_or_default(),
@@ -108,9 +120,10 @@ fn call(target: &AdminTarget, method: Method, path: &str, body: Option<Value>) -
         .map_err(|e| Failure::check(format!("{url}: {e}")))?;
     let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if status != StatusCode::OK {
-        let message = answer["error"]["message"]
-            .as_str()
-            .map_or_else(|| String::from_utf8_lossy(&bytes).into_owned(), str::to_owned);
+        let message = answer["error"]["message"].as_str().map_or_else(
+            || String::from_utf8_lossy(&bytes).into_owned(),
+            str::to_owned,
+        );
         return Err(Failure::check(format!("{status}: {message}")));
     }
     Ok(answer)
@@ -151,7 +164,15 @@ fn table(answer: &Value) -> String {
             ]
         })
         .collect();
-    let head = ["ID", "STATE", "REQUESTER", "VENDOR", "TARGETS", "HELD BY", "EXPIRES"];
+    let head = [
+        "ID",
+        "STATE",
+        "REQUESTER",
+        "VENDOR",
+        "TARGETS",
+        "HELD BY",
+        "EXPIRES",
+    ];
     let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -339,6 +339,7 @@ pub enum TextOrJson {
 pub enum DecisionArg {
     Allow,
     Deny,
+    Held,
 }
 
 /// `audit query --format`.

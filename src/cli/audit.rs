@@ -54,6 +54,7 @@ pub(super) fn run(command: AuditCommand) -> Ran {
                 decision: decision.map(|d| match d {
                     DecisionArg::Allow => DecisionValue::Allow,
                     DecisionArg::Deny => DecisionValue::Deny,
+                    DecisionArg::Held => DecisionValue::Held,
                 }),
                 vendor,
                 caller,

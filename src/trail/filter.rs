@@ -16,6 +16,8 @@ pub enum DecisionValue {
     Allow,
     /// At least one target denied, or the call refused.
     Deny,
+    /// Held for a second caller's approval.
+    Held,
 }
 
 impl DecisionValue {
@@ -24,6 +26,7 @@ impl DecisionValue {
         match self {
             Self::Allow => "allow",
             Self::Deny => "deny",
+            Self::Held => "held",
         }
     }
 }

@@ -29,7 +29,7 @@ pub(super) fn sample(n: u64) -> Map<String, Value> {
             "kind": "decision", "time": time, "replica": "a",
             "request_id": request_id, "vendor": "kore",
             "action": "Kore::Action::\"eraseUsersData\"",
-            "decision": if n % 3 == 0 { "deny" } else { "allow" },
+            "decision": if n.is_multiple_of(3) { "deny" } else { "allow" },
             "mode": "enforce", "effect": "forwarded",
             "targets": [{"type": "Kore::User", "id": format!("u-{n}"), "decision": "allow", "policies": ["p"], "errors": []}],
         })

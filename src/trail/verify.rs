@@ -63,7 +63,7 @@ pub struct VerifySummary {
     pub last_time: Option<String>,
     /// Records by `kind`.
     pub kinds: BTreeMap<String, u64>,
-    /// Decisions by `decision` value (`allow`, `deny`).
+    /// Decisions by `decision` value (`allow`, `deny`, `held`).
     pub decisions: BTreeMap<String, u64>,
     /// Decisions in shadow mode that would have denied.
     pub shadow_would_deny: u64,
@@ -101,10 +101,18 @@ impl fmt::Display for VerifySummary {
             ": {} ({allow} allow, {deny} deny",
             plural(decisions, "decision")
         )?;
+        let held = self.decisions.get("held").copied().unwrap_or(0);
+        if held > 0 {
+            write!(f, ", {held} held for approval")?;
+        }
         if self.shadow_would_deny > 0 {
             write!(f, ", {} shadow would-deny", self.shadow_would_deny)?;
         }
         write!(f, "), {}", plural(self.count(kind::OUTCOME), "outcome"))?;
+        let approvals = self.count(kind::APPROVAL);
+        if approvals > 0 {
+            write!(f, ", {}", plural(approvals, "approval"))?;
+        }
         let recovered = self.count(kind::RECOVERED);
         if recovered > 0 {
             write!(f, ", {recovered} recovered (torn writes cut at start)")?;

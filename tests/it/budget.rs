@@ -673,7 +673,11 @@ async fn an_approval_given_through_one_replica_holds_at_another_through_redis() 
 }
 
 /// `erasure-gateway approvals …` as `token`'s caller, against `gateway`.
-async fn approvals_command(gateway: &crate::support::Gateway, token: &str, args: &[&str]) -> crate::support::Ran {
+async fn approvals_command(
+    gateway: &crate::support::Gateway,
+    token: &str,
+    args: &[&str],
+) -> crate::support::Ran {
     let mut command = crate::support::gateway_binary();
     command
         .env("ERASURE_GATEWAY_TOKEN", token)
@@ -698,19 +702,27 @@ async fn the_approvals_command_lists_approves_and_refuses_self_approval() {
     let headers = [("authorization", auth.as_str()), JSON];
     let bulk = body(&keys("cli", 4));
     let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
-    let id = parts.headers["x-erasure-approval-id"].to_str().unwrap().to_owned();
+    let id = parts.headers["x-erasure-approval-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
 
     let listed = approvals_command(&gateway, REVIEWER, &["list"]).await;
     listed.assert_exit(0);
     assert!(listed.stdout.contains(&id), "{}", listed.stdout);
     assert!(listed.stdout.contains("pending"), "{}", listed.stdout);
-    assert!(listed.stdout.contains("bulk-needs-a-second-pair-of-eyes"), "{}", listed.stdout);
+    assert!(
+        listed.stdout.contains("bulk-needs-a-second-pair-of-eyes"),
+        "{}",
+        listed.stdout
+    );
 
     let own = approvals_command(&gateway, OFFICER, &["approve", &id]).await;
     own.assert_exit(1);
     assert!(own.stderr.contains("four eyes"), "{}", own.stderr);
 
-    let approved = approvals_command(&gateway, REVIEWER, &["approve", &id, "--note", "PRIV-42"]).await;
+    let approved =
+        approvals_command(&gateway, REVIEWER, &["approve", &id, "--note", "PRIV-42"]).await;
     approved.assert_exit(0);
     assert!(approved.stdout.contains("approved"), "{}", approved.stdout);
     let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
@@ -734,12 +746,18 @@ async fn an_approval_expires_unused() {
     let headers = [("authorization", auth.as_str()), JSON];
     let bulk = body(&keys("late", 4));
     let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
-    let id = parts.headers["x-erasure-approval-id"].to_str().unwrap().to_owned();
+    let id = parts.headers["x-erasure-approval-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let (parts, _) = settle(&gateway, &id, REVIEWER, "approve").await;
     assert_eq!(parts.status, 200);
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
-    assert_eq!(parts.status, 403, "an expired approval let the call through");
+    assert_eq!(
+        parts.status, 403,
+        "an expired approval let the call through"
+    );
     assert_ne!(parts.headers["x-erasure-approval-id"], id.as_str());
     let (parts, _) = settle(&gateway, &id, REVIEWER, "approve").await;
     assert_eq!(parts.status, 404, "an expired approval is gone");

@@ -341,9 +341,11 @@ fn the_demo_decides_every_call_as_expected_and_verifies_its_trail() {
     ran.assert_exit(0);
     let stdout = &ran.stdout;
     assert!(!stdout.contains('✗'), "{stdout}");
-    assert_eq!(stdout.matches('✓').count(), 10, "{stdout}");
+    assert_eq!(stdout.matches('✓').count(), 13, "{stdout}");
     for policy in [
         "(refused: budget_exceeded)",
+        "seam-residents-need-a-second-pair-of-eyes",
+        "approved",
         "kore-never-erase-account-owners",
         "kore-never-erase-bot-developers",
         "seam-pat-requires-workspace",
