@@ -20,4 +20,7 @@ pub struct ConnInfo {
 pub struct ClientCert {
     /// Its subject, RFC 4514 style (`CN=…, O=…`).
     pub subject: String,
+    /// Its subject alternative names: DNS names, e-mail addresses and URIs,
+    /// as written.
+    pub sans: Vec<String>,
 }

@@ -163,6 +163,7 @@ async fn establish(
         .and_then(|chain| chain.first())
         .map(|leaf| ClientCert {
             subject: tls::certificate_subject(leaf).unwrap_or_default(),
+            sans: tls::certificate_sans(leaf),
         });
     let conn = ConnInfo {
         client_addr,

@@ -150,6 +150,27 @@ where
         .build(connector))
 }
 
+/// The DNS, e-mail and URI subject alternative names of a certificate.
+pub fn certificate_sans(cert: &CertificateDer<'_>) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = parsed.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => {
+                Some((*s).to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The subject of a verified client certificate, as an RFC 4514 string.
 pub fn certificate_subject(cert: &CertificateDer<'_>) -> Option<String> {
     x509_parser::parse_x509_certificate(cert.as_ref())

@@ -19,7 +19,7 @@ pub use raw::{
     AdminConfig, AuditConfig, ConfigToml, Mode, Passthrough, PoliciesToml, ProxyConfig,
     UpstreamToml,
 };
-pub use upstream::UpstreamConfig;
+pub use upstream::{CredentialConfig, CredentialToml, Mint, SecretSource, UpstreamConfig};
 
 use crate::budget::BudgetConfig;
 use crate::digest::is_sha256_hex;

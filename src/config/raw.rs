@@ -286,6 +286,10 @@ pub struct UpstreamToml {
     /// Extra PEM trust root for this upstream's TLS certificate.
     #[serde(default)]
     pub ca: Option<PathBuf>,
+    /// The vendor's own credential, which the gateway sends in place of
+    /// the caller's: callers never hold it.
+    #[serde(default)]
+    pub credential: Option<super::upstream::CredentialToml>,
 }
 
 impl Default for ConfigToml {
@@ -319,6 +323,7 @@ fn default_upstreams() -> Vec<UpstreamToml> {
         path_prefix: Some(prefix.to_owned()),
         host: None,
         ca: None,
+        credential: None,
     })
     .collect()
 }

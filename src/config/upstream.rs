@@ -25,6 +25,133 @@ pub struct UpstreamConfig {
     pub host: Option<String>,
     /// Extra PEM trust root for this upstream's TLS certificate.
     pub ca: Option<PathBuf>,
+    /// The vendor credential sent in place of the caller's, if any.
+    pub credential: Option<CredentialConfig>,
+}
+
+/// `[upstream.credential]` as written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialToml {
+    /// An environment variable holding the secret.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// A file holding the secret (a trailing newline is dropped).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// `kore_jwt`: the secret is the app's client secret, and the gateway
+    /// mints a short-lived JWT for every call from it.
+    #[serde(default)]
+    pub mint: Option<Mint>,
+    /// The app's client id (`appId` of a minted JWT).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// How long a minted JWT is valid.
+    #[serde(default, with = "humantime_serde")]
+    pub ttl: Option<std::time::Duration>,
+    /// Headers sent with the credential in place of the caller's, e.g.
+    /// BotPenguin's `authtype = "Key"`.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// What the gateway mints from the secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mint {
+    /// Kore.ai's JWT: HS256 over `{appId, sub, iat, exp}` with the client
+    /// secret.
+    KoreJwt,
+}
+
+/// Where the vendor secret is read from (at start; never logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// This environment variable.
+    Env(String),
+    /// This file.
+    File(PathBuf),
+}
+
+/// `[upstream.credential]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialConfig {
+    /// Where the secret is.
+    pub secret: SecretSource,
+    /// A JWT minted per call from the secret, with this client id and
+    /// lifetime; else the secret is sent as it is.
+    pub mint: Option<(Mint, String, std::time::Duration)>,
+    /// Headers sent with it, names lowercase.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+fn check_credential(
+    raw: CredentialToml,
+    has_profile: bool,
+    invalid: impl Fn(&str, String) -> InvalidValue,
+) -> Result<CredentialConfig, InvalidValue> {
+    if !has_profile {
+        return Err(invalid(
+            "credential",
+            "needs a vendor profile, which says where the credential goes".into(),
+        ));
+    }
+    let secret = match (raw.env, raw.file) {
+        (Some(var), None) if !var.is_empty() => SecretSource::Env(var),
+        (None, Some(file)) => SecretSource::File(file),
+        _ => {
+            return Err(invalid(
+                "credential",
+                "set exactly one of env = \"VAR\" or file = \"path\" (the secret is never written in the config)".into(),
+            ))
+        }
+    };
+    let mint = match (raw.mint, raw.client_id) {
+        (Some(mint), Some(client_id)) if !client_id.is_empty() => {
+            let ttl = raw.ttl.unwrap_or(std::time::Duration::from_secs(60));
+            if ttl.as_secs() == 0 || ttl.as_secs() > 3600 {
+                return Err(invalid("credential.ttl", "must be from 1s to 1h".into()));
+            }
+            Some((mint, client_id, ttl))
+        }
+        (Some(_), _) => {
+            return Err(invalid(
+                "credential.client_id",
+                "mint = \"kore_jwt\" needs the app's client id".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "credential.client_id",
+                "is only read with mint = \"kore_jwt\"".into(),
+            ))
+        }
+        (None, None) => None,
+    };
+    let headers = raw
+        .headers
+        .into_iter()
+        .map(|(name, value)| {
+            let header = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                invalid(
+                    "credential.headers",
+                    format!("`{name}` is not a header name"),
+                )
+            })?;
+            let value = http::HeaderValue::from_str(&value).map_err(|_| {
+                invalid(
+                    "credential.headers",
+                    format!("the value of `{name}` is not a header value"),
+                )
+            })?;
+            Ok((header, value))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(CredentialConfig {
+        secret,
+        mint,
+        headers,
+    })
 }
 
 /// Checks the `[[upstream]]` entries in order; `profile_named` finds a
@@ -83,6 +210,10 @@ pub(super) fn check_upstreams(
                 ));
             }
         }
+        let credential = up
+            .credential
+            .map(|raw| check_credential(raw, profile.is_some(), invalid))
+            .transpose()?;
         checked.push(UpstreamConfig {
             name: up.name,
             profile,
@@ -90,6 +221,7 @@ pub(super) fn check_upstreams(
             path_prefix: up.path_prefix,
             host: up.host,
             ca: up.ca,
+            credential,
         });
     }
     Ok(checked)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jwt::JwtVerifier;
 use super::{IdentityError, JwtConfig, ANONYMOUS};
+use crate::conn::ClientCert;
 use crate::digest::is_sha256_hex;
 use crate::setting::{InvalidValue, SHA256_HEX_EXPECTED};
 
@@ -26,6 +27,13 @@ pub struct CallerEntry {
     /// `Gateway::Role` ids the caller belongs to.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// A verified client certificate with exactly this subject (RFC 4514,
+    /// `CN=…, O=…`) identifies this caller when no known credential does.
+    #[serde(default)]
+    pub cert_subject: Option<String>,
+    /// …or one with this subject alternative name (DNS, e-mail or URI).
+    #[serde(default)]
+    pub cert_san: Option<String>,
 }
 
 /// The `[[caller]]` table, checked: ids non-empty, unique and not
@@ -38,6 +46,8 @@ pub struct CallerTable {
     by_token: HashMap<String, usize>,
     /// Caller id → index into `entries`.
     by_id: HashMap<String, usize>,
+    /// Certificate subject or SAN → index into `entries`.
+    by_cert: HashMap<String, usize>,
 }
 
 impl CallerTable {
@@ -60,6 +70,14 @@ impl CallerTable {
     fn by_id(&self, id: &str) -> Option<&CallerEntry> {
         self.by_id.get(id).and_then(|&i| self.entries.get(i))
     }
+
+    /// The caller a verified certificate names: by subject, else by SAN.
+    fn by_cert(&self, cert: &ClientCert) -> Option<&CallerEntry> {
+        std::iter::once(format!("subject\0{}", cert.subject))
+            .chain(cert.sans.iter().map(|san| format!("san\0{san}")))
+            .find_map(|key| self.by_cert.get(&key))
+            .and_then(|&i| self.entries.get(i))
+    }
 }
 
 impl TryFrom<Vec<CallerEntry>> for CallerTable {
@@ -75,6 +93,7 @@ impl TryFrom<Vec<CallerEntry>> for CallerTable {
     fn try_from(callers: Vec<CallerEntry>) -> Result<Self, InvalidValue> {
         let mut by_token = HashMap::with_capacity(callers.len());
         let mut by_id = HashMap::with_capacity(callers.len());
+        let mut by_cert = HashMap::new();
         let mut entries = Vec::with_capacity(callers.len());
         for (i, mut caller) in callers.into_iter().enumerate() {
             let invalid = |field: &str, message: String| {
@@ -109,12 +128,26 @@ impl TryFrom<Vec<CallerEntry>> for CallerTable {
                 }
                 caller.token_sha256 = Some(hash);
             }
+            let certs = [
+                ("cert_subject", "subject", &caller.cert_subject),
+                ("cert_san", "san", &caller.cert_san),
+            ];
+            for (field, kind, value) in certs {
+                let Some(value) = value else { continue };
+                if value.trim().is_empty() {
+                    return Err(invalid(field, "must not be empty".into()));
+                }
+                if let Some(j) = by_cert.insert(format!("{kind}\0{value}"), i) {
+                    return Err(invalid(field, format!("duplicates caller[{j}].{field}")));
+                }
+            }
             entries.push(caller);
         }
         Ok(Self {
             entries,
             by_token,
             by_id,
+            by_cert,
         })
     }
 }
@@ -129,6 +162,8 @@ pub enum CallerSource {
     Token,
     /// A verified JWT; the id is its subject claim.
     Jwt,
+    /// A verified client certificate matched `cert_subject` or `cert_san`.
+    Certificate,
     /// Named in a described request (`policy test`, `explain`,
     /// `/v1/authorize`), not identified from a credential.
     Given,
@@ -142,6 +177,7 @@ impl CallerSource {
             Self::Anonymous => "anonymous",
             Self::Token => "token",
             Self::Jwt => "jwt",
+            Self::Certificate => "certificate",
             Self::Given => "given",
         }
     }
@@ -255,6 +291,32 @@ impl Identifier {
     }
 }
 
+impl Identifier {
+    /// [`identify`](Self::identify), then, when no known credential named
+    /// a caller, the caller a verified client certificate maps to.
+    ///
+    /// # Errors
+    /// As [`identify`](Self::identify).
+    pub fn identify_with_cert(
+        &self,
+        token: Option<&str>,
+        token_is_jwt: bool,
+        cert: Option<&ClientCert>,
+    ) -> Result<Caller, IdentityError> {
+        let caller = self.identify(token, token_is_jwt)?;
+        if caller.source != CallerSource::Anonymous {
+            return Ok(caller);
+        }
+        Ok(cert
+            .and_then(|cert| self.callers.by_cert(cert))
+            .map_or(caller, |entry| Caller {
+                id: entry.id.clone(),
+                roles: entry.roles.clone(),
+                source: CallerSource::Certificate,
+            }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -288,11 +350,62 @@ mod tests {
     }
 
     #[test]
+    fn a_verified_certificate_names_its_caller_when_no_credential_does() {
+        let mut by_subject = entry("mtls-ops", None, &["privacy-officer"]);
+        by_subject.cert_subject = Some("CN=mtls-ops,O=Example".into());
+        let mut by_san = entry("san-ops", None, &[]);
+        by_san.cert_san = Some("ops@example.com".into());
+        let token = entry("token-ops", Some("t0ken"), &[]);
+        let identifier =
+            Identifier::new(&table(&[by_subject, by_san, token]).unwrap(), None).unwrap();
+        let cert = |subject: &str, sans: &[&str]| ClientCert {
+            subject: subject.into(),
+            sans: sans.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let who = |token: Option<&str>, cert: &ClientCert| {
+            let caller = identifier
+                .identify_with_cert(token, false, Some(cert))
+                .unwrap();
+            (caller.id, caller.source)
+        };
+        assert_eq!(
+            who(None, &cert("CN=mtls-ops,O=Example", &[])),
+            ("mtls-ops".into(), CallerSource::Certificate)
+        );
+        assert_eq!(
+            who(
+                None,
+                &cert("CN=other", &["x.example.com", "ops@example.com"])
+            ),
+            ("san-ops".into(), CallerSource::Certificate)
+        );
+        // A known credential wins over the certificate.
+        assert_eq!(
+            who(Some("t0ken"), &cert("CN=mtls-ops,O=Example", &[])),
+            ("token-ops".into(), CallerSource::Token)
+        );
+        assert_eq!(
+            who(None, &cert("CN=mtls-ops", &[])),
+            ("anonymous".into(), CallerSource::Anonymous)
+        );
+        let mut twice = entry("b", None, &[]);
+        twice.cert_subject = Some("CN=x".into());
+        let mut again = entry("c", None, &[]);
+        again.cert_subject = Some("CN=x".into());
+        assert_eq!(
+            table(&[twice, again]).unwrap_err().key,
+            "caller[1].cert_subject"
+        );
+    }
+
+    #[test]
     fn uppercase_hash_in_config_matches() {
         let callers = [CallerEntry {
             id: "ops".into(),
             token_sha256: Some(token_sha256("t0ken").to_ascii_uppercase()),
             roles: vec![],
+            cert_subject: None,
+            cert_san: None,
         }];
         let identifier = Identifier::new(&table(&callers).unwrap(), None).unwrap();
         assert_eq!(identifier.identify(Some("t0ken"), false).unwrap().id, "ops");
@@ -393,6 +506,8 @@ mod tests {
                     id: "a".into(),
                     token_sha256: Some("seam_live_token".into()),
                     roles: vec![],
+                    cert_subject: None,
+                    cert_san: None,
                 }],
                 "caller[0].token_sha256",
             ),

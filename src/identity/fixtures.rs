@@ -43,6 +43,8 @@ pub(super) fn entry(id: &str, token: Option<&str>, roles: &[&str]) -> CallerEntr
         id: id.to_owned(),
         token_sha256: token.map(super::token_sha256),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        cert_subject: None,
+        cert_san: None,
     }
 }
 

@@ -224,10 +224,10 @@ impl DescribedRequest {
         let conn = ConnInfo {
             client_addr: SocketAddr::new(self.client_ip, 0),
             tls: self.client_cert_subject.is_some(),
-            client_cert: self
-                .client_cert_subject
-                .clone()
-                .map(|subject| ClientCert { subject }),
+            client_cert: self.client_cert_subject.clone().map(|subject| ClientCert {
+                subject,
+                sans: Vec::new(),
+            }),
         };
         let mut explanation = Explanation {
             decision: "deny".into(),

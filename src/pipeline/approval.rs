@@ -289,7 +289,7 @@ impl Gateway {
         let is_jwt = token.split('.').count() == 3;
         let caller = self
             .evaluator
-            .identify(Some(token), is_jwt)
+            .identify(Some(token), is_jwt, None)
             .map_err(|e| AdminError::Forbidden(format!("the credential is not valid ({e})")))?;
         let role = self.budgets.approver_role();
         if caller.id == crate::identity::Caller::anonymous().id {

@@ -13,6 +13,7 @@ use http_body_util::{LengthLimitError, Limited};
 
 use super::approval::Gate;
 use super::gateway::{Gateway, Route};
+use super::inject;
 use crate::authz::Decision;
 use crate::budget::{Account, Charge, Limit};
 use crate::config::Mode;
@@ -136,8 +137,17 @@ impl Gateway {
             .as_ref()
             .ok_or(Refusal::Invalid("the call could not be rebuilt".into()))
             .and_then(|erasure| {
-                profile::outbound(profile, erasure, &parts.headers)
-                    .map_err(|e| Refusal::Invalid(e.to_string()))
+                let mut outbound = profile::outbound(profile, erasure, &parts.headers)
+                    .map_err(|e| Refusal::Invalid(e.to_string()))?;
+                // Callers never hold the vendor's key: it replaces theirs.
+                if let Some(credential) = route.upstream.credential() {
+                    inject::vendor_credential(profile, credential, &mut outbound.headers)
+                        .map_err(|e| {
+                            tracing::error!(upstream = %route.upstream.name, error = %e, "vendor credential");
+                            Refusal::Upstream(GatewayError::BadRequest)
+                        })?;
+                }
+                Ok(outbound)
             })
             .and_then(|outbound| {
                 route

@@ -139,10 +139,11 @@ impl Evaluator {
             Some(caller) => caller,
             None => {
                 let credential = &evaluation.credential;
-                match self
-                    .identifier
-                    .identify(credential.token(), credential.kind == CredentialKind::Jwt)
-                {
+                match self.identifier.identify_with_cert(
+                    credential.token(),
+                    credential.kind == CredentialKind::Jwt,
+                    conn.client_cert.as_ref(),
+                ) {
                     Ok(caller) => caller,
                     Err(e) => {
                         evaluation.erasure = Some(erasure);
@@ -213,7 +214,8 @@ impl Evaluator {
         evaluation
     }
 
-    /// The caller a credential identifies (`anonymous` without one).
+    /// The caller a credential (or else a verified client certificate)
+    /// identifies: `anonymous` without either.
     ///
     /// # Errors
     /// A JWT that does not verify.
@@ -221,8 +223,9 @@ impl Evaluator {
         &self,
         token: Option<&str>,
         is_jwt: bool,
+        cert: Option<&crate::conn::ClientCert>,
     ) -> Result<Caller, crate::identity::IdentityError> {
-        self.identifier.identify(token, is_jwt)
+        self.identifier.identify_with_cert(token, is_jwt, cert)
     }
 
     /// Entity data for targets the policy files do not describe, from the

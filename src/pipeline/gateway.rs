@@ -17,10 +17,12 @@ use crate::config::{Config, Mode, Passthrough};
 use crate::conn::ConnInfo;
 use crate::directory::Directory;
 use crate::forward::{self, Upstream};
+use crate::identity::CallerSource;
 use crate::identity::Identifier;
 use crate::metrics::Metrics;
 use crate::pipeline::evaluate::{Evaluation, Evaluator};
-use crate::profile::{self, Classification, RequestHead, VendorProfile};
+use crate::pipeline::inject;
+use crate::profile::{self, Classification, CredentialKind, RequestHead, VendorProfile};
 use crate::response::{GatewayError, Refusal};
 use crate::route::{RouteError, RouteTable};
 use crate::trail::pseudonym::PseudonymKey;
@@ -272,6 +274,27 @@ impl Gateway {
     ) -> Response<Body> {
         if self.passthrough == Passthrough::Deny {
             return GatewayError::PassthroughDenied.into_response(request_id);
+        }
+        let mut request = request;
+        if let (Some(vendor), Some(profile)) = (route.upstream.credential(), &route.profile) {
+            // A known caller's call goes with the vendor's credential; any
+            // other goes with none: the vendor's key never serves strangers.
+            let presented = profile::credential(profile, request.headers());
+            let known = self
+                .evaluator
+                .identify(
+                    presented.token(),
+                    presented.kind == CredentialKind::Jwt,
+                    conn.client_cert.as_ref(),
+                )
+                .is_ok_and(|caller| caller.source != CallerSource::Anonymous);
+            inject::strip_credential(profile, vendor, request.headers_mut());
+            if known {
+                if let Err(e) = inject::vendor_credential(profile, vendor, request.headers_mut()) {
+                    tracing::error!(upstream = %route.upstream.name, error = %e, "vendor credential");
+                    return GatewayError::BadRequest.into_response(request_id);
+                }
+            }
         }
         let request = request.map(|body| body.map_err(Into::into).boxed());
         match self

@@ -14,6 +14,7 @@ mod approval;
 mod erasure;
 pub mod evaluate;
 mod gateway;
+mod inject;
 pub mod record;
 
 pub use gateway::{Gateway, SetupError};

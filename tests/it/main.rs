@@ -6,7 +6,7 @@
 mod support;
 
 mod architecture;
-mod budget;
+mod blast_radius;
 mod cli;
 mod deploy;
 mod erasure;

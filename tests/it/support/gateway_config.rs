@@ -121,6 +121,12 @@ impl GatewayConfig {
         self
     }
 
+    /// A `[[caller]]` table as given.
+    pub fn raw_caller(mut self, caller: toml::Table) -> Self {
+        self.callers.push(caller.into());
+        self
+    }
+
     /// A `[[caller]]` known only as the subject of a verified JWT.
     pub fn jwt_caller(mut self, id: &str, roles: &[&str]) -> Self {
         self.callers.push(caller(id, roles).into());
@@ -137,6 +143,26 @@ impl GatewayConfig {
     /// every call to it passes through.
     pub fn plain<'a>(self, to: impl Into<Endpoint<'a>>) -> Self {
         self.upstream("vendor", None, to, "/v")
+    }
+
+    /// The upstream added last sends this vendor credential
+    /// (`[upstream.credential]`) in place of the caller's.
+    pub fn upstream_credential(mut self, credential: toml::Table) -> Self {
+        if let Some(upstream) = self
+            .upstreams
+            .last_mut()
+            .and_then(toml::Value::as_table_mut)
+        {
+            upstream.insert("credential".into(), credential.into());
+        }
+        self
+    }
+
+    /// A file in this configuration's directory holding `text`.
+    pub fn write_file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
     }
 
     /// The upstream added last trusts the CA certificate in `ca`.

@@ -1,4 +1,5 @@
-//! Erasure budgets and repeats end to end: the real gateway (in this process
+//! Limiting the blast radius end to end (budgets, repeats, four-eyes
+//! approval, callers without vendor keys): the real gateway (in this process
 //! and as two `serve` processes) in front of a stand-in Seam, counting in
 //! process or in a real `redis-server`.
 //!
@@ -762,5 +763,235 @@ async fn an_approval_expires_unused() {
     let (parts, _) = settle(&gateway, &id, REVIEWER, "approve").await;
     assert_eq!(parts.status, 404, "an expired approval is gone");
     assert_eq!(seam.count(), 0);
+    gateway.stop().await;
+}
+
+const SEAM_VENDOR_KEY: &str = "seam_vendor_master_key_0123456789";
+
+/// `[upstream.credential]` reading the secret from `file`.
+fn credential_from(file: &std::path::Path, extra: &[(&str, toml::Value)]) -> toml::Table {
+    let mut table = toml::Table::new();
+    table.insert("file".into(), file.display().to_string().into());
+    for (key, value) in extra {
+        table.insert((*key).into(), value.clone());
+    }
+    table
+}
+
+fn header<'a>(seen: &'a crate::support::Received, name: &str) -> Option<&'a str> {
+    seen.headers.get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn callers_never_hold_the_vendor_key_the_gateway_sends_it_in_their_place() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let config = GatewayConfig::new();
+    let key_file = config.write_file("seam-key", &format!("{SEAM_VENDOR_KEY}\n"));
+    let config = seam_config(config, &seam).upstream_credential(credential_from(&key_file, &[]));
+    let mut gateway = spawn_gateway(config).await;
+    let officer = bearer(OFFICER);
+
+    let (parts, _) = gateway
+        .call(
+            "POST",
+            SEAM_ERASE,
+            &[("authorization", officer.as_str()), JSON],
+            body(&keys("k", 2)),
+        )
+        .await;
+    assert_eq!(parts.status, 200);
+    let (parts, _) = gateway
+        .call(
+            "GET",
+            "/seam/devices/list",
+            &[("authorization", officer.as_str())],
+            "",
+        )
+        .await;
+    assert_eq!(parts.status, 200);
+    // A stranger's pass-through call goes with no credential at all.
+    let (parts, _) = gateway
+        .call(
+            "GET",
+            "/seam/devices/list",
+            &[("authorization", "Bearer who-knows")],
+            "",
+        )
+        .await;
+    assert_eq!(parts.status, 200);
+
+    let seen = seam.received();
+    let vendor = format!("Bearer {SEAM_VENDOR_KEY}");
+    assert_eq!(
+        header(&seen[0], "authorization"),
+        Some(vendor.as_str()),
+        "erasure"
+    );
+    assert_eq!(
+        header(&seen[1], "authorization"),
+        Some(vendor.as_str()),
+        "pass-through"
+    );
+    assert_eq!(
+        header(&seen[2], "authorization"),
+        None,
+        "a stranger got the vendor key"
+    );
+    assert!(seen
+        .iter()
+        .all(|s| !format!("{:?}", s.headers).contains(OFFICER)));
+
+    let trail_text: String = std::fs::read_dir(gateway.config.audit.path.parent().unwrap())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(
+        !trail_text.contains(SEAM_VENDOR_KEY),
+        "the vendor key is in the trail"
+    );
+    assert_eq!(gateway.trail()[0]["principal"]["id"], "privacy-ops");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn kore_gets_a_jwt_minted_per_call_from_the_app_client_secret() {
+    const CLIENT_SECRET: &str = "kore-app-client-secret-for-tests-only";
+    const CALLERS_SECRET: &str = "callers-own-hs256-secret-for-tests-only";
+    let kore = spawn_vendor(Behaviour::Echo).await;
+    let config = GatewayConfig::new();
+    let secret_file = config.write_file("kore-client-secret", CLIENT_SECRET);
+    let config = config
+        .jwt_hs256(CALLERS_SECRET)
+        .jwt_caller("kore-officer", &["privacy-officer"])
+        .vendor("kore", &kore)
+        .upstream_credential(credential_from(
+            &secret_file,
+            &[
+                ("mint", "kore_jwt".into()),
+                ("client_id", "cs-test-app".into()),
+            ],
+        ));
+    let mut gateway = spawn_gateway(config).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let caller_jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "kore-officer", "iat": now, "exp": now + 300}),
+        &jsonwebtoken::EncodingKey::from_secret(CALLERS_SECRET.as_bytes()),
+    )
+    .unwrap();
+    for user in ["u-1", "u-2"] {
+        let (parts, answer) = gateway
+            .call(
+                "DELETE",
+                "/kore/api/public/bot/eraseUsersData",
+                &[("auth", caller_jwt.as_str()), JSON],
+                json!({ "userIds": [user] }).to_string(),
+            )
+            .await;
+        assert_eq!(parts.status, 200, "{answer}");
+    }
+    let seen = kore.received();
+    assert_eq!(seen.len(), 2);
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp"]);
+    for call in &seen {
+        let minted = header(call, "auth").unwrap();
+        assert_ne!(minted, caller_jwt, "the caller's JWT reached Kore.ai");
+        let claims = jsonwebtoken::decode::<Value>(
+            minted,
+            &jsonwebtoken::DecodingKey::from_secret(CLIENT_SECRET.as_bytes()),
+            &validation,
+        )
+        .unwrap()
+        .claims;
+        assert_eq!(claims["appId"], "cs-test-app");
+        assert!(
+            claims["exp"].as_u64().unwrap() <= now + 120,
+            "a short expiry"
+        );
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn botpenguin_gets_its_token_and_authtype_in_place_of_the_callers() {
+    let botpenguin = spawn_vendor(Behaviour::Echo).await;
+    let config = GatewayConfig::new();
+    let token_file = config.write_file("botpenguin-token", "bp_vendor_token_42");
+    let mut headers = toml::Table::new();
+    headers.insert("authtype".into(), "Key".into());
+    let config = config
+        .caller("privacy-ops", OFFICER, &["privacy-officer"])
+        .vendor("botpenguin", &botpenguin)
+        .upstream_credential(credential_from(&token_file, &[("headers", headers.into())]));
+    let mut gateway = spawn_gateway(config).await;
+    let officer = bearer(OFFICER);
+    let (parts, answer) = gateway
+        .call(
+            "DELETE",
+            "/botpenguin/customer/cust-77",
+            &[("authorization", officer.as_str()), ("authtype", "Caller")],
+            "",
+        )
+        .await;
+    assert_eq!(parts.status, 200, "{answer}");
+    let seen = botpenguin.received();
+    assert_eq!(
+        header(&seen[0], "authorization"),
+        Some("Bearer bp_vendor_token_42")
+    );
+    assert_eq!(header(&seen[0], "authtype"), Some("Key"));
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_certificate_identifies_a_caller_that_sends_no_token() {
+    let certs = erasure_gateway::certs::DevCerts::generate().unwrap();
+    let dir = support::cert_dir(&certs, "mtls-caller");
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let config = GatewayConfig::new()
+        .proxy(
+            "tls_cert",
+            dir.path().join("gateway.pem").display().to_string(),
+        )
+        .proxy(
+            "tls_key",
+            dir.path().join("gateway-key.pem").display().to_string(),
+        )
+        .proxy("client_ca", dir.path().join("ca.pem").display().to_string());
+    let key_file = config.write_file("seam-key", SEAM_VENDOR_KEY);
+    let mut config = config
+        .vendor("seam", &seam)
+        .upstream_credential(credential_from(&key_file, &[]));
+    let mut caller = toml::Table::new();
+    caller.insert("id".into(), "mtls-ops".into());
+    caller.insert(
+        "cert_subject".into(),
+        "CN=erasure-gateway dev client".into(),
+    );
+    caller.insert(
+        "roles".into(),
+        toml::Value::Array(vec!["privacy-officer".into()]),
+    );
+    config = config.raw_caller(caller);
+    let mut gateway = spawn_gateway(config).await;
+    let request = support::request("POST", &gateway.tls_url(SEAM_ERASE), body(&keys("m", 1)));
+    let mut request = request;
+    request
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    let (parts, answer) = support::send(&support::tls_client(&certs, true), request)
+        .await
+        .unwrap();
+    assert_eq!(parts.status, 200, "{}", String::from_utf8_lossy(&answer));
+    let seen = seam.received();
+    let vendor = format!("Bearer {SEAM_VENDOR_KEY}");
+    assert_eq!(header(&seen[0], "authorization"), Some(vendor.as_str()));
+    let principal = &gateway.trail()[0]["principal"];
+    assert_eq!(principal["id"], "mtls-ops");
+    assert_eq!(principal["source"], "certificate");
     gateway.stop().await;
 }

@@ -14,6 +14,10 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
+mod credential;
+
+pub use credential::{CredentialError, VendorCredential};
+
 use crate::config::{BaseUrl, ProxyConfig, UpstreamConfig};
 use crate::conn::ConnInfo;
 use crate::request_id::X_REQUEST_ID;
@@ -34,6 +38,14 @@ pub enum UpstreamSetupError {
         /// The TLS error, naming the file.
         error: TlsError,
     },
+    /// Its vendor credential cannot be read.
+    #[error("upstream `{name}`: credential: {error}")]
+    Credential {
+        /// The upstream's name.
+        name: String,
+        /// What is wrong.
+        error: CredentialError,
+    },
 }
 
 /// One upstream with its own connection pool and trust roots.
@@ -47,6 +59,8 @@ pub struct Upstream {
     /// Erasure calls go through their own pool that never resends a
     /// request, even one hyper believes never reached the vendor.
     erasure_client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// The vendor's credential, sent in place of the caller's.
+    credential: Option<VendorCredential>,
 }
 
 impl Upstream {
@@ -63,7 +77,17 @@ impl Upstream {
                 },
             )
         };
+        let credential = config
+            .credential
+            .as_ref()
+            .map(VendorCredential::load)
+            .transpose()
+            .map_err(|error| UpstreamSetupError::Credential {
+                name: config.name.clone(),
+                error,
+            })?;
         Ok(Self {
+            credential,
             name: config.name.clone(),
             url: config.url.clone(),
             timeout: proxy.upstream_timeout,
@@ -125,6 +149,11 @@ impl Upstream {
                 Err(GatewayError::UpstreamFailed)
             }
         }
+    }
+
+    /// The vendor credential this upstream sends in place of the caller's.
+    pub fn credential(&self) -> Option<&VendorCredential> {
+        self.credential.as_ref()
     }
 
     /// The upstream request for a rebuilt erasure call, and its
