@@ -150,6 +150,7 @@ mod tests {
             path_prefix: prefix.map(Into::into),
             host: host.map(Into::into),
             ca: None,
+            credential: None,
         }
     }
 

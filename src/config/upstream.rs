@@ -251,6 +251,47 @@ mod tests {
     use super::super::tests::parse;
 
     #[test]
+    fn a_vendor_credential_is_read_from_env_or_file_never_written_inline() {
+        let upstream = |credential: &str| {
+            format!("[[upstream]]\nname = \"seam\"\nurl = \"http://x\"\npath_prefix = \"/s\"\n[upstream.credential]\n{credential}\n")
+        };
+        let config = parse(&upstream("env = \"SEAM_KEY\"")).unwrap();
+        assert!(config.upstream[0].credential.is_some());
+        for (credential, key) in [
+            ("", "upstream[0].credential"),
+            ("env = \"A\"\nfile = \"b\"", "upstream[0].credential"),
+            (
+                "file = \"s\"\nmint = \"kore_jwt\"",
+                "upstream[0].credential.client_id",
+            ),
+            (
+                "file = \"s\"\nclient_id = \"cs\"",
+                "upstream[0].credential.client_id",
+            ),
+            (
+                "file = \"s\"\nmint = \"kore_jwt\"\nclient_id = \"cs\"\nttl = \"2h\"",
+                "upstream[0].credential.ttl",
+            ),
+            (
+                "file = \"s\"\nheaders = { \"bad name\" = \"x\" }",
+                "upstream[0].credential.headers",
+            ),
+        ] {
+            let err = parse(&upstream(credential)).unwrap_err().to_string();
+            assert!(err.contains(key), "{credential}: {err}");
+        }
+        let err = parse(&upstream("value = \"seam_live_key\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field"), "{err}");
+        let none = "[[upstream]]\nname = \"v\"\nprofile = \"none\"\nurl = \"http://x\"\npath_prefix = \"/v\"\n[upstream.credential]\nenv = \"K\"\n";
+        assert!(parse(none)
+            .unwrap_err()
+            .to_string()
+            .contains("needs a vendor profile"));
+    }
+
+    #[test]
     fn upstream_checks_name_the_upstream_and_field() {
         let err = parse("[[upstream]]\nname = \"a\"\nurl = \"ftp://x\"\npath_prefix = \"/a\"\n")
             .unwrap_err();

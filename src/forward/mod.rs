@@ -327,6 +327,7 @@ mod tests {
             path_prefix: Some("/t".into()),
             host: None,
             ca: None,
+            credential: None,
         };
         Upstream::new(&config, &ProxyConfig::default()).unwrap()
     }

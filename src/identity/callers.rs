@@ -292,6 +292,15 @@ impl Identifier {
 }
 
 impl Identifier {
+    /// Before [`identify`](Self::identify): with a JWKS, fetches the key
+    /// set when it is stale or lacks the key a JWT names (bounded in time;
+    /// the keys held stay in use when the fetch fails).
+    pub async fn prepare(&self, token: Option<&str>, token_is_jwt: bool) {
+        if let (true, Some(jwt), Some(token)) = (token_is_jwt, &self.jwt, token) {
+            jwt.prepare(token).await;
+        }
+    }
+
     /// [`identify`](Self::identify), then, when no known credential named
     /// a caller, the caller a verified client certificate maps to.
     ///

@@ -9,6 +9,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::jwks::{JwksConfig, JwksKeys};
 use super::{IdentityError, ANONYMOUS};
 use crate::setting::InvalidValue;
 
@@ -64,6 +65,16 @@ pub struct JwtToml {
     /// RS256/ES256: PEM file holding the public key.
     #[serde(default)]
     pub public_key_file: Option<PathBuf>,
+    /// RS256/ES256: the identity provider's key set (JWKS) instead of a key
+    /// file; keys are chosen by the token's `kid` and follow rotation.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// How long fetched JWKS keys are used before they are fetched again.
+    #[serde(default = "default_jwks_refresh", with = "humantime_serde")]
+    pub jwks_refresh: Duration,
+    /// An extra trust root for the JWKS URL's TLS certificate.
+    #[serde(default)]
+    pub jwks_ca: Option<PathBuf>,
     /// The claim that holds the caller id.
     #[serde(default = "default_subject_claim")]
     pub subject_claim: String,
@@ -86,6 +97,10 @@ fn default_leeway() -> Duration {
     Duration::from_secs(30)
 }
 
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(300)
+}
+
 /// The key a JWT is verified with, as the algorithm needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum KeyFile {
@@ -93,6 +108,8 @@ enum KeyFile {
     Secret(PathBuf),
     /// RS256 or ES256: the PEM file holding the public key.
     PublicKey(PathBuf),
+    /// RS256 or ES256: keys fetched from a JWKS URL.
+    Jwks(JwksConfig),
 }
 
 /// `[jwt]`, checked: one key file that fits the algorithm, non-empty claim
@@ -118,7 +135,48 @@ impl TryFrom<JwtToml> for JwtConfig {
     /// algorithm is missing or both are set, `subject_claim`, `issuer` or
     /// `audience` is empty, or `leeway` exceeds one hour.
     fn try_from(raw: JwtToml) -> Result<Self, InvalidValue> {
-        let key_file = match (raw.algorithm, raw.secret_file, raw.public_key_file) {
+        if let Some(url) = &raw.jwks_url {
+            if raw.secret_file.is_some() || raw.public_key_file.is_some() {
+                return Err(InvalidValue::new(
+                    "jwt.jwks_url",
+                    "takes the place of secret_file and public_key_file: set one of them",
+                ));
+            }
+            if raw.algorithm == JwtAlgorithm::Hs256 {
+                return Err(InvalidValue::new(
+                    "jwt.jwks_url",
+                    "a key set holds public keys: use RS256 or ES256",
+                ));
+            }
+            let parsed: http::Uri = url
+                .parse()
+                .ok()
+                .filter(|u: &http::Uri| {
+                    matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+                })
+                .ok_or_else(|| {
+                    InvalidValue::new("jwt.jwks_url", "must be an http:// or https:// URL")
+                })?;
+            if raw.jwks_refresh.as_secs() < 10 {
+                return Err(InvalidValue::new(
+                    "jwt.jwks_refresh",
+                    "must be at least 10s",
+                ));
+            }
+            return finish(
+                raw.clone(),
+                KeyFile::Jwks(JwksConfig {
+                    url: parsed,
+                    refresh: raw.jwks_refresh,
+                    ca: raw.jwks_ca.clone(),
+                }),
+            );
+        }
+        let key_file = match (
+            raw.algorithm,
+            raw.secret_file.clone(),
+            raw.public_key_file.clone(),
+        ) {
             (JwtAlgorithm::Hs256, Some(path), None) => KeyFile::Secret(path),
             (JwtAlgorithm::Hs256, _, Some(_)) => {
                 return Err(InvalidValue::new(
@@ -146,6 +204,13 @@ impl TryFrom<JwtToml> for JwtConfig {
                 ))
             }
         };
+        finish(raw, key_file)
+    }
+}
+
+/// The checks every `[jwt]` shares, once its key source is known.
+fn finish(raw: JwtToml, key_file: KeyFile) -> Result<JwtConfig, InvalidValue> {
+    {
         if raw.subject_claim.is_empty() {
             return Err(InvalidValue::new("jwt.subject_claim", "must not be empty"));
         }
@@ -161,7 +226,7 @@ impl TryFrom<JwtToml> for JwtConfig {
                 "must be at most 1h (it absorbs clock skew)",
             ));
         }
-        Ok(Self {
+        Ok(JwtConfig {
             algorithm: raw.algorithm,
             key_file,
             subject_claim: raw.subject_claim,
@@ -172,9 +237,17 @@ impl TryFrom<JwtToml> for JwtConfig {
     }
 }
 
+/// Where a verifier's key comes from.
+enum Key {
+    /// One key, read at start.
+    Fixed(DecodingKey),
+    /// The keys of a JWKS URL, by `kid`.
+    Jwks(JwksKeys),
+}
+
 /// A configured JWT verifier.
 pub(super) struct JwtVerifier {
-    key: DecodingKey,
+    key: Key,
     validation: Validation,
     subject_claim: String,
     algorithm: JwtAlgorithm,
@@ -184,8 +257,9 @@ impl JwtVerifier {
     /// Reads the key file and fixes the validation rules.
     pub(super) fn new(config: &JwtConfig) -> Result<Self, IdentityError> {
         let key = match &config.key_file {
-            KeyFile::Secret(path) => read_secret(path)?,
-            KeyFile::PublicKey(path) => read_public_key(config.algorithm, path)?,
+            KeyFile::Secret(path) => Key::Fixed(read_secret(path)?),
+            KeyFile::PublicKey(path) => Key::Fixed(read_public_key(config.algorithm, path)?),
+            KeyFile::Jwks(jwks) => Key::Jwks(JwksKeys::new(jwks, config.algorithm)?),
         };
         // Only the configured algorithm: a token naming another one (`none`,
         // or HS256 against an RSA public key) is refused before its claims
@@ -227,11 +301,32 @@ impl JwtVerifier {
         self.algorithm
     }
 
+    /// With a JWKS, makes sure the key `token` names is held (fetching
+    /// the set when it is stale or lacks it); nothing to do otherwise.
+    pub(super) async fn prepare(&self, token: &str) {
+        if let Key::Jwks(keys) = &self.key {
+            let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid);
+            keys.ensure(kid.as_deref()).await;
+        }
+    }
+
     /// The verified subject of a token.
     pub(super) fn verify(&self, token: &str) -> Result<String, IdentityError> {
+        let jwks_key;
+        let key = match &self.key {
+            Key::Fixed(key) => key,
+            Key::Jwks(keys) => {
+                let header = jsonwebtoken::decode_header(token)
+                    .map_err(|e| IdentityError::InvalidJwt(jwt_reason(e.kind())))?;
+                jwks_key = keys
+                    .key(header.kid.as_deref())
+                    .ok_or(IdentityError::InvalidJwt("unknown signing key"))?;
+                &jwks_key
+            }
+        };
         let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
             token,
-            &self.key,
+            key,
             &self.validation,
         )
         .map_err(|e| IdentityError::InvalidJwt(jwt_reason(e.kind())))?;
@@ -322,6 +417,28 @@ mod tests {
     };
     use super::super::{CallerSource, CallerTable, Identifier};
     use super::*;
+
+    #[test]
+    fn a_jwks_url_takes_the_place_of_key_files_for_public_key_algorithms_only() {
+        let parse = |text: &str| {
+            JwtConfig::try_from(toml::from_str::<JwtToml>(text).unwrap()).map_err(|e| e.key)
+        };
+        assert!(parse("algorithm = \"ES256\"\njwks_url = \"https://idp.example/jwks\"").is_ok());
+        for (text, key) in [
+            ("algorithm = \"HS256\"\njwks_url = \"https://idp/jwks\"", "jwt.jwks_url"),
+            (
+                "algorithm = \"RS256\"\njwks_url = \"https://idp/jwks\"\npublic_key_file = \"k.pem\"",
+                "jwt.jwks_url",
+            ),
+            ("algorithm = \"RS256\"\njwks_url = \"ftp://idp/jwks\"", "jwt.jwks_url"),
+            (
+                "algorithm = \"RS256\"\njwks_url = \"https://idp/jwks\"\njwks_refresh = \"1s\"",
+                "jwt.jwks_refresh",
+            ),
+        ] {
+            assert_eq!(parse(text).unwrap_err(), key, "{text}");
+        }
+    }
 
     #[test]
     fn hs256_bad_signature_is_refused() {

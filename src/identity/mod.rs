@@ -10,11 +10,13 @@
 mod callers;
 #[cfg(test)]
 mod fixtures;
+mod jwks;
 mod jwt;
 
 use std::path::PathBuf;
 
 pub use callers::{token_sha256, Caller, CallerEntry, CallerSource, CallerTable, Identifier};
+pub use jwks::JwksConfig;
 pub use jwt::{JwtAlgorithm, JwtConfig, JwtToml};
 
 /// The id of the caller whose credential is missing or unknown.

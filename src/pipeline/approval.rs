@@ -201,7 +201,7 @@ impl Gateway {
         approve: bool,
         note: Option<String>,
     ) -> Result<Value, AdminError> {
-        let approver = self.approver(authorization)?;
+        let approver = self.approver(authorization).await?;
         let unavailable = |e: crate::budget::BudgetError| AdminError::Unavailable(e.to_string());
         let Some(approval) = self.budgets.approval(id).await.map_err(unavailable)? else {
             return Err(AdminError::NotFound);
@@ -263,7 +263,7 @@ impl Gateway {
         admin: bool,
     ) -> Result<Value, AdminError> {
         if !admin {
-            self.approver(authorization)?;
+            self.approver(authorization).await?;
         }
         let all = self
             .budgets
@@ -275,7 +275,10 @@ impl Gateway {
 
     /// The caller an admin request's `Authorization: Bearer …` names, if it
     /// holds the approver role.
-    fn approver(&self, authorization: Option<&str>) -> Result<crate::identity::Caller, AdminError> {
+    async fn approver(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<crate::identity::Caller, AdminError> {
         let token = authorization
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
@@ -290,6 +293,7 @@ impl Gateway {
         let caller = self
             .evaluator
             .identify(Some(token), is_jwt, None)
+            .await
             .map_err(|e| AdminError::Forbidden(format!("the credential is not valid ({e})")))?;
         let role = self.budgets.approver_role();
         if caller.id == crate::identity::Caller::anonymous().id {

@@ -139,11 +139,14 @@ impl Evaluator {
             Some(caller) => caller,
             None => {
                 let credential = &evaluation.credential;
-                match self.identifier.identify_with_cert(
-                    credential.token(),
-                    credential.kind == CredentialKind::Jwt,
-                    conn.client_cert.as_ref(),
-                ) {
+                let identified = self
+                    .identify(
+                        credential.token(),
+                        credential.kind == CredentialKind::Jwt,
+                        conn.client_cert.as_ref(),
+                    )
+                    .await;
+                match identified {
                     Ok(caller) => caller,
                     Err(e) => {
                         evaluation.erasure = Some(erasure);
@@ -219,12 +222,13 @@ impl Evaluator {
     ///
     /// # Errors
     /// A JWT that does not verify.
-    pub fn identify(
+    pub async fn identify(
         &self,
         token: Option<&str>,
         is_jwt: bool,
         cert: Option<&crate::conn::ClientCert>,
     ) -> Result<Caller, crate::identity::IdentityError> {
+        self.identifier.prepare(token, is_jwt).await;
         self.identifier.identify_with_cert(token, is_jwt, cert)
     }
 

@@ -287,6 +287,7 @@ impl Gateway {
                     presented.kind == CredentialKind::Jwt,
                     conn.client_cert.as_ref(),
                 )
+                .await
                 .is_ok_and(|caller| caller.source != CallerSource::Anonymous);
             inject::strip_credential(profile, vendor, request.headers_mut());
             if known {

@@ -995,3 +995,155 @@ async fn a_client_certificate_identifies_a_caller_that_sends_no_token() {
     assert_eq!(principal["source"], "certificate");
     gateway.stop().await;
 }
+
+/// A JWKS endpoint whose key set the test can swap, counting fetches.
+struct JwksServer {
+    url: String,
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl JwksServer {
+    async fn start(body: String) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let body = std::sync::Arc::new(std::sync::Mutex::new(body));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (served, counted) = (body.clone(), fetches.clone());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (served, counted) = (served.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let body = served.lock().unwrap().clone();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Self { url, body, fetches }
+    }
+
+    fn serve(&self, body: String) {
+        *self.body.lock().unwrap() = body;
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// An ES256 signing key and its public JWK.
+struct SigningKey {
+    kid: &'static str,
+    encoding: jsonwebtoken::EncodingKey,
+    jwk: Value,
+}
+
+impl SigningKey {
+    fn generate(kid: &'static str) -> Self {
+        use base64::Engine as _;
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let raw = pair.public_key_raw();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        Self {
+            kid,
+            encoding: jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes())
+                .unwrap(),
+            jwk: json!({"kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
+                        "kid": kid, "alg": "ES256", "use": "sig"}),
+        }
+    }
+
+    fn sign(&self, sub: &str, kid: Option<&str>) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = kid.or(Some(self.kid)).map(str::to_owned);
+        jsonwebtoken::encode(
+            &header,
+            &json!({"sub": sub, "iat": now, "exp": now + 300}),
+            &self.encoding,
+        )
+        .unwrap()
+    }
+}
+
+fn key_set(keys: &[&SigningKey]) -> String {
+    json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }).to_string()
+}
+
+#[tokio::test]
+async fn caller_jwts_verify_against_a_jwks_url_and_follow_key_rotation() {
+    let (old, new) = (
+        SigningKey::generate("k-2026-11"),
+        SigningKey::generate("k-2026-12"),
+    );
+    let jwks = JwksServer::start(key_set(&[&old])).await;
+    let kore = spawn_vendor(Behaviour::Echo).await;
+    let config = GatewayConfig::new()
+        .set("jwt", "algorithm", "ES256")
+        .set("jwt", "jwks_url", jwks.url.clone())
+        .set("jwt", "jwks_refresh", "10s")
+        .jwt_caller("kore-officer", &["privacy-officer"])
+        .vendor("kore", &kore);
+    let mut gateway = spawn_gateway(config).await;
+    let erase = |token: String, user: &'static str| {
+        let gateway = &gateway;
+        async move {
+            gateway
+                .call(
+                    "DELETE",
+                    "/kore/api/public/bot/eraseUsersData",
+                    &[("auth", token.as_str()), JSON],
+                    json!({ "userIds": [user] }).to_string(),
+                )
+                .await
+                .0
+                .status
+                .as_u16()
+        }
+    };
+    assert_eq!(erase(old.sign("kore-officer", None), "u-1").await, 200);
+    assert_eq!(jwks.fetches(), 1);
+    assert_eq!(erase(old.sign("kore-officer", None), "u-2").await, 200);
+    assert_eq!(jwks.fetches(), 1, "keys are cached");
+
+    // The provider rotates: the new key is fetched when a token names it.
+    jwks.serve(key_set(&[&new]));
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(erase(new.sign("kore-officer", None), "u-3").await, 200);
+    assert_eq!(jwks.fetches(), 2);
+    // The retired key no longer verifies; made-up key ids do not hammer the provider.
+    assert_eq!(erase(old.sign("kore-officer", None), "u-4").await, 401);
+    for _ in 0..5 {
+        assert_eq!(
+            erase(new.sign("kore-officer", Some("made-up")), "u-5").await,
+            401
+        );
+    }
+    assert!(jwks.fetches() <= 3, "{} fetches", jwks.fetches());
+    assert_eq!(
+        kore.count(),
+        3,
+        "only verified callers' erasures reached Kore.ai"
+    );
+    gateway.stop().await;
+}
