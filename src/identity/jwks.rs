@@ -94,9 +94,9 @@ impl JwksKeys {
     pub(super) async fn ensure(&self, kid: Option<&str>) {
         let needed = || {
             let keys = self.keys.load();
-            let stale = !keys
+            let stale = keys
                 .fetched
-                .is_some_and(|t| t.elapsed() < self.config.refresh);
+                .is_none_or(|t| t.elapsed() >= self.config.refresh);
             stale || self.key(kid).is_none()
         };
         if !needed() {

@@ -242,7 +242,7 @@ enum Key {
     /// One key, read at start.
     Fixed(DecodingKey),
     /// The keys of a JWKS URL, by `kid`.
-    Jwks(JwksKeys),
+    Jwks(Box<JwksKeys>),
 }
 
 /// A configured JWT verifier.
@@ -259,7 +259,7 @@ impl JwtVerifier {
         let key = match &config.key_file {
             KeyFile::Secret(path) => Key::Fixed(read_secret(path)?),
             KeyFile::PublicKey(path) => Key::Fixed(read_public_key(config.algorithm, path)?),
-            KeyFile::Jwks(jwks) => Key::Jwks(JwksKeys::new(jwks, config.algorithm)?),
+            KeyFile::Jwks(jwks) => Key::Jwks(Box::new(JwksKeys::new(jwks, config.algorithm)?)),
         };
         // Only the configured algorithm: a token naming another one (`none`,
         // or HS256 against an RSA public key) is refused before its claims
