@@ -38,6 +38,7 @@ pub(super) struct Gate<'a> {
 pub(super) struct Approved {
     pub(super) id: String,
     pub(super) call_sha256: String,
+    pub(super) body_sha256: String,
 }
 
 /// The digest a repeated call must match: method, path and query, the
@@ -102,6 +103,7 @@ impl Gateway {
             }
         };
         let call_sha256 = call_digest(&outbound, lifted.context.as_ref());
+        let body_sha256 = sha256_hex(&outbound.body);
         let vendor = &gate.profile.name;
         let unavailable = |e: crate::budget::BudgetError, mut evaluation: Evaluation| {
             tracing::warn!(error = %e, "approvals unavailable; call refused");
@@ -117,6 +119,7 @@ impl Gateway {
                 let approved = Approved {
                     id: approval.id,
                     call_sha256,
+                    body_sha256,
                 };
                 return Ok((lifted, approved));
             }
@@ -170,7 +173,7 @@ impl Gateway {
                 &evaluation,
                 (gate.conn, gate.request_id),
                 &decision_id,
-                Some((&approval.id, &call_sha256)),
+                Some((&approval.id, &call_sha256, &body_sha256)),
             )
             .await)
     }

@@ -181,6 +181,7 @@ impl Gateway {
             forwarded_sha256: Some(&forwarded_sha256),
             approval_id: approved.as_ref().map(|a| a.id.as_str()),
             call_sha256: approved.as_ref().map(|a| a.call_sha256.as_str()),
+            body_sha256: approved.as_ref().map(|a| a.body_sha256.as_str()),
             ..self.facts(route, profile, &evaluation, conn, request_id, &decision_id)
         };
         if let Err(e) = self
@@ -371,6 +372,7 @@ impl Gateway {
             },
             approval_id: None,
             call_sha256: None,
+            body_sha256: None,
             held: false,
         }
     }
@@ -425,7 +427,7 @@ impl Gateway {
     }
 
     /// [`refuse`](Self::refuse) as decision `decision_id`; `held` is the
-    /// approval id and call digest of a call held for approval.
+    /// approval id, call digest and body digest of a call held for approval.
     pub(super) async fn refuse_recorded(
         &self,
         route: &Route,
@@ -433,7 +435,7 @@ impl Gateway {
         evaluation: &Evaluation,
         (conn, request_id): (&ConnInfo, &HeaderValue),
         decision_id: &str,
-        held: Option<(&str, &str)>,
+        held: Option<(&str, &str, &str)>,
     ) -> Response<Body> {
         let fallback = Refusal::Invalid("the call was refused".into());
         let refusal = evaluation.refusal.as_ref().unwrap_or(&fallback);
@@ -446,8 +448,9 @@ impl Gateway {
                 refusal.error_type(),
                 refusal.message(),
             )),
-            approval_id: held.map(|(id, _)| id),
-            call_sha256: held.map(|(_, digest)| digest),
+            approval_id: held.map(|(id, _, _)| id),
+            call_sha256: held.map(|(_, call, _)| call),
+            body_sha256: held.map(|(_, _, body)| body),
             held: held.is_some(),
             ..self.facts(route, profile, evaluation, conn, request_id, decision_id)
         };

@@ -61,8 +61,11 @@ pub struct DecisionFacts<'a> {
     pub repeats: &'a [Option<String>],
     /// The approval the call waits for (`held`) or went ahead under.
     pub approval_id: Option<&'a str>,
-    /// The call's digest, for a held or approved call.
+    /// The call's digest and its canonical body's, for a held or approved
+    /// call.
     pub call_sha256: Option<&'a str>,
+    /// The canonical body's digest, for a held or approved call.
+    pub body_sha256: Option<&'a str>,
     /// Held for approval (recorded as decision `held`).
     pub held: bool,
 }
@@ -189,6 +192,7 @@ pub fn decision_record(
         budget: facts.budget.clone(),
         approval_id: facts.approval_id.map(str::to_owned),
         call_sha256: facts.call_sha256.map(str::to_owned),
+        body_sha256: facts.body_sha256.map(str::to_owned),
     }
 }
 

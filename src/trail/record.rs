@@ -85,6 +85,9 @@ pub struct DecisionRecord {
     /// the repeated call must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_sha256: Option<String>,
+    /// For a held or approved call: the digest of its canonical body alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
 }
 
 /// An `approval` record: a second caller approved or rejected a held call.
@@ -324,6 +327,7 @@ mod tests {
             budget: None,
             approval_id: None,
             call_sha256: None,
+            body_sha256: None,
         };
         let map = Map::from(&record);
         let keys: Vec<&str> = map.keys().map(String::as_str).collect();

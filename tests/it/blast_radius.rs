@@ -478,6 +478,32 @@ when { context.target_count > 3 };
     (spawn_gateway(config).await, policies)
 }
 
+/// The officer's Seam call of `n` fresh targets, held for approval: its
+/// body and the approval id.
+async fn held_call(gateway: &crate::support::Gateway, prefix: &str, n: usize) -> (String, String) {
+    let auth = bearer(OFFICER);
+    let bulk = body(&keys(prefix, n));
+    let (parts, error) = gateway
+        .call(
+            "POST",
+            SEAM_ERASE,
+            &[("authorization", auth.as_str()), JSON],
+            &bulk,
+        )
+        .await;
+    assert_eq!(parts.status, 403, "{error}");
+    assert_eq!(error["error"]["type"], "approval_required", "{error}");
+    let id = parts.headers["x-erasure-approval-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains(&id),
+        "{error}"
+    );
+    (bulk, id)
+}
+
 async fn settle(
     gateway: &crate::support::Gateway,
     id: &str,
@@ -500,16 +526,7 @@ async fn a_held_call_goes_ahead_once_after_a_second_caller_approves_it() {
     let (mut gateway, _policies) = approval_env(&seam, GatewayConfig::new()).await;
     let auth = bearer(OFFICER);
     let headers = [("authorization", auth.as_str()), JSON];
-    let bulk = body(&keys("bulk", 4));
-
-    let (parts, error) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
-    assert_eq!(parts.status, 403, "{error}");
-    assert_eq!(error["error"]["type"], "approval_required", "{error}");
-    let id = parts.headers["x-erasure-approval-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(error["error"]["message"].as_str().unwrap().contains(&id));
+    let (bulk, id) = held_call(&gateway, "bulk", 4).await;
     // Asking again waits for the same approval.
     let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
     assert_eq!(parts.headers["x-erasure-approval-id"], id.as_str());
@@ -568,6 +585,14 @@ async fn a_held_call_goes_ahead_once_after_a_second_caller_approves_it() {
     assert_eq!(held["refusal"], "approval_required");
     assert_eq!(held["approval_id"], id.as_str());
     let digest = held["call_sha256"].as_str().unwrap();
+    assert_eq!(
+        held["body_sha256"],
+        support::sha256_hex(
+            serde_json::to_vec(&serde_json::from_str::<Value>(&bulk).unwrap()).unwrap()
+        )
+        .as_str(),
+        "the canonical body's digest"
+    );
     let record = trail.iter().find(|r| r["kind"] == "approval").unwrap();
     assert_eq!(record["approval_id"], id.as_str());
     assert_eq!(record["state"], "approved");
@@ -583,6 +608,7 @@ async fn a_held_call_goes_ahead_once_after_a_second_caller_approves_it() {
     assert_eq!(went["decision"], "allow");
     assert_eq!(went["approval_id"], id.as_str());
     assert_eq!(went["call_sha256"], digest);
+    assert_eq!(went["body_sha256"], held["body_sha256"]);
     gateway.stop().await;
 }
 
@@ -592,12 +618,7 @@ async fn a_rejected_call_stays_refused_and_approval_cannot_lift_other_denials() 
     let (mut gateway, _policies) = approval_env(&seam, GatewayConfig::new()).await;
     let auth = bearer(OFFICER);
     let headers = [("authorization", auth.as_str()), JSON];
-    let bulk = body(&keys("r", 5));
-    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
-    let id = parts.headers["x-erasure-approval-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (bulk, id) = held_call(&gateway, "r", 5).await;
     let (parts, rejected) = settle(&gateway, &id, REVIEWER, "reject").await;
     assert_eq!(
         (parts.status.as_u16(), &rejected["state"]),
@@ -645,13 +666,7 @@ async fn an_approval_given_through_one_replica_holds_at_another_through_redis() 
     let (mut b, _pb) = approval_env(&seam, redis_budgets(GatewayConfig::new(), &redis)).await;
     let auth = bearer(OFFICER);
     let headers = [("authorization", auth.as_str()), JSON];
-    let bulk = body(&keys("x", 4));
-    let (parts, _) = a.call("POST", SEAM_ERASE, &headers, &bulk).await;
-    assert_eq!(parts.status, 403);
-    let id = parts.headers["x-erasure-approval-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (bulk, id) = held_call(&a, "x", 4).await;
     let (parts, _) = b.call("POST", SEAM_ERASE, &headers, &bulk).await;
     assert_eq!(
         parts.headers["x-erasure-approval-id"],
@@ -688,11 +703,7 @@ async fn approvals_command(
     let out = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
-    crate::support::Ran {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    crate::support::Ran::from(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -701,12 +712,7 @@ async fn the_approvals_command_lists_approves_and_refuses_self_approval() {
     let (mut gateway, _policies) = approval_env(&seam, GatewayConfig::new()).await;
     let auth = bearer(OFFICER);
     let headers = [("authorization", auth.as_str()), JSON];
-    let bulk = body(&keys("cli", 4));
-    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
-    let id = parts.headers["x-erasure-approval-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (bulk, id) = held_call(&gateway, "cli", 4).await;
 
     let listed = approvals_command(&gateway, REVIEWER, &["list"]).await;
     listed.assert_exit(0);
@@ -745,12 +751,7 @@ async fn an_approval_expires_unused() {
     let (mut gateway, _policies) = approval_env(&seam, config).await;
     let auth = bearer(OFFICER);
     let headers = [("authorization", auth.as_str()), JSON];
-    let bulk = body(&keys("late", 4));
-    let (parts, _) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
-    let id = parts.headers["x-erasure-approval-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (bulk, id) = held_call(&gateway, "late", 4).await;
     let (parts, _) = settle(&gateway, &id, REVIEWER, "approve").await;
     assert_eq!(parts.status, 200);
     tokio::time::sleep(Duration::from_millis(2_100)).await;
@@ -1146,4 +1147,46 @@ async fn caller_jwts_verify_against_a_jwks_url_and_follow_key_rotation() {
         "only verified callers' erasures reached Kore.ai"
     );
     gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vendor_key_comes_from_the_environment_and_its_absence_stops_the_start() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let mut credential = toml::Table::new();
+    credential.insert("env".into(), "EG_TEST_SEAM_VENDOR_KEY".into());
+    let config = seam_config(GatewayConfig::new(), &seam).upstream_credential(credential);
+
+    let path = config.write();
+    let refused = crate::support::run_gateway(&["serve", "--config"], &[&path]);
+    refused.assert_exit(2);
+    assert!(
+        refused.stderr.contains("upstream `seam`")
+            && refused.stderr.contains("EG_TEST_SEAM_VENDOR_KEY"),
+        "{}",
+        refused.stderr
+    );
+
+    let served = Served::start_with_env(
+        &config,
+        Stdio::null(),
+        &[("EG_TEST_SEAM_VENDOR_KEY", SEAM_VENDOR_KEY)],
+    );
+    let officer = bearer(OFFICER);
+    let (parts, _) = call(
+        "POST",
+        &served.url(SEAM_ERASE),
+        &[("authorization", &officer), JSON],
+        body(&keys("env", 1)),
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    let seen = seam.received();
+    let vendor = format!("Bearer {SEAM_VENDOR_KEY}");
+    assert_eq!(header(&seen[0], "authorization"), Some(vendor.as_str()));
+    let log: String = served.drain_log().iter().map(Value::to_string).collect();
+    assert!(
+        !log.contains(SEAM_VENDOR_KEY),
+        "the vendor key is in the log"
+    );
+    drop(served);
 }

@@ -198,11 +198,16 @@ impl Ran {
 
 /// Runs `erasure-gateway` with `args`, then `paths`, to completion.
 pub fn run_gateway(args: &[&str], paths: &[&Path]) -> Ran {
-    let out = gateway_binary().args(args).args(paths).output().unwrap();
-    Ran {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    Ran::from(gateway_binary().args(args).args(paths).output().unwrap())
+}
+
+impl From<std::process::Output> for Ran {
+    fn from(out: std::process::Output) -> Self {
+        Self {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
 
@@ -223,8 +228,14 @@ impl Served {
     /// logs and waits for the `listening` line. `stdout` is where the
     /// process's stdout goes.
     pub fn start(config: &GatewayConfig, stdout: Stdio) -> Self {
+        Self::start_with_env(config, stdout, &[])
+    }
+
+    /// [`start`](Self::start) with these environment variables set.
+    pub fn start_with_env(config: &GatewayConfig, stdout: Stdio, env: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
         let mut child = gateway_binary()
+            .envs(env.iter().copied())
             .args(["--log-format", "json", "serve", "--config"])
             .arg(config.write())
             .stderr(Stdio::piped())
