@@ -217,9 +217,8 @@ impl Gateway {
                     Refusal::Ambiguous(GatewayError::DotSegment.to_string()),
                     self.policies.snapshot().version(),
                 );
-                let response = self
-                    .refuse(route, profile, &evaluation, conn, request_id)
-                    .await;
+                let response =
+                    Box::pin(self.refuse(route, profile, &evaluation, conn, request_id)).await;
                 return (response, name);
             }
         };
@@ -252,11 +251,13 @@ impl Gateway {
                     Refusal::Ambiguous(ambiguity.reason()),
                     self.policies.snapshot().version(),
                 );
-                self.refuse(route, profile, &evaluation, conn, request_id)
-                    .await
+                Box::pin(self.refuse(route, profile, &evaluation, conn, request_id)).await
             }
+            // The erasure path's state (body, evaluation, records) is large;
+            // boxed, it costs only erasure calls, not every pass-through
+            // call's future (moved and kept per connection).
             Classification::Erasure(call) => {
-                self.erasure(route, profile, &call, request, &path, conn, request_id)
+                Box::pin(self.erasure(route, profile, &call, request, &path, conn, request_id))
                     .await
             }
         };
