@@ -43,6 +43,12 @@ pub fn of<B>(request: &Request<B>) -> HeaderValue {
         .map_or_else(generate, |id| id.header_value().clone())
 }
 
+/// A request id as log text: the id itself, unquoted (ids the gateway
+/// keeps are visible ASCII; anything else logs as `-`).
+pub fn text(id: &HeaderValue) -> &str {
+    id.to_str().unwrap_or("-")
+}
+
 /// Makes request ids: UUIDv7, time-ordered, as 32 hex digits.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MakeUuidV7;

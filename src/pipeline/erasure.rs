@@ -14,7 +14,6 @@ use http_body_util::{LengthLimitError, Limited};
 use super::approval::Gate;
 use super::gateway::{Gateway, Route};
 use super::inject;
-use crate::authz::Decision;
 use crate::budget::{Account, Charge, Limit};
 use crate::config::Mode;
 use crate::conn::ConnInfo;
@@ -188,7 +187,7 @@ impl Gateway {
             .record((&decision_record(&facts, self.pseudonyms.as_ref())).into())
             .await
         {
-            tracing::error!(request_id = ?request_id, error = %e, "trail write failed; call refused");
+            tracing::error!(request_id = %crate::request_id::text(request_id), error = %e, "trail write failed; call refused");
             return Refusal::TrailUnavailable.into_response(&profile.error, request_id);
         }
         let started = Instant::now();
@@ -207,7 +206,7 @@ impl Gateway {
         if let Err(e) = self.record((&record).into()).await {
             // The call has happened; its decision is on record. Say loudly
             // that its outcome is not.
-            tracing::error!(request_id = ?request_id, error = %e, "trail: outcome record lost");
+            tracing::error!(request_id = %crate::request_id::text(request_id), error = %e, "trail: outcome record lost");
         }
         response::mark_decided(response.headers_mut(), marker, Some(&decision_id));
         response
@@ -464,7 +463,7 @@ impl Gateway {
                 response
             }
             Err(e) => {
-                tracing::error!(request_id = ?request_id, error = %e, "trail write failed");
+                tracing::error!(request_id = %crate::request_id::text(request_id), error = %e, "trail write failed");
                 Refusal::TrailUnavailable.into_response(&profile.error, request_id)
             }
         }
@@ -534,11 +533,15 @@ fn log_decision(
 ) {
     tracing::info!(
         target: "erasure_gateway::decision",
-        request_id = ?request_id,
+        request_id = %crate::request_id::text(request_id),
         erasure.vendor = %profile.name,
         erasure.decision = marker,
         erasure.targets = evaluation.targets().len(),
-        erasure.policies = ?evaluation.decision.as_ref().map(Decision::policies),
+        erasure.policies = %evaluation
+            .decision
+            .as_ref()
+            .map(|d| d.policies().join(","))
+            .unwrap_or_default(),
         erasure.refusal = evaluation.refusal.as_ref().map(Refusal::error_type),
         caller.id = evaluation.caller.as_ref().map(|c| c.id.as_str()),
         credential.kind = evaluation.credential.kind.as_str(),

@@ -233,8 +233,53 @@ async fn the_running_binary_decides_each_vendors_erasure_calls() {
     assert_eq!(seam.received().len(), 1);
     assert_eq!(kore.received().len(), 1);
     assert_eq!(bp.received().len(), 1);
+    // Log fields are plain values: the request id as sent back, unquoted;
+    // the determining policies as text, not a Rust `Some([…])`.
+    let (parts, _) = call(
+        "POST",
+        &served.url("/seam/customers/delete_data"),
+        &[
+            ("authorization", "Bearer nobody"),
+            JSON,
+            ("x-request-id", "log-check-1"),
+        ],
+        r#"{"customer_keys":["c-2"]}"#,
+    )
+    .await;
+    assert_eq!(parts.headers["x-request-id"], "log-check-1");
+    let decided = served
+        .wait_log(
+            |line| line["message"] == "erasure call decided" && line["request_id"] == "log-check-1",
+            Duration::from_secs(5),
+        )
+        .expect("the decision's log line names its request id unquoted");
+    assert_eq!(decided["erasure.policies"], "deny-anonymous", "{decided}");
     served.signal("TERM");
     assert_eq!(served.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn text_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let config = GatewayConfig::new().plain("http://127.0.0.1:9");
+    let mut child = support::gateway_binary()
+        .args(["--log-format", "text", "serve", "--config"])
+        .arg(config.write())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("listening"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "ANSI escapes in piped logs: {stderr:?}"
+    );
 }
 
 #[test]
