@@ -76,6 +76,19 @@ Uses the config's policies, callers, JWT settings, profiles and entity directory
     /// Make development certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:\n  \
+erasure-gateway completions bash > /etc/bash_completion.d/erasure-gateway\n  \
+erasure-gateway completions zsh > \"${fpath[1]}/_erasure-gateway\"\n  \
+erasure-gateway completions fish > ~/.config/fish/completions/erasure-gateway.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), for `man`.
+    #[command(after_help = "Example:\n  \
+erasure-gateway man > /usr/local/share/man/man1/erasure-gateway.1 && man erasure-gateway")]
+    Man,
     /// Ask a running gateway's admin /healthz; exit 0 when healthy, 1 if not.
     #[command(after_help = "Examples:\n  \
 erasure-gateway healthcheck\n  \

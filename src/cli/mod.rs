@@ -47,6 +47,11 @@ pub fn run(command: Command) -> ExitCode {
         Command::Approvals(command) => approvals::run(command),
         Command::Certs(CertsCommand::Dev { out }) => certs::dev(&out),
         Command::Healthcheck { config, url } => serve::healthcheck(config.as_deref(), url),
+        // Both need the whole command line's definition, which the binary
+        // holds: it answers them before calling here.
+        Command::Completions { .. } | Command::Man => Err(Failure::usage(
+            "completions and man are answered by the erasure-gateway binary",
+        )),
     };
     match ran {
         Ok(()) => ExitCode::SUCCESS,

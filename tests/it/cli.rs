@@ -259,6 +259,29 @@ async fn the_running_binary_decides_each_vendors_erasure_calls() {
 }
 
 #[test]
+fn completions_and_a_man_page_come_from_the_command_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let ran = run_gateway(&["completions", shell], &[]);
+        ran.assert_exit(0);
+        for word in ["approvals", "audit", "serve", "log-format"] {
+            assert!(ran.stdout.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let man = run_gateway(&["man"], &[]);
+    man.assert_exit(0);
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH erasure-gateway 1"),
+        "{}",
+        man.stdout
+    );
+    assert!(
+        man.stdout.contains("approvals"),
+        "the man page lists the commands"
+    );
+    run_gateway(&["completions", "tcsh"], &[]).assert_exit(2);
+}
+
+#[test]
 fn text_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     let config = GatewayConfig::new().plain("http://127.0.0.1:9");
     let mut child = support::gateway_binary()
