@@ -63,6 +63,7 @@ pub struct Metrics {
     trail_errors: Counter,
     trail_commit_seconds: Histogram,
     trail_commit_records: Histogram,
+    trail_stdout_errors: Counter,
     policy_version: Family<VersionLabels, Gauge>,
     reloads: Family<ReloadLabels, Counter>,
     last_reload_success: Gauge,
@@ -128,6 +129,12 @@ impl Metrics {
             "Records (and checkpoints) made durable by one fsync",
             trail_commit_records.clone(),
         );
+        let trail_stdout_errors = Counter::default();
+        registry.register(
+            "trail_stdout_errors",
+            "Batches the live stdout copy of the trail could not be written (the trail file has them)",
+            trail_stdout_errors.clone(),
+        );
         let policy_version = Family::<VersionLabels, Gauge>::default();
         registry.register(
             "policy_version_info",
@@ -161,6 +168,7 @@ impl Metrics {
             trail_errors,
             trail_commit_seconds,
             trail_commit_records,
+            trail_stdout_errors,
             policy_version,
             reloads,
             last_reload_success,
@@ -215,6 +223,11 @@ impl Metrics {
         // A batch holds at most a few thousand lines: exact as a float.
         #[allow(clippy::cast_precision_loss)]
         self.trail_commit_records.observe(lines as f64);
+    }
+
+    /// Counts a batch the live stdout copy of the trail lost.
+    pub fn trail_stdout_failed(&self) {
+        self.trail_stdout_errors.inc();
     }
 
     /// Records a successful policy load (at start or a reload).

@@ -99,8 +99,11 @@ pub async fn run(
             group_read: config.audit.group_read,
         },
         checkpoint_signer(config)?,
-        Some(Box::new(move |lines, took| {
-            observed.trail_committed(lines, took);
+        Some(Box::new(move |batch: &trail::Committed| {
+            observed.trail_committed(batch.lines, batch.took);
+            if batch.stdout_failed {
+                observed.trail_stdout_failed();
+            }
         })),
     )?;
     let gateway = Arc::new(pipeline::Gateway::new(

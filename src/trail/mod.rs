@@ -19,4 +19,4 @@ pub mod tail;
 pub mod verify;
 pub mod writer;
 
-pub use writer::{CommitMode, CommitObserver, Trail, TrailError, WriterConfig};
+pub use writer::{CommitMode, CommitObserver, Committed, Trail, TrailError, WriterConfig};

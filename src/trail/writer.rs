@@ -116,9 +116,20 @@ pub struct Trail {
 /// Signs checkpoint records for the writer.
 pub type CheckpointSigner = Box<dyn Fn(&Head, SystemTime) -> Map<String, Value> + Send>;
 
-/// Told of each durable batch: how many lines it wrote (records and
-/// checkpoints) and how long writing and syncing them took.
-pub type CommitObserver = Box<dyn Fn(usize, Duration) + Send>;
+/// One durable batch, as the writer's observer is told of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed {
+    /// Lines written (records and checkpoints).
+    pub lines: usize,
+    /// How long writing and syncing them took.
+    pub took: Duration,
+    /// `stdout = true` and the live copy on stdout failed (the file holds
+    /// the batch all the same).
+    pub stdout_failed: bool,
+}
+
+/// Told of each durable batch.
+pub type CommitObserver = Box<dyn Fn(&Committed) + Send>;
 
 impl Trail {
     /// Opens (or continues) the trail and starts the writer thread.
@@ -197,6 +208,8 @@ struct State {
     /// Records to put first in the next batch (the `recovered` record).
     pending: Vec<Map<String, Value>>,
     observer: Option<CommitObserver>,
+    /// The stdout copy failed last time (logged once per failing stretch).
+    stdout_failing: bool,
 }
 
 impl State {
@@ -225,6 +238,7 @@ impl State {
             signer,
             pending,
             observer,
+            stdout_failing: false,
         })
     }
 
@@ -325,15 +339,34 @@ impl State {
         let each_record = self.config.commit == CommitMode::EachRecord;
         let started = std::time::Instant::now();
         self.files.append(&bytes, now, each_record)?;
-        if let Some(observe) = &self.observer {
-            observe(lines, started.elapsed());
-        }
+        let took = started.elapsed();
         self.pending.clear();
         self.head = head;
         self.since_checkpoint = since_checkpoint;
+        let mut stdout_failed = false;
         if self.config.stdout {
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&bytes).and_then(|()| out.flush());
+            match out.write_all(&bytes).and_then(|()| out.flush()) {
+                Ok(()) if self.stdout_failing => {
+                    tracing::info!("trail: the stdout copy works again");
+                    self.stdout_failing = false;
+                }
+                Ok(()) => {}
+                Err(error) => {
+                    stdout_failed = true;
+                    if !self.stdout_failing {
+                        tracing::warn!(%error, "trail: the stdout copy failed; the trail file holds every record (further failures are counted in erasure_gateway_trail_stdout_errors_total)");
+                    }
+                    self.stdout_failing = true;
+                }
+            }
+        }
+        if let Some(observe) = &self.observer {
+            observe(&Committed {
+                lines,
+                took,
+                stdout_failed,
+            });
         }
         Ok(heads)
     }

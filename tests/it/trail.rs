@@ -540,6 +540,53 @@ async fn with_stdout_on_each_durable_record_is_also_printed() {
 }
 
 #[tokio::test]
+async fn a_failing_stdout_copy_is_logged_once_and_counted_and_the_file_keeps_every_record() {
+    let vendor = spawn_vendor(Behaviour::Echo).await;
+    let config = kore_config(&vendor, GatewayConfig::new().audit("stdout", true));
+    let mut served = Served::start(&config, Stdio::piped());
+    // The collector goes away: the pipe's reading end is closed.
+    drop(served.child.stdout.take());
+    let proxy = served.proxy.clone();
+    for _ in 0..3 {
+        let (status, _) = erase(&format!("http://{proxy}{KORE}"), OFFICER, OWNER).await;
+        assert_eq!(status, 403, "decisions are still made and recorded");
+    }
+    let warned = served.wait_log(
+        |line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("stdout copy failed"))
+        },
+        Duration::from_secs(5),
+    );
+    assert!(warned.is_some(), "the failure is logged");
+    let again = served.wait_log(
+        |line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("stdout copy failed"))
+        },
+        Duration::from_millis(300),
+    );
+    assert!(again.is_none(), "…once per failing stretch");
+    let (_, metrics) = get(&format!("http://{}/metrics", served.admin)).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    let failed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("erasure_gateway_trail_stdout_errors_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stdout error counter: {metrics}"));
+    assert!(failed >= 2, "{failed} failed batches counted");
+    let records = trail_records_in(&config.audit_dir());
+    assert_eq!(
+        records.iter().filter(|r| r["kind"] == "decision").count(),
+        3
+    );
+    served.signal("TERM");
+    assert_eq!(served.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
 async fn the_group_read_key_lets_a_collectors_group_read_the_trail_and_nobody_else() {
     use std::os::unix::fs::PermissionsExt;
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
