@@ -61,6 +61,22 @@ fn targets_received(seam: &StandIn) -> usize {
         .sum()
 }
 
+/// A Seam erasure call with `authorization` and `body`, through `gateway`.
+async fn seam_erase(
+    gateway: &crate::support::Gateway,
+    authorization: &str,
+    body: impl AsRef<[u8]>,
+) -> (http::response::Parts, Value) {
+    gateway
+        .call(
+            "POST",
+            SEAM_ERASE,
+            &[("authorization", authorization), JSON],
+            body,
+        )
+        .await
+}
+
 fn decisions(trail: &[Value]) -> Vec<&Value> {
     trail.iter().filter(|r| r["kind"] == "decision").collect()
 }
@@ -100,14 +116,7 @@ async fn a_call_past_its_target_budget_is_refused_with_retry_after_and_forwards_
     assert_eq!(parts.status, 200);
     // Another caller has its own budget.
     let bulk = bearer(BULK);
-    let (parts, _) = gateway
-        .call(
-            "POST",
-            SEAM_ERASE,
-            &[("authorization", bulk.as_str()), JSON],
-            body(&keys("d", 4)),
-        )
-        .await;
+    let (parts, _) = seam_erase(&gateway, &bulk, body(&keys("d", 4))).await;
     assert_eq!(parts.status, 200);
     assert_eq!(targets_received(&seam), 9);
 
@@ -483,14 +492,7 @@ when { context.target_count > 3 };
 async fn held_call(gateway: &crate::support::Gateway, prefix: &str, n: usize) -> (String, String) {
     let auth = bearer(OFFICER);
     let bulk = body(&keys(prefix, n));
-    let (parts, error) = gateway
-        .call(
-            "POST",
-            SEAM_ERASE,
-            &[("authorization", auth.as_str()), JSON],
-            &bulk,
-        )
-        .await;
+    let (parts, error) = seam_erase(&gateway, &auth, &bulk).await;
     assert_eq!(parts.status, 403, "{error}");
     assert_eq!(error["error"]["type"], "approval_required", "{error}");
     let id = parts.headers["x-erasure-approval-id"]
@@ -634,14 +636,7 @@ async fn a_rejected_call_stays_refused_and_approval_cannot_lift_other_denials() 
 
     // Without a permit, approval would not help: a plain denial, no approval.
     let intern = bearer(INTERN);
-    let (parts, error) = gateway
-        .call(
-            "POST",
-            SEAM_ERASE,
-            &[("authorization", intern.as_str()), JSON],
-            &bulk,
-        )
-        .await;
+    let (parts, error) = seam_erase(&gateway, &intern, &bulk).await;
     assert_eq!(parts.status, 403);
     assert_eq!(
         error["error"]["type"], "erasure_denied_by_policy",
@@ -792,14 +787,7 @@ async fn callers_never_hold_the_vendor_key_the_gateway_sends_it_in_their_place()
     let mut gateway = spawn_gateway(config).await;
     let officer = bearer(OFFICER);
 
-    let (parts, _) = gateway
-        .call(
-            "POST",
-            SEAM_ERASE,
-            &[("authorization", officer.as_str()), JSON],
-            body(&keys("k", 2)),
-        )
-        .await;
+    let (parts, _) = seam_erase(&gateway, &officer, body(&keys("k", 2))).await;
     assert_eq!(parts.status, 200);
     let (parts, _) = gateway
         .call(
