@@ -492,7 +492,7 @@ when { context.target_count > 3 };
 async fn held_call(gateway: &crate::support::Gateway, prefix: &str, n: usize) -> (String, String) {
     let auth = bearer(OFFICER);
     let bulk = body(&keys(prefix, n));
-    let (parts, error) = seam_erase(&gateway, &auth, &bulk).await;
+    let (parts, error) = seam_erase(gateway, &auth, &bulk).await;
     assert_eq!(parts.status, 403, "{error}");
     assert_eq!(error["error"]["type"], "approval_required", "{error}");
     let id = parts.headers["x-erasure-approval-id"]
