@@ -140,6 +140,7 @@ async fn establish(
             client_addr,
             tls: false,
             client_cert: None,
+            via: None,
         };
         return Some((TokioIo::new(Either::Left(stream)), conn));
     };
@@ -169,6 +170,7 @@ async fn establish(
         client_addr,
         tls: true,
         client_cert,
+        via: None,
     };
     Some((TokioIo::new(Either::Right(Box::new(stream))), conn))
 }

@@ -102,6 +102,10 @@ pub struct ProxyConfig {
     /// HTTP/2: streams the gateway may reset for protocol errors of a client
     /// before it closes the connection.
     pub h2_max_local_error_reset_streams: usize,
+    /// Load balancers and proxies (CIDRs) whose `Forwarded` /
+    /// `X-Forwarded-For` names the client; from any other peer those
+    /// headers are never read.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ProxyConfig {
@@ -121,6 +125,7 @@ impl Default for ProxyConfig {
             h2_max_concurrent_streams: 100,
             h2_max_pending_accept_reset_streams: 20,
             h2_max_local_error_reset_streams: 64,
+            trusted_proxies: Vec::new(),
         }
     }
 }

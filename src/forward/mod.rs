@@ -337,6 +337,7 @@ mod tests {
             client_addr: "10.1.2.3:5555".parse().unwrap(),
             tls: true,
             client_cert: None,
+            via: None,
         }
     }
 

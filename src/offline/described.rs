@@ -228,6 +228,7 @@ impl DescribedRequest {
                 subject,
                 sans: Vec::new(),
             }),
+            via: None,
         };
         let mut explanation = Explanation {
             decision: "deny".into(),

@@ -44,6 +44,7 @@ pub struct Gateway {
     pub(super) trail: Trail,
     pub(super) pseudonyms: Option<PseudonymKey>,
     pub(super) limit: Arc<Semaphore>,
+    pub(super) trusted_proxies: Vec<ipnet::IpNet>,
     pub(super) metrics: Arc<Metrics>,
 }
 
@@ -145,6 +146,7 @@ impl Gateway {
                 .map(PseudonymKey::load)
                 .transpose()?,
             limit: Arc::new(Semaphore::new(config.proxy.max_concurrency)),
+            trusted_proxies: config.proxy.trusted_proxies.clone(),
             metrics,
         })
     }

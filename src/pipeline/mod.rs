@@ -59,6 +59,10 @@ pub fn service(
                         GatewayError::BadRequest.into_response(&request_id),
                     );
                 };
+                // Behind a trusted load balancer, the client it names.
+                let conn = conn
+                    .behind_proxy(&gateway.trusted_proxies, request.headers())
+                    .map_or(conn, Arc::new);
                 Ok(gateway.handle(&conn, request, &request_id).await)
             }
         });

@@ -155,6 +155,7 @@ pub fn decision_record(
             ip: facts.conn.client_addr.ip().to_string(),
             cert: facts.conn.client_cert.is_some(),
             cert_subject: facts.conn.client_cert.as_ref().map(|c| c.subject.clone()),
+            via: facts.conn.via.map(|ip| ip.to_string()),
         },
         targets,
         decision: if facts.held {

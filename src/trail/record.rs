@@ -177,6 +177,9 @@ pub struct ClientRecord {
     /// The certificate's subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_subject: Option<String>,
+    /// The trusted proxy that named `ip` (`[proxy] trusted_proxies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// One target of a decision.
@@ -312,6 +315,7 @@ mod tests {
                 ip: "127.0.0.1".into(),
                 cert: false,
                 cert_subject: None,
+                via: None,
             },
             targets: vec![],
             decision: "deny".into(),

@@ -527,3 +527,63 @@ async fn http2_stream_flood_is_bounded_by_the_configured_concurrent_streams() {
     drop(responses);
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_client_is_the_one_it_names_and_no_one_else_can_say_so() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let token = "proxy-officer-token";
+    let erase = |gateway: &support::Gateway, xff: &str| {
+        let (url, xff) = (gateway.url("/seam/customers/delete_data"), xff.to_owned());
+        async move {
+            support::call(
+                "POST",
+                &url,
+                &[
+                    ("authorization", &support::bearer(token)),
+                    support::JSON,
+                    ("x-forwarded-for", &xff),
+                ],
+                r#"{"customer_keys":["c-1"]}"#,
+            )
+            .await
+            .0
+            .status
+        }
+    };
+    for (trusted, want_ip, want_via) in [
+        (true, "203.0.113.7", Some("127.0.0.1")),
+        (false, "127.0.0.1", None),
+    ] {
+        let mut config = GatewayConfig::new()
+            .caller("ops", token, &["privacy-officer"])
+            .vendor("seam", &seam);
+        if trusted {
+            config = config.proxy(
+                "trusted_proxies",
+                toml::Value::Array(vec!["127.0.0.1/32".into(), "10.0.0.0/8".into()]),
+            );
+        }
+        let mut gateway = spawn_gateway(config).await;
+        // A forged hop on the left; the load balancer's own hop on the right.
+        assert_eq!(erase(&gateway, "6.6.6.6, 203.0.113.7, 10.0.0.9").await, 200);
+        let decision = gateway
+            .trail()
+            .into_iter()
+            .find(|r| r["kind"] == "decision")
+            .unwrap();
+        assert_eq!(decision["client"]["ip"], want_ip, "trusted = {trusted}");
+        assert_eq!(decision["context"]["client_ip"], want_ip);
+        assert_eq!(decision["client"]["via"].as_str(), want_via);
+        let seen = seam.received();
+        assert_eq!(seen.last().unwrap().headers["x-forwarded-for"], want_ip);
+        gateway.stop().await;
+    }
+    let bad = GatewayConfig::new()
+        .proxy(
+            "trusted_proxies",
+            toml::Value::Array(vec!["10.0.0.0/33".into()]),
+        )
+        .toml();
+    let error = erasure_gateway::config::Config::parse(&bad, Path::new("gw.toml")).unwrap_err();
+    assert!(error.to_string().contains("trusted_proxies"), "{error}");
+}
