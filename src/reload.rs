@@ -84,18 +84,25 @@ pub fn watch(store: Arc<PolicyStore>, metrics: Arc<Metrics>, dir: &Path) -> Watc
     };
     #[cfg(unix)]
     {
+        use tokio::signal::unix::{signal, SignalKind};
         let hup_tx = tx;
-        tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                return;
-            };
-            while hup.recv().await.is_some() {
-                if hup_tx.send("SIGHUP").is_err() {
-                    return;
-                }
+        // Installed here, before the gateway says it is listening: a SIGHUP
+        // that came before a spawned task ran would end the process (its
+        // default action).
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        if hup_tx.send("SIGHUP").is_err() {
+                            return;
+                        }
+                    }
+                });
             }
-        });
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGHUP; reload with POST /v1/reload")
+            }
+        }
     }
     tokio::spawn(async move {
         while let Some(trigger) = rx.recv().await {
