@@ -94,9 +94,11 @@ impl MemoryApprovals {
 
     fn hold(&self, approval: Approval) -> Approval {
         let mut held = self.locked();
-        let key = call_key(&approval.requester, &approval.vendor, &approval.call_sha256);
         let open = held.values().find(|a| {
-            a.state == "pending" && call_key(&a.requester, &a.vendor, &a.call_sha256) == key
+            a.state == "pending"
+                && a.requester == approval.requester
+                && a.vendor == approval.vendor
+                && a.call_sha256 == approval.call_sha256
         });
         if let Some(open) = open {
             return open.clone();

@@ -85,17 +85,46 @@ pub struct CredentialConfig {
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
+/// Headers an upstream credential may not set: they change what the
+/// vendor reads after the decision was made (its method, path, body framing,
+/// the client, the workspace, the credential itself).
+const DECIDED_OR_FRAMING: [&str; 13] = [
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "trailer",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-request-id",
+];
+
 fn check_credential(
     raw: CredentialToml,
-    has_profile: bool,
+    profile: Option<&VendorProfile>,
     invalid: impl Fn(&str, String) -> InvalidValue,
 ) -> Result<CredentialConfig, InvalidValue> {
-    if !has_profile {
+    let Some(profile) = profile else {
         return Err(invalid(
             "credential",
             "needs a vendor profile, which says where the credential goes".into(),
         ));
-    }
+    };
+    let decided = |name: &str| {
+        DECIDED_OR_FRAMING.contains(&name)
+            || name.eq_ignore_ascii_case(&profile.credential.header)
+            || profile
+                .workspace_header
+                .as_deref()
+                .is_some_and(|w| name.eq_ignore_ascii_case(w))
+            || crate::profile::is_method_override_header(name)
+            || crate::profile::is_url_rewrite_header(name)
+    };
     let secret = match (raw.env, raw.file) {
         (Some(var), None) if !var.is_empty() => SecretSource::Env(var),
         (None, Some(file)) => SecretSource::File(file),
@@ -138,6 +167,12 @@ fn check_credential(
                     format!("`{name}` is not a header name"),
                 )
             })?;
+            if decided(header.as_str()) {
+                return Err(invalid(
+                    "credential.headers",
+                    format!("`{name}` changes what the vendor reads after the decision; it cannot be set here"),
+                ));
+            }
             let value = http::HeaderValue::from_str(&value).map_err(|_| {
                 invalid(
                     "credential.headers",
@@ -212,7 +247,7 @@ pub(super) fn check_upstreams(
         }
         let credential = up
             .credential
-            .map(|raw| check_credential(raw, profile.is_some(), invalid))
+            .map(|raw| check_credential(raw, profile.as_ref(), invalid))
             .transpose()?;
         checked.push(UpstreamConfig {
             name: up.name,

@@ -23,8 +23,8 @@ mod vendor;
 pub use crate::response::ErrorShape;
 pub use builtin::{builtin, builtins, BUILTIN_NAMES};
 pub use classify::{
-    classify, is_url_rewrite_header, Ambiguity, Classification, ErasureCall, RequestHead,
-    URL_REWRITE_HEADERS,
+    classify, is_method_override_header, is_url_rewrite_header, Ambiguity, Classification,
+    ErasureCall, RequestHead, URL_REWRITE_HEADERS,
 };
 pub use credential::{credential, looks_like_jwt, Credential, CredentialKind, Secret};
 pub use definition::{

@@ -1178,3 +1178,31 @@ async fn the_vendor_key_comes_from_the_environment_and_its_absence_stops_the_sta
     );
     drop(served);
 }
+
+#[tokio::test]
+async fn a_vendor_credential_cannot_add_headers_that_change_what_the_vendor_reads() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    for name in [
+        "x-http-method-override",
+        "seam-workspace",
+        "X-Original-URL",
+        "content-type",
+        "authorization",
+    ] {
+        let config = GatewayConfig::new();
+        let key_file = config.write_file("seam-key", SEAM_VENDOR_KEY);
+        let mut headers = toml::Table::new();
+        headers.insert(name.into(), "x".into());
+        let config = seam_config(config, &seam)
+            .upstream_credential(credential_from(&key_file, &[("headers", headers.into())]));
+        let path = config.write();
+        let refused = crate::support::run_gateway(&["serve", "--config"], &[&path]);
+        refused.assert_exit(2);
+        assert!(
+            refused.stderr.contains("credential.headers"),
+            "{name}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(seam.count(), 0, "nothing reached the vendor");
+}

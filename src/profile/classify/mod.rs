@@ -18,7 +18,7 @@ use super::path::PathIssue;
 use super::text::{fold_case, shown};
 use super::vendor::VendorProfile;
 
-pub use overrides::{is_url_rewrite_header, URL_REWRITE_HEADERS};
+pub use overrides::{is_method_override_header, is_url_rewrite_header, URL_REWRITE_HEADERS};
 
 /// The parts of a request that classification and parsing read.
 #[derive(Debug, Clone, Copy)]

@@ -81,6 +81,11 @@ pub(super) fn url_rewrite<'h>(
     })
 }
 
+/// Whether `name` is a method-override header under any spelling.
+pub fn is_method_override_header(name: &str) -> bool {
+    METHOD_OVERRIDE_HEADERS.contains(&fold_header_name(name).as_str())
+}
+
 /// The first method-override header.
 pub(super) fn method_override_header(headers: &HeaderMap) -> Option<&HeaderName> {
     headers
