@@ -151,6 +151,7 @@ mod tests {
             host: host.map(Into::into),
             ca: None,
             credential: None,
+            track_completion: None,
         }
     }
 

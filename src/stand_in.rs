@@ -56,6 +56,8 @@ pub enum Behaviour {
     Json(&'static str),
     /// This status with [`VENDOR_FAILED`] as the body.
     Status(StatusCode),
+    /// A stand-in Kore.ai that erases later: see [`KoreStandIn`].
+    Kore(Arc<KoreStandIn>),
     /// After `delay`, 200 with the JSON kept for the request's path, or 404
     /// for any other path: a stand-in entity directory, slow enough that
     /// concurrent lookups meet when `delay` is not zero.
@@ -65,6 +67,82 @@ pub enum Behaviour {
         /// How long each answer takes.
         delay: Duration,
     },
+}
+
+/// A stand-in Kore.ai: `DELETE …/eraseUsersData` is accepted with a fresh
+/// request id (`eud-1`, `eud-2`, …); the status API
+/// (`GET …/eraseUsersData/status/{id}`) answers `IN_PROGRESS` for every user
+/// the first `pending_polls` times it is asked about an erasure, then
+/// `SUCCESS` for each (`FAILED` for ids starting `fail`); 404 for an unknown
+/// id.
+#[derive(Debug, Default)]
+pub struct KoreStandIn {
+    pending_polls: usize,
+    erasures: Mutex<HashMap<String, (Vec<String>, usize)>>,
+}
+
+impl Behaviour {
+    /// A [`KoreStandIn`] answering in progress `pending_polls` times.
+    #[must_use]
+    pub fn kore(pending_polls: usize) -> Self {
+        Self::Kore(Arc::new(KoreStandIn {
+            pending_polls,
+            erasures: Mutex::default(),
+        }))
+    }
+}
+
+impl KoreStandIn {
+    fn answer(&self, method: &Method, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
+        let mut erasures = self.erasures.lock().unwrap_or_else(PoisonError::into_inner);
+        if method == Method::DELETE && path.ends_with("/eraseUsersData") {
+            let users: Vec<String> = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("userIds")?.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|u| {
+                    u.as_str()
+                        .or_else(|| u.get("channel_user_id")?.as_str())
+                        .map(str::to_owned)
+                })
+                .collect();
+            let id = format!("eud-{}", erasures.len() + 1);
+            let answer = serde_json::json!({"requestId": id, "status": "in-progress"});
+            erasures.insert(id, (users, 0));
+            return json(StatusCode::OK, Bytes::from(answer.to_string()));
+        }
+        let Some(id) = path
+            .rsplit_once("/eraseUsersData/status/")
+            .map(|(_, id)| id)
+        else {
+            return json(
+                StatusCode::NOT_FOUND,
+                Bytes::from_static(VENDOR_FAILED.as_bytes()),
+            );
+        };
+        let Some((users, asked)) = erasures.get_mut(id) else {
+            return json(
+                StatusCode::NOT_FOUND,
+                Bytes::from_static(VENDOR_FAILED.as_bytes()),
+            );
+        };
+        *asked += 1;
+        let done = *asked > self.pending_polls;
+        let response: Vec<serde_json::Value> = users
+            .iter()
+            .map(|user| {
+                let status = match (done, user.starts_with("fail")) {
+                    (false, _) => "IN_PROGRESS",
+                    (true, false) => "SUCCESS",
+                    (true, true) => "FAILED",
+                };
+                serde_json::json!({"userId": user, "status": status})
+            })
+            .collect();
+        let answer = serde_json::json!({"requestId": id, "response": response});
+        json(StatusCode::OK, Bytes::from(answer.to_string()))
+    }
 }
 
 /// What a stand-in vendor has received; clones share one record.
@@ -326,6 +404,7 @@ async fn answer(
         Behaviour::Hang => std::future::pending().await,
         Behaviour::Json(text) => json(StatusCode::OK, Bytes::from_static(text.as_bytes())),
         Behaviour::Status(status) => json(*status, Bytes::from_static(VENDOR_FAILED.as_bytes())),
+        Behaviour::Kore(kore) => kore.answer(&parts.method, parts.uri.path(), &body),
         Behaviour::ByPath { answers, delay } => {
             tokio::time::sleep(*delay).await;
             match answers.get(parts.uri.path()) {

@@ -192,6 +192,11 @@ Exit 0 and a summary when intact; exit 1 naming file, line and seq when not.")]
         /// files archived elsewhere).
         #[arg(long)]
         partial: bool,
+        /// Also check a receipt (`audit receipt --format json`) against the
+        /// trail: each record unmodified and in the trail, the checkpoint
+        /// covering them (its signature checked with --public-key).
+        #[arg(long, value_name = "RECEIPT")]
+        receipt: Option<PathBuf>,
     },
     /// List decisions, joined with their outcomes, filtered.
     #[command(after_help = "Examples:\n  \
@@ -229,9 +234,57 @@ Query reads records; it does not verify the chain: run `audit verify` for that."
         /// in a pseudonymized trail.
         #[arg(long, value_name = "FILE")]
         pseudonym_key: Option<PathBuf>,
+        /// Only erasures forwarded to a vendor that carries them out later
+        /// (Kore.ai) and not completed yet, oldest first.
+        #[arg(long)]
+        pending: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = FormatArg::Table)]
         format: FormatArg,
+    },
+    /// Everything the trail holds about one target: was it erased, when, by
+    /// whom, under which policy, with each record's seq and hash.
+    #[command(after_help = "Examples:\n  \
+erasure-gateway audit receipt audit/ --target owner@example.com\n  \
+erasure-gateway audit receipt audit/ --target u-1 --format json > receipt-u-1.json\n  \
+erasure-gateway audit verify audit/ --receipt receipt-u-1.json --public-key audit-signing.pub\n\n\
+Lists the target's decisions, outcomes, approvals and completions (Kore.ai's\n\
+status API), whole, in trail order, and the newest signed checkpoint that\n\
+covers them. States: erased, pending, failed, refused, held, forwarded,\n\
+not_found (exit 1). The JSON form is the receipt a reviewer hands on.")]
+    Receipt {
+        /// Trail files or directories, oldest first.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The target id (`u-1`, `owner@example.com`) or `Type::id`.
+        #[arg(long, value_name = "ID")]
+        target: String,
+        /// The key the trail's pseudonyms were made with.
+        #[arg(long, value_name = "FILE")]
+        pseudonym_key: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+    /// Stream the trail as OCSF or ECS events (or its own JSON Lines) for a SIEM.
+    #[command(after_help = "Examples:\n  \
+erasure-gateway audit export audit/ --format ocsf > trail.ocsf.jsonl\n  \
+erasure-gateway audit export audit/ --format ecs --follow | vector --config ship.toml\n\n\
+OCSF: API Activity (class 6003; activity Delete for decisions). ECS 8:\n\
+event.type, event.outcome, rule.id, user.id, source.ip. Each event keeps the\n\
+record's seq, prev and hash and the original line (OCSF raw_data, ECS\n\
+event.original), so the chain can be checked after export.")]
+    Export {
+        /// Trail files or directories, oldest first.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The schema.
+        #[arg(long, value_enum, default_value_t = ExportArg::Jsonl)]
+        format: ExportArg,
+        /// Then keep exporting records as the writer appends them (and
+        /// across rotation), until Ctrl-C.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// Print the last records of a trail file, and follow new ones.
     #[command(
@@ -362,6 +415,15 @@ pub enum FormatArg {
     Table,
     Json,
     Csv,
+}
+
+/// `audit export --format`.
+#[allow(missing_docs)] // as for `TextOrJson`
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ExportArg {
+    Ocsf,
+    Ecs,
+    Jsonl,
 }
 
 /// `certs …`: certificates for development.

@@ -7,19 +7,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{AuditCommand, DecisionArg, Failure, FormatArg, Ran};
+use super::{AuditCommand, DecisionArg, ExportArg, Failure, FormatArg, Ran, TextOrJson};
 use crate::trail::checkpoint::{self, Checkpoint, SigningKey};
 use crate::trail::filter::{self, DecisionValue, QueryFilter};
 use crate::trail::pseudonym::PseudonymKey;
+use crate::trail::receipt as receipts;
 use crate::trail::verify::{verify_files, VerifyOptions, VerifySummary};
-use crate::trail::{query, render};
+use crate::trail::{export, query, render};
 
 /// `audit …`.
 pub(super) fn run(command: AuditCommand) -> Ran {
     let paths = match &command {
         AuditCommand::Verify { files, .. }
         | AuditCommand::Query { files, .. }
-        | AuditCommand::Checkpoint { files, .. } => files.as_slice(),
+        | AuditCommand::Checkpoint { files, .. }
+        | AuditCommand::Receipt { files, .. }
+        | AuditCommand::Export { files, .. } => files.as_slice(),
         AuditCommand::Tail { file, .. } => std::slice::from_ref(file),
         AuditCommand::Keygen { .. } => &[],
     };
@@ -30,11 +33,13 @@ pub(super) fn run(command: AuditCommand) -> Ran {
             checkpoint,
             public_key,
             partial,
+            receipt,
         } => verify(
             &files,
             checkpoint.as_deref(),
             public_key.as_deref(),
             partial,
+            receipt.as_deref(),
         ),
         AuditCommand::Query {
             files,
@@ -46,9 +51,11 @@ pub(super) fn run(command: AuditCommand) -> Ran {
             target,
             policy,
             pseudonym_key,
+            pending,
             format,
         } => {
             let filter = QueryFilter {
+                pending,
                 since: optional(since.as_deref(), filter::parse_time)?,
                 until: optional(until.as_deref(), filter::parse_time)?,
                 decision: decision.map(|d| match d {
@@ -69,6 +76,17 @@ pub(super) fn run(command: AuditCommand) -> Ran {
             follow,
         } => tail(&file, lines, follow),
         AuditCommand::Checkpoint { files, key } => sign(&files, &key),
+        AuditCommand::Receipt {
+            files,
+            target,
+            pseudonym_key,
+            format,
+        } => receipt(&files, &target, pseudonym_key.as_deref(), format),
+        AuditCommand::Export {
+            files,
+            format,
+            follow,
+        } => export(&files, format, follow),
         AuditCommand::Keygen { out } => keygen(&out),
     }
 }
@@ -108,14 +126,112 @@ fn verify(
     checkpoint: Option<&Path>,
     public_key: Option<&Path>,
     partial: bool,
+    receipt: Option<&Path>,
 ) -> Ran {
     let options = VerifyOptions {
         partial,
         checkpoint: optional(checkpoint, Checkpoint::load)?,
         public_key: optional(public_key, checkpoint::read_public_key)?,
     };
+    let receipt = optional(receipt, read_receipt)?;
     println!("{}", verified(files, &options)?);
+    let Some(receipt) = receipt else {
+        return Ok(());
+    };
+    match receipts::verify_receipt(&receipt, files, options.public_key.as_deref())
+        .map_err(Failure::usage)?
+    {
+        Ok(check) => {
+            println!(
+                "receipt for {}: {} record(s) in the trail, unmodified{}",
+                receipt.target,
+                check.records,
+                if check.signature_checked {
+                    "; checkpoint signature verified with the pinned key"
+                } else if receipt.checkpoint.is_some() {
+                    "; checkpoint signature not checked: pass --public-key"
+                } else {
+                    "; no checkpoint in the receipt"
+                }
+            );
+            Ok(())
+        }
+        Err(broken) => {
+            println!("receipt for {}: {broken}", receipt.target);
+            Err(Failure::Reported)
+        }
+    }
+}
+
+fn read_receipt(path: &Path) -> Result<receipts::Receipt, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not a receipt: {e}", path.display()))
+}
+
+/// `audit receipt`: the target's records on stdout; exit 1 when the trail
+/// holds nothing about it.
+fn receipt(
+    files: &[PathBuf],
+    target: &str,
+    pseudonym_key: Option<&Path>,
+    format: TextOrJson,
+) -> Ran {
+    let key = optional(pseudonym_key, PseudonymKey::load)?;
+    let receipt = receipts::receipt(files, target, key.as_ref()).map_err(Failure::usage)?;
+    match format {
+        TextOrJson::Text => print!("{}", receipts::render_table(&receipt)),
+        TextOrJson::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&receipt).unwrap_or_default()
+        ),
+    }
+    if receipt.records.is_empty() {
+        eprintln!("no record on the trail names {target}");
+        return Err(Failure::Reported);
+    }
     Ok(())
+}
+
+/// `audit export`: every record as an event, then (following) new ones
+/// until Ctrl-C.
+fn export(files: &[PathBuf], format: ExportArg, follow: bool) -> Ran {
+    let format = match format {
+        ExportArg::Ocsf => export::Format::Ocsf,
+        ExportArg::Ecs => export::Format::Ecs,
+        ExportArg::Jsonl => export::Format::Jsonl,
+    };
+    let mut out = std::io::stdout().lock();
+    let written = export::export_files(files, format, &mut out).map_err(Failure::usage)?;
+    if !follow {
+        eprintln!("{written} records exported");
+        return Ok(());
+    }
+    let newest = crate::trail::files::trail_files(files)
+        .map_err(Failure::usage)?
+        .pop()
+        .ok_or_else(|| Failure::usage("no trail file to follow"))?;
+    let stop = stop_on_ctrl_c();
+    // Lines already exported are skipped: tail starts at the end.
+    crate::trail::tail::tail(&newest, 0, true, export::Exporter::new(format, out), || {
+        stop.load(Ordering::Acquire)
+    })
+    .map_err(Failure::usage)
+}
+
+/// A flag that Ctrl-C sets.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            let _ = rt.block_on(tokio::signal::ctrl_c());
+        }
+        flag.store(true, Ordering::Release);
+    });
+    stop
 }
 
 /// `audit query`: the matching decisions on stdout; warnings, and in the
@@ -146,19 +262,11 @@ fn query(
 /// `audit tail`: the last `lines` records, then new ones until Ctrl-C when
 /// following.
 fn tail(file: &Path, lines: usize, follow: bool) -> Ran {
-    let stop = Arc::new(AtomicBool::new(false));
-    if follow {
-        let flag = stop.clone();
-        std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                let _ = rt.block_on(tokio::signal::ctrl_c());
-            }
-            flag.store(true, Ordering::Release);
-        });
-    }
+    let stop = if follow {
+        stop_on_ctrl_c()
+    } else {
+        Arc::new(AtomicBool::new(false))
+    };
     let out = std::io::stdout().lock();
     crate::trail::tail::tail(file, lines, follow, out, || stop.load(Ordering::Acquire))
         .map_err(Failure::usage)

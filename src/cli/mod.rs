@@ -16,8 +16,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub use args::{
-    AdminTarget, ApprovalsCommand, AuditCommand, CertsCommand, Command, DecisionArg, FormatArg,
-    PolicyCommand, TextOrJson,
+    AdminTarget, ApprovalsCommand, AuditCommand, CertsCommand, Command, DecisionArg, ExportArg,
+    FormatArg, PolicyCommand, TextOrJson,
 };
 
 use crate::config::Config;

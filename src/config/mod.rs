@@ -19,7 +19,9 @@ pub use raw::{
     AdminConfig, AuditConfig, ConfigToml, Mode, Passthrough, PoliciesToml, ProxyConfig,
     UpstreamToml,
 };
-pub use upstream::{CredentialConfig, CredentialToml, Mint, SecretSource, UpstreamConfig};
+pub use upstream::{
+    CredentialConfig, CredentialToml, Mint, SecretSource, TrackCompletion, UpstreamConfig,
+};
 
 use crate::budget::BudgetConfig;
 use crate::digest::is_sha256_hex;
@@ -170,6 +172,7 @@ impl TryFrom<ConfigToml> for Config {
             budgets,
         } = raw;
         check_proxy(&proxy)?;
+        let admin = admin_token_from_file(admin)?;
         if admin
             .token_sha256
             .as_deref()
@@ -250,6 +253,34 @@ fn check_proxy(proxy: &ProxyConfig) -> Result<(), InvalidValue> {
         }
     }
     Ok(())
+}
+
+/// `[admin] token_sha256_file`: the hash read from a mounted Secret.
+fn admin_token_from_file(mut admin: AdminConfig) -> Result<AdminConfig, InvalidValue> {
+    let Some(path) = admin.token_sha256_file.take() else {
+        return Ok(admin);
+    };
+    if admin.token_sha256.is_some() {
+        return Err(InvalidValue::new(
+            "admin.token_sha256_file",
+            "set token_sha256 or token_sha256_file, not both",
+        ));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        InvalidValue::new(
+            "admin.token_sha256_file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let hash = text.trim();
+    if !is_sha256_hex(hash) {
+        return Err(InvalidValue::new(
+            "admin.token_sha256_file",
+            format!("{}: {SHA256_HEX_EXPECTED}", path.display()),
+        ));
+    }
+    admin.token_sha256 = Some(hash.to_ascii_lowercase());
+    Ok(admin)
 }
 
 fn check_audit(audit: &AuditConfig) -> Result<(), InvalidValue> {

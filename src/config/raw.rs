@@ -138,6 +138,8 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// SHA-256 hex of the admin token; when set, mutating calls require it.
     pub token_sha256: Option<String>,
+    /// A file holding `token_sha256` (a mounted Secret), read at start.
+    pub token_sha256_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -145,6 +147,7 @@ impl Default for AdminConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             token_sha256: None,
+            token_sha256_file: None,
         }
     }
 }
@@ -295,6 +298,13 @@ pub struct UpstreamToml {
     /// the caller's: callers never hold it.
     #[serde(default)]
     pub credential: Option<super::upstream::CredentialToml>,
+    /// Poll the vendor's status API this often after an accepted erasure
+    /// (vendors that erase later: Kore.ai), with the vendor credential.
+    #[serde(default, with = "humantime_serde")]
+    pub track_completion: Option<std::time::Duration>,
+    /// Stop polling an erasure after this long (default 24 h).
+    #[serde(default, with = "humantime_serde")]
+    pub track_completion_for: Option<std::time::Duration>,
 }
 
 impl Default for ConfigToml {
@@ -329,6 +339,8 @@ fn default_upstreams() -> Vec<UpstreamToml> {
         host: None,
         ca: None,
         credential: None,
+        track_completion: None,
+        track_completion_for: None,
     })
     .collect()
 }

@@ -27,7 +27,22 @@ pub struct UpstreamConfig {
     pub ca: Option<PathBuf>,
     /// The vendor credential sent in place of the caller's, if any.
     pub credential: Option<CredentialConfig>,
+    /// Polling of the vendor's status API after accepted erasures.
+    pub track_completion: Option<TrackCompletion>,
 }
+
+/// `track_completion`, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackCompletion {
+    /// Time between polls of one erasure (doubled after each failed poll,
+    /// up to 8×).
+    pub every: std::time::Duration,
+    /// Polling of one erasure stops after this long.
+    pub for_at_most: std::time::Duration,
+}
+
+/// How long an erasure is polled without `track_completion_for`.
+const TRACK_COMPLETION_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// `[upstream.credential]` as written.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -249,7 +264,39 @@ pub(super) fn check_upstreams(
             .credential
             .map(|raw| check_credential(raw, profile.as_ref(), invalid))
             .transpose()?;
+        let track_completion = match up.track_completion {
+            None if up.track_completion_for.is_some() => {
+                return Err(invalid(
+                    "track_completion_for",
+                    "set track_completion too (how often to poll)".into(),
+                ))
+            }
+            None => None,
+            Some(every) => {
+                if profile.as_ref().is_none_or(|p| p.completion.is_none()) {
+                    return Err(invalid(
+                        "track_completion",
+                        "the upstream's profile has no [completion] status API to poll".into(),
+                    ));
+                }
+                if credential.is_none() {
+                    return Err(invalid(
+                        "track_completion",
+                        "polling uses the vendor's credential: set [upstream.credential] too"
+                            .into(),
+                    ));
+                }
+                if every.is_zero() {
+                    return Err(invalid("track_completion", "must be longer than 0s".into()));
+                }
+                Some(TrackCompletion {
+                    every,
+                    for_at_most: up.track_completion_for.unwrap_or(TRACK_COMPLETION_FOR),
+                })
+            }
+        };
         checked.push(UpstreamConfig {
+            track_completion,
             name: up.name,
             profile,
             url,

@@ -200,6 +200,20 @@ impl Upstream {
         Ok((request, digest))
     }
 
+    /// A `GET` of `path` made by the gateway itself (a status poll): Host
+    /// and `x-request-id` set, no other header.
+    ///
+    /// # Errors
+    /// The path does not form a valid URI.
+    pub fn get(&self, path: &str, request_id: &HeaderValue) -> Result<Request<Body>, GatewayError> {
+        let mut request = Request::new(full(bytes::Bytes::new()));
+        *request.uri_mut() = self.uri(path, None)?;
+        let headers = request.headers_mut();
+        headers.insert(header::HOST, self.url.host_header().clone());
+        headers.insert(&X_REQUEST_ID, request_id.clone());
+        Ok(request)
+    }
+
     /// Turns a client request into the upstream request: new URI, Host set to
     /// the upstream's, hop-by-hop and URL-rewrite headers removed,
     /// `x-forwarded-*` and `x-request-id` set. Method, headers and body are
@@ -328,6 +342,7 @@ mod tests {
             host: None,
             ca: None,
             credential: None,
+            track_completion: None,
         };
         Upstream::new(&config, &ProxyConfig::default()).unwrap()
     }

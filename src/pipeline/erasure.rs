@@ -193,7 +193,13 @@ impl Gateway {
         let started = Instant::now();
         let (mut response, outcome) = self.exchange(route, profile, request, request_id).await;
         let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // A vendor that erases later (it has a status API) answered with
+        // its request id: completion records will say how it went.
+        let awaits = profile.completion.is_some()
+            && (200..300).contains(&outcome.status)
+            && outcome.vendor_request_id.is_some();
         let record = outcome_record(&OutcomeFacts {
+            awaits_completion: awaits,
             decision_id: &decision_id,
             request_id: facts.request_id,
             vendor: &profile.name,
@@ -207,6 +213,9 @@ impl Gateway {
             // The call has happened; its decision is on record. Say loudly
             // that its outcome is not.
             tracing::error!(request_id = %crate::request_id::text(request_id), error = %e, "trail: outcome record lost");
+        }
+        if let (true, Some(vendor_request_id)) = (awaits, &record.vendor_request_id) {
+            self.await_completion(route, vendor_request_id, &decision_id);
         }
         response::mark_decided(response.headers_mut(), marker, Some(&decision_id));
         response

@@ -13,13 +13,14 @@ use tokio::sync::Semaphore;
 
 use crate::authz::{PolicySnapshot, PolicyStore};
 use crate::budget::Budgets;
-use crate::config::{Config, Mode, Passthrough};
+use crate::config::{Config, Mode, Passthrough, TrackCompletion};
 use crate::conn::ConnInfo;
 use crate::directory::Directory;
 use crate::forward::{self, Upstream};
 use crate::identity::CallerSource;
 use crate::identity::Identifier;
 use crate::metrics::Metrics;
+use crate::pipeline::completion::Links;
 use crate::pipeline::evaluate::{Evaluation, Evaluator};
 use crate::pipeline::inject;
 use crate::profile::{self, Classification, CredentialKind, RequestHead, VendorProfile};
@@ -45,6 +46,7 @@ pub struct Gateway {
     pub(super) pseudonyms: Option<PseudonymKey>,
     pub(super) limit: Arc<Semaphore>,
     pub(super) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(super) links: Links,
     pub(super) metrics: Arc<Metrics>,
 }
 
@@ -74,8 +76,10 @@ pub enum SetupError {
 /// An upstream with the vendor profile that recognises its erasure calls.
 #[derive(Debug)]
 pub(super) struct Route {
-    pub(super) upstream: Upstream,
+    pub(super) upstream: Arc<Upstream>,
     pub(super) profile: Option<VendorProfile>,
+    /// Polling of the vendor's status API after accepted erasures.
+    pub(super) tracking: Option<TrackCompletion>,
 }
 
 impl Gateway {
@@ -101,8 +105,9 @@ impl Gateway {
                 );
             }
             upstreams.push(Route {
-                upstream: Upstream::new(up, &config.proxy)?,
+                upstream: Arc::new(Upstream::new(up, &config.proxy)?),
                 profile,
+                tracking: up.track_completion,
             });
         }
         let id_forms: Vec<_> = upstreams
@@ -147,6 +152,7 @@ impl Gateway {
                 .transpose()?,
             limit: Arc::new(Semaphore::new(config.proxy.max_concurrency)),
             trusted_proxies: config.proxy.trusted_proxies.clone(),
+            links: Links::new(),
             metrics,
         })
     }
@@ -301,10 +307,29 @@ impl Gateway {
             }
         }
         let request = request.map(|body| body.map_err(Into::into).boxed());
-        match self
-            .send(&route.upstream, request, path, conn, request_id)
-            .await
-        {
+        let status_call = route
+            .profile
+            .as_ref()
+            .and_then(|p| Some((p, p.status_call(request.method(), path)?)));
+        let sent = match status_call {
+            Some((profile, vendor_request_id)) => {
+                Box::pin(self.status_call(
+                    route,
+                    profile,
+                    request,
+                    path,
+                    conn,
+                    request_id,
+                    &vendor_request_id,
+                ))
+                .await
+            }
+            None => {
+                self.send(&route.upstream, request, path, conn, request_id)
+                    .await
+            }
+        };
+        match sent {
             Ok(response) => response,
             Err(error) => error.into_response(request_id),
         }

@@ -11,6 +11,7 @@
 //! offline tools); `record.rs`: the plain records handed to the trail.
 
 mod approval;
+mod completion;
 mod erasure;
 pub mod evaluate;
 mod gateway;

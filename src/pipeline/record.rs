@@ -217,6 +217,8 @@ pub struct OutcomeFacts<'a> {
     pub vendor_request_id: Option<String>,
     /// The gateway's error code when the exchange failed.
     pub error: Option<&'a str>,
+    /// The vendor accepted the call to carry it out later.
+    pub awaits_completion: bool,
 }
 
 /// The `outcome` record of a forwarded call.
@@ -230,5 +232,6 @@ pub fn outcome_record(facts: &OutcomeFacts<'_>) -> OutcomeRecord {
         latency_ms: facts.latency_ms,
         vendor_request_id: facts.vendor_request_id.clone(),
         error: facts.error.map(str::to_owned),
+        awaits_completion: facts.awaits_completion,
     }
 }

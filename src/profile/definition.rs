@@ -81,6 +81,35 @@ pub struct ProfileDefinition {
     /// its response, for the trail's outcome record.
     #[serde(default)]
     pub vendor_request_id: Option<VendorRequestId>,
+    /// Where the vendor answers how an accepted erasure request went, for
+    /// the trail's `completion` records (Kore.ai's status API). Without it
+    /// the vendor answers synchronously: its outcome is the completion.
+    #[serde(default)]
+    pub completion: Option<CompletionRule>,
+}
+
+/// A vendor's status API for erasures it carries out later.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompletionRule {
+    /// Path pattern of the status call (`GET`), with one `{request_id}`
+    /// capture: the outcome's `vendor_request_id`.
+    pub path: String,
+    /// JSON pointer to the array of per-target statuses in its answer.
+    pub targets_pointer: String,
+    /// The member of each element holding the target id.
+    pub target_id: String,
+    /// The member of each element holding the target's status.
+    pub target_status: String,
+    /// The targets' entity type, whose `id_form` the ids are compared in
+    /// (default: the first target source's).
+    #[serde(default)]
+    pub entity_type: Option<String>,
+    /// Statuses meaning the target's data was erased (compared ignoring
+    /// ASCII case).
+    pub succeeded: Vec<String>,
+    /// Statuses meaning it was not and will not be.
+    pub failed: Vec<String>,
 }
 
 /// Where a vendor names its own request id in a response.

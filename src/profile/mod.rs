@@ -9,6 +9,7 @@
 
 mod builtin;
 mod classify;
+mod completion;
 mod credential;
 mod definition;
 mod outbound;
@@ -26,10 +27,12 @@ pub use classify::{
     classify, is_method_override_header, is_url_rewrite_header, Ambiguity, Classification,
     ErasureCall, RequestHead, URL_REWRITE_HEADERS,
 };
+pub use completion::{StatusAnswer, TargetState, TargetStatus};
 pub use credential::{credential, looks_like_jwt, Credential, CredentialKind, Secret};
 pub use definition::{
-    ContextField, ContextType, CredentialRule, IdForm, MethodRule, OtherMethods, ParamSource,
-    PrefixRule, ProfileDefinition, TargetSource, VendorRequestId, RESERVED_CONTEXT_KEYS,
+    CompletionRule, ContextField, ContextType, CredentialRule, IdForm, MethodRule, OtherMethods,
+    ParamSource, PrefixRule, ProfileDefinition, TargetSource, VendorRequestId,
+    RESERVED_CONTEXT_KEYS,
 };
 pub use outbound::{forwarded_sha256, outbound, Outbound, OutboundError};
 pub use parse::{parse, CallParams, ErasureRequest, ParseError, Target, TargetProblem};

@@ -116,7 +116,9 @@ impl ProfileDefinition {
         self.error
             .validate()
             .map_err(|(key, reason)| self.invalid(format!("error.{key}"), reason))?;
+        let completion = self.validate_completion()?;
         Ok(Compiled {
+            completion,
             pattern,
             headers: DecidedHeaders {
                 credential,
@@ -129,6 +131,23 @@ impl ProfileDefinition {
                 .map(|field| (fold_case(field), field.clone()))
                 .collect(),
         })
+    }
+
+    fn validate_completion(&self) -> Result<Option<PathPattern>, ProfileError> {
+        let Some(rule) = &self.completion else {
+            return Ok(None);
+        };
+        let pattern = super::completion::compile(rule)
+            .map_err(|(key, reason)| self.invalid(format!("completion.{key}"), reason))?;
+        if let Some(wanted) = &rule.entity_type {
+            if !self.targets.iter().any(|t| &t.entity_type == wanted) {
+                return Err(self.invalid(
+                    "completion.entity_type",
+                    format!("`{wanted}` is not the entity type of any target"),
+                ));
+            }
+        }
+        Ok(Some(pattern))
     }
 
     fn validate_names(&self) -> Result<(), ProfileError> {

@@ -44,6 +44,8 @@ pub(super) struct Compiled {
     pub(super) headers: DecidedHeaders,
     /// Each allowed field, case-folded, with its spelling in the profile.
     pub(super) folded_fields: Vec<(String, String)>,
+    /// The status call's path pattern (`completion.path`).
+    pub(super) completion: Option<PathPattern>,
 }
 
 /// One vendor's erasure call: a validated [`ProfileDefinition`] (read its
@@ -90,6 +92,11 @@ impl VendorProfile {
     /// [`ProfileError::Invalid`] when validation fails.
     pub fn from_toml(text: &str) -> Result<Self, ProfileError> {
         Self::new(toml::from_str(text)?)
+    }
+
+    /// The status call's compiled path pattern.
+    pub(super) fn completion_pattern(&self) -> Option<&PathPattern> {
+        self.compiled.completion.as_ref()
     }
 
     /// The definition this profile was built from.

@@ -7,7 +7,8 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use super::pseudonym::PseudonymKey;
-use super::record::{DecisionRecord, Sealed};
+use super::record::{DecisionRecord, Sealed, TargetRecord};
+use crate::authz::IdForm;
 
 /// An overall decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,9 @@ pub struct QueryFilter {
     pub target: Option<String>,
     /// Decisions that this policy id determined for some target.
     pub policy: Option<String>,
+    /// Only erasures forwarded to a vendor that carries them out later and
+    /// not yet completed (`audit query --pending`).
+    pub pending: bool,
 }
 
 /// A `--since`, `--until` or `--decision` value is refused.
@@ -173,19 +177,49 @@ impl Unjudged {
 /// A [`QueryFilter`] applied to decision records.
 pub(super) struct Matcher<'a> {
     filter: &'a QueryFilter,
-    /// The target filter as a pseudonym, when a key is given.
-    target_pseudonym: Option<String>,
+    /// The target filter's pseudonyms, when a key is given.
+    target_pseudonyms: Vec<String>,
 }
 
 impl<'a> Matcher<'a> {
     pub(super) fn new(filter: &'a QueryFilter, key: Option<&PseudonymKey>) -> Self {
-        let target_pseudonym = key
+        // Pseudonyms are made of ids in the vendor's form: the id as
+        // given, without its `type::`, and in each e-mail form.
+        let target_pseudonyms = key
             .zip(filter.target.as_deref())
-            .map(|(key, target)| key.pseudonym(target));
+            .map(|(key, target)| {
+                let bare = target.rsplit_once("::").map_or(target, |(_, id)| id);
+                let mut ids = vec![target.to_owned(), bare.to_owned()];
+                ids.extend(
+                    [IdForm::EmailCasefold, IdForm::EmailDomainCasefold].map(|f| f.apply(bare)),
+                );
+                ids.dedup();
+                ids.iter().map(|id| key.pseudonym(id)).collect()
+            })
+            .unwrap_or_default();
         Self {
             filter,
-            target_pseudonym,
+            target_pseudonyms,
         }
+    }
+
+    /// Whether `t` is the target `wanted` names: its id (`u-1`), `type::id`
+    /// or pseudonym, compared in the form the vendor compares ids in (an
+    /// e-mail address ignoring case where the record says so).
+    pub(super) fn is_target(&self, wanted: &str, t: &TargetRecord, pseudonymized: bool) -> bool {
+        if pseudonymized {
+            return t.id == wanted || self.target_pseudonyms.contains(&t.id);
+        }
+        let bare = wanted
+            .strip_prefix(t.entity_type.as_str())
+            .and_then(|rest| rest.strip_prefix("::"))
+            .unwrap_or(wanted);
+        let form = t
+            .id_form
+            .as_deref()
+            .and_then(|f| serde_json::from_value::<IdForm>(f.into()).ok())
+            .unwrap_or_default();
+        t.id == bare || t.id == form.apply(bare)
     }
 
     /// Whether the decision matches; counts it in `unjudged` when that
@@ -222,15 +256,12 @@ impl<'a> Matcher<'a> {
             }
         }
         if let Some(target) = &filter.target {
-            let found = record.targets.iter().any(|t| {
-                if record.pseudonymized {
-                    t.id == *target || self.target_pseudonym.as_deref() == Some(t.id.as_str())
-                } else {
-                    t.id == *target || format!("{}::{}", t.entity_type, t.id) == *target
-                }
-            });
+            let found = record
+                .targets
+                .iter()
+                .any(|t| self.is_target(target, t, record.pseudonymized));
             if !found {
-                if record.pseudonymized && self.target_pseudonym.is_none() {
+                if record.pseudonymized && self.target_pseudonyms.is_empty() {
                     unjudged.pseudonymized_unsearchable += 1;
                 }
                 return false;

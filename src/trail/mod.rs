@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod checkpoint;
 mod diagnose;
+pub mod export;
 pub mod files;
 pub mod filter;
 #[cfg(test)]
@@ -12,6 +13,7 @@ mod fixtures;
 pub mod naming;
 pub mod pseudonym;
 pub mod query;
+pub mod receipt;
 pub mod record;
 pub mod render;
 mod rotation;

@@ -39,6 +39,7 @@ pub enum PseudonymError {
 }
 
 /// The `[audit] pseudonym_key_file` secret. Its `Debug` never shows the key.
+#[derive(Clone)]
 pub struct PseudonymKey {
     key: hmac::Key,
     path: PathBuf,

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::files::{self, FilesError, Line, LineReader};
 use super::filter::{Matcher, QueryFilter, Unjudged};
 use super::pseudonym::PseudonymKey;
-use super::record::{kind, DecisionRecord, OutcomeRecord, Sealed};
+use super::record::{kind, CompletionRecord, DecisionRecord, OutcomeRecord, Sealed};
 
 /// One decision with its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,6 +52,22 @@ pub struct Row {
     pub latency_ms: Option<u64>,
     /// The vendor's own request id from the outcome (Kore.ai's `requestId`).
     pub vendor_request_id: Option<String>,
+    /// The vendor accepted the call to carry it out later.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub awaits_completion: bool,
+    /// The newest completion state (`completed`, `failed`, `in_progress`,
+    /// `unknown`), for a call the vendor carries out later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion: Option<String>,
+}
+
+impl Row {
+    /// Forwarded, accepted by a vendor that erases later, and with no final
+    /// completion yet.
+    pub fn is_pending(&self) -> bool {
+        self.awaits_completion
+            && !matches!(self.completion.as_deref(), Some("completed" | "failed"))
+    }
 }
 
 /// The rows found, and what the query could not read.
@@ -83,6 +99,8 @@ pub fn query_files(
     let matcher = Matcher::new(filter, pseudonym_key);
     let mut output = QueryOutput::default();
     let mut awaiting_outcome: HashMap<JoinKey, usize> = HashMap::new();
+    // Accepted erasures by decision id and by (vendor, vendor request id).
+    let mut awaiting_completion: HashMap<String, usize> = HashMap::new();
     let mut unjudged = Unjudged::default();
     for path in files::trail_files(paths)? {
         let mut reader = LineReader::open(&path)?;
@@ -127,11 +145,31 @@ pub fn query_files(
                     let key = JoinKey::of(&outcome.decision_id, &outcome.request_id);
                     if let Some(index) = awaiting_outcome.remove(&key) {
                         join_outcome(&mut output.rows[index], &outcome);
+                        if let Some(id) = outcome.vendor_request_id.as_deref() {
+                            if outcome.awaits_completion {
+                                awaiting_completion
+                                    .insert(completion_key(&outcome.vendor, id), index);
+                            }
+                        }
+                    }
+                }
+                kind::COMPLETION => {
+                    let Ok(completion) = Sealed::<CompletionRecord>::from_map(&record) else {
+                        output.skipped_lines += 1;
+                        continue;
+                    };
+                    let completion = completion.record;
+                    let key = completion_key(&completion.vendor, &completion.vendor_request_id);
+                    if let Some(&index) = awaiting_completion.get(&key) {
+                        output.rows[index].completion = Some(completion.state);
                     }
                 }
                 _ => {}
             }
         }
+    }
+    if filter.pending {
+        output.rows.retain(Row::is_pending);
     }
     if output.skipped_lines > 0 {
         output.warnings.push(format!(
@@ -164,6 +202,13 @@ impl JoinKey {
             Self::Decision(decision_id.to_owned())
         }
     }
+}
+
+/// What links an accepted erasure to its completion records: the vendor
+/// and its own request id (a completion written after a restart has no
+/// decision id).
+fn completion_key(vendor: &str, vendor_request_id: &str) -> String {
+    format!("{vendor}\0{vendor_request_id}")
 }
 
 fn text<'r>(record: &'r Map<String, Value>, field: &str) -> &'r str {
@@ -200,6 +245,8 @@ fn row(sealed: &Sealed<DecisionRecord>) -> Row {
         status: record.status,
         latency_ms: None,
         vendor_request_id: None,
+        awaits_completion: false,
+        completion: None,
     }
 }
 
@@ -207,6 +254,7 @@ fn join_outcome(row: &mut Row, outcome: &OutcomeRecord) {
     row.status = Some(outcome.status);
     row.latency_ms = Some(outcome.latency_ms);
     row.vendor_request_id.clone_from(&outcome.vendor_request_id);
+    row.awaits_completion = outcome.awaits_completion;
 }
 
 #[cfg(test)]

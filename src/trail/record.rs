@@ -21,6 +21,8 @@ pub mod kind {
     pub const CHECKPOINT: &str = "checkpoint";
     /// A held call approved or rejected by a second caller.
     pub const APPROVAL: &str = "approval";
+    /// What the vendor's status API said of an erasure it carries out later.
+    pub const COMPLETION: &str = "completion";
 }
 
 /// A `decision` record: what was decided about one erasure call, on disk
@@ -231,6 +233,70 @@ pub struct OutcomeRecord {
     /// The gateway's error code when the exchange failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The vendor accepted the call to carry it out later: `completion`
+    /// records say how it went. (Otherwise a success here is the
+    /// completion.)
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub awaits_completion: bool,
+}
+
+/// A `completion` record: what the vendor's status API answered about an
+/// erasure it accepted earlier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletionRecord {
+    /// The erasure's decision, when the gateway still knew it (empty after
+    /// a restart: the outcome with this `vendor_request_id` links them).
+    #[serde(default)]
+    pub decision_id: String,
+    /// The vendor's id for the erasure (Kore.ai's `requestId`).
+    pub vendor_request_id: String,
+    /// The vendor profile name.
+    pub vendor: String,
+    /// The upstream name.
+    pub upstream: String,
+    /// `status_call` (a client's status call passed through) or `poll`
+    /// (the gateway asked, `track_completion`).
+    pub source: String,
+    /// The request id of the status call.
+    pub request_id: String,
+    /// The status the vendor answered with (absent when it did not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `completed`, `failed`, `in_progress`, or `unknown` (the answer could
+    /// not be read, or polling gave up).
+    pub state: String,
+    /// Each target's status.
+    #[serde(default)]
+    pub targets: Vec<CompletionTarget>,
+    /// Why the state is `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Target ids are keyed pseudonyms.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pseudonymized: bool,
+}
+
+/// One target in a completion record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletionTarget {
+    /// Its Cedar entity type.
+    #[serde(rename = "type")]
+    pub entity_type: String,
+    /// Its id (or pseudonym), in the form the vendor compares ids in.
+    pub id: String,
+    /// The vendor's own word for its status.
+    pub status: String,
+    /// `succeeded`, `failed` or `pending`.
+    pub state: String,
+}
+
+impl From<&CompletionRecord> for Map<String, Value> {
+    fn from(record: &CompletionRecord) -> Self {
+        with_kind(
+            kind::COMPLETION,
+            serde_json::to_value(record).unwrap_or_default(),
+        )
+    }
 }
 
 /// A record as read back from a trail: the writer's fields around it.

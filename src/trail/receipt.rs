@@ -1,0 +1,454 @@
+//! `audit receipt`: for one target, every record about it (requested,
+//! decided and why, forwarded, vendor acknowledged, completed or failed),
+//! whole, with each one's `seq` and `hash`, and the newest signed checkpoint
+//! that covers them: evidence a reviewer can hand on. `audit verify
+//! --receipt` checks such a receipt against the trail.
+//!
+//! Like `audit query`, building a receipt reads and does not verify the
+//! chain; `verify_receipt` does.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::chain::{canonical, chain_hash};
+use super::checkpoint;
+use super::files::{self, FilesError, Line, LineReader};
+use super::filter::{Matcher, QueryFilter, Unjudged};
+use super::pseudonym::PseudonymKey;
+use super::record::{
+    kind, ApprovalRecord, CompletionRecord, DecisionRecord, OutcomeRecord, Sealed,
+};
+
+/// The receipt format's version.
+pub const RECEIPT_VERSION: u32 = 1;
+
+/// Everything the trail holds about one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The format version ([`RECEIPT_VERSION`]).
+    pub receipt: u32,
+    /// The target asked about, as given.
+    pub target: String,
+    /// `erased`, `pending` (the vendor accepted it and has not said it is
+    /// done), `failed`, `refused`, `held`, `forwarded` (no answer on
+    /// record), or `not_found`.
+    pub state: String,
+    /// When the erasure was done (the vendor's answer or completion), for
+    /// `erased`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<String>,
+    /// The caller whose call erased it (or the last call's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// The policies that decided that call for this target.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// The records, whole, in trail order.
+    pub records: Vec<Map<String, Value>>,
+    /// The newest checkpoint record covering every record above, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Map<String, Value>>,
+}
+
+/// What the trail says of one call for the target.
+#[derive(Debug, Clone)]
+struct Call {
+    decision_id: String,
+    vendor: String,
+    caller: Option<String>,
+    policies: Vec<String>,
+    /// The recorded ids of the target in this call.
+    ids: Vec<String>,
+    state: &'static str,
+    at: Option<String>,
+    vendor_request_id: Option<String>,
+}
+
+/// Builds the receipt of `target` from the trail in `paths`.
+///
+/// # Errors
+/// A file or directory cannot be read.
+pub fn receipt(
+    paths: &[PathBuf],
+    target: &str,
+    pseudonym_key: Option<&PseudonymKey>,
+) -> Result<Receipt, FilesError> {
+    let filter = QueryFilter {
+        target: Some(target.to_owned()),
+        ..QueryFilter::default()
+    };
+    let matcher = Matcher::new(&filter, pseudonym_key);
+    let mut unjudged = Unjudged::default();
+    let mut records = Vec::new();
+    let mut calls: Vec<Call> = Vec::new();
+    let mut approvals: HashSet<String> = HashSet::new();
+    let mut checkpoint: Option<Map<String, Value>> = None;
+    for_each_record(paths, |record| {
+        let mut keep = false;
+        match text(&record, "kind") {
+            kind::DECISION => {
+                if let Ok(decision) = Sealed::<DecisionRecord>::from_map(&record) {
+                    if matcher.matches(&decision, &mut unjudged) {
+                        keep = true;
+                        calls.push(call(&decision, &matcher, target));
+                        approvals.extend(decision.record.approval_id);
+                    }
+                }
+            }
+            kind::OUTCOME => {
+                if let Ok(outcome) = Sealed::<OutcomeRecord>::from_map(&record) {
+                    if let Some(call) = calls.iter_mut().find(|c| {
+                        !c.decision_id.is_empty() && c.decision_id == outcome.record.decision_id
+                    }) {
+                        keep = true;
+                        join_outcome(call, &outcome);
+                    }
+                }
+            }
+            kind::COMPLETION => {
+                if let Ok(done) = Sealed::<CompletionRecord>::from_map(&record) {
+                    let linked = calls.iter_mut().find(|c| {
+                        (!done.record.decision_id.is_empty()
+                            && c.decision_id == done.record.decision_id)
+                            || (c.vendor == done.record.vendor
+                                && c.vendor_request_id.as_deref()
+                                    == Some(done.record.vendor_request_id.as_str()))
+                    });
+                    if let Some(call) = linked {
+                        keep = true;
+                        join_completion(call, &done);
+                    }
+                }
+            }
+            kind::APPROVAL => {
+                if let Ok(approval) = Sealed::<ApprovalRecord>::from_map(&record) {
+                    keep = approvals.contains(&approval.record.approval_id)
+                        || calls
+                            .iter()
+                            .any(|c| c.decision_id == approval.record.decision_id);
+                }
+            }
+            kind::CHECKPOINT if !records.is_empty() => {
+                checkpoint = Some(record.clone());
+            }
+            _ => {}
+        }
+        if keep {
+            // A checkpoint before this record does not cover it.
+            checkpoint = None;
+            records.push(record);
+        }
+    })?;
+    let erased = calls.iter().find(|c| c.state == "erased");
+    let shown = erased.or(calls.last());
+    Ok(Receipt {
+        receipt: RECEIPT_VERSION,
+        target: target.to_owned(),
+        state: shown.map_or("not_found", |c| c.state).to_owned(),
+        erased_at: erased.and_then(|c| c.at.clone()),
+        by: shown.and_then(|c| c.caller.clone()),
+        policies: shown.map(|c| c.policies.clone()).unwrap_or_default(),
+        records,
+        checkpoint,
+    })
+}
+
+fn call(decision: &Sealed<DecisionRecord>, matcher: &Matcher<'_>, target: &str) -> Call {
+    let record = &decision.record;
+    let mine: Vec<_> = record
+        .targets
+        .iter()
+        .filter(|t| matcher.is_target(target, t, record.pseudonymized))
+        .collect();
+    let mut policies: Vec<String> = Vec::new();
+    for policy in mine.iter().flat_map(|t| &t.policies) {
+        if !policies.contains(policy) {
+            policies.push(policy.clone());
+        }
+    }
+    let allowed = mine.iter().all(|t| t.decision == "allow");
+    let state = match (record.decision.as_str(), record.effect.as_str()) {
+        ("held", _) => "held",
+        (_, "forwarded") if allowed || record.mode == "shadow" => "forwarded",
+        _ => "refused",
+    };
+    Call {
+        decision_id: record.decision_id.clone(),
+        vendor: record.vendor.clone(),
+        caller: record.principal.as_ref().map(|p| p.id.clone()),
+        policies,
+        ids: mine.iter().map(|t| t.id.clone()).collect(),
+        state,
+        at: None,
+        vendor_request_id: None,
+    }
+}
+
+fn join_outcome(call: &mut Call, outcome: &Sealed<OutcomeRecord>) {
+    let record = &outcome.record;
+    call.vendor_request_id.clone_from(&record.vendor_request_id);
+    call.at = Some(outcome.time.clone());
+    call.state = match (
+        (200..300).contains(&record.status),
+        record.awaits_completion,
+    ) {
+        (false, _) => "failed",
+        (true, true) => "pending",
+        (true, false) => "erased",
+    };
+}
+
+fn join_completion(call: &mut Call, done: &Sealed<CompletionRecord>) {
+    let states: Vec<&str> = done
+        .record
+        .targets
+        .iter()
+        .filter(|t| call.ids.contains(&t.id))
+        .map(|t| t.state.as_str())
+        .collect();
+    if states.is_empty() {
+        return;
+    }
+    call.state = if states.iter().all(|s| *s == "succeeded") {
+        call.at = Some(done.time.clone());
+        "erased"
+    } else if states.contains(&"failed") {
+        call.at = Some(done.time.clone());
+        "failed"
+    } else {
+        "pending"
+    };
+}
+
+fn for_each_record(
+    paths: &[PathBuf],
+    mut each: impl FnMut(Map<String, Value>),
+) -> Result<(), FilesError> {
+    for path in files::trail_files(paths)? {
+        let mut reader = LineReader::open(&path)?;
+        loop {
+            let line = reader.next_line().map_err(|source| FilesError {
+                path: path.clone(),
+                source,
+            })?;
+            match line {
+                None => break,
+                Some(Line::Complete(bytes) | Line::Unterminated(bytes)) => {
+                    if let Ok(record) = serde_json::from_slice::<Map<String, Value>>(&bytes) {
+                        each(record);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn text<'r>(record: &'r Map<String, Value>, field: &str) -> &'r str {
+    record.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+fn number(record: &Map<String, Value>, field: &str) -> Option<u64> {
+    record.get(field).and_then(Value::as_u64)
+}
+
+/// One line per record: what it says, for the table.
+fn what(record: &Map<String, Value>) -> String {
+    let field = |name: &str| text(record, name);
+    match field("kind") {
+        kind::DECISION => format!(
+            "{} {} by {} ({})",
+            field("decision"),
+            field("effect"),
+            record
+                .get("principal")
+                .and_then(|p| p.get("id"))
+                .and_then(Value::as_str)
+                .unwrap_or("-"),
+            field("vendor"),
+        ),
+        kind::OUTCOME => format!(
+            "vendor answered {}{}",
+            number(record, "status").unwrap_or(0),
+            record
+                .get("vendor_request_id")
+                .and_then(Value::as_str)
+                .map(|id| format!(", request {id}"))
+                .unwrap_or_default()
+        ),
+        kind::COMPLETION => format!("completion: {} ({})", field("state"), field("source")),
+        kind::APPROVAL => format!(
+            "{} by {}",
+            field("state"),
+            record
+                .get("approver")
+                .and_then(|p| p.get("id"))
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+        ),
+        other => other.to_owned(),
+    }
+}
+
+/// The receipt as a table for a terminal.
+pub fn render_table(receipt: &Receipt) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "{}: {}", receipt.target, receipt.state);
+    if let Some(at) = &receipt.erased_at {
+        let _ = write!(out, " at {at}");
+    }
+    if let Some(by) = &receipt.by {
+        let _ = write!(out, " by {by}");
+    }
+    if !receipt.policies.is_empty() {
+        let _ = write!(out, " under {}", receipt.policies.join(", "));
+    }
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "{:>8}  {:<24}  {:<10}  {:<16}  WHAT",
+        "SEQ", "TIME", "KIND", "HASH"
+    );
+    for record in &receipt.records {
+        let _ = writeln!(
+            out,
+            "{:>8}  {:<24}  {:<10}  {:<16}  {}",
+            number(record, "seq").unwrap_or(0),
+            text(record, "time"),
+            text(record, "kind"),
+            text(record, "hash").get(..16).unwrap_or(""),
+            super::render::escape_controls(&what(record)),
+        );
+    }
+    match &receipt.checkpoint {
+        Some(cp) => {
+            let _ = writeln!(
+                out,
+                "covered by the checkpoint at seq {} (head seq {}, key {}, signed {})",
+                number(cp, "seq").unwrap_or(0),
+                number(cp, "head_seq").unwrap_or(0),
+                text(cp, "key_id"),
+                text(cp, "time"),
+            );
+        }
+        None if !receipt.records.is_empty() => {
+            out.push_str("no signed checkpoint covers these records yet\n");
+        }
+        None => {}
+    }
+    out
+}
+
+/// How a receipt checked out against the trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptCheck {
+    /// Records checked (with the checkpoint).
+    pub records: usize,
+    /// Whether the checkpoint's signature was checked against a pinned key.
+    pub signature_checked: bool,
+}
+
+/// Why a receipt does not check out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    /// A record's content does not match its hash.
+    #[error("the receipt's record at seq {seq} does not match its own hash (it was modified)")]
+    Modified {
+        /// Its seq.
+        seq: u64,
+    },
+    /// A record is not in the trail as it is in the receipt.
+    #[error("the receipt's record at seq {seq} is not in the trail (the trail has {found})")]
+    NotInTrail {
+        /// Its seq.
+        seq: u64,
+        /// What the trail has at that seq.
+        found: String,
+    },
+    /// The checkpoint does not cover a record.
+    #[error("the checkpoint (head seq {head}) does not cover the record at seq {seq}")]
+    NotCovered {
+        /// The checkpoint's head seq.
+        head: u64,
+        /// The record's seq.
+        seq: u64,
+    },
+    /// The checkpoint's signature does not hold.
+    #[error("the checkpoint's signature: {0}")]
+    Signature(String),
+    /// The receipt cannot be read.
+    #[error("not a receipt: {0}")]
+    Unreadable(String),
+}
+
+/// Checks `receipt` against the trail in `paths` (which the caller has
+/// verified): every record matches its own hash and is in the trail at its
+/// seq with that hash, and the checkpoint covers them all (its signature
+/// checked when `public_key` is given).
+///
+/// # Errors
+/// The first way the receipt does not hold; a file that cannot be read.
+pub fn verify_receipt(
+    receipt: &Receipt,
+    paths: &[PathBuf],
+    public_key: Option<&[u8]>,
+) -> Result<Result<ReceiptCheck, ReceiptError>, FilesError> {
+    let mut wanted: BTreeMap<u64, String> = BTreeMap::new();
+    for record in receipt.records.iter().chain(&receipt.checkpoint) {
+        let seq = number(record, "seq")
+            .ok_or_else(|| ReceiptError::Unreadable("a record without seq".into()));
+        let seq = match seq {
+            Ok(seq) => seq,
+            Err(e) => return Ok(Err(e)),
+        };
+        let hash = text(record, "hash");
+        if chain_hash(text(record, "prev"), &canonical(record)) != hash {
+            return Ok(Err(ReceiptError::Modified { seq }));
+        }
+        wanted.insert(seq, hash.to_owned());
+    }
+    let mut found: BTreeMap<u64, String> = BTreeMap::new();
+    for_each_record(paths, |record| {
+        if let Some(seq) = number(&record, "seq").filter(|s| wanted.contains_key(s)) {
+            found.insert(seq, text(&record, "hash").to_owned());
+        }
+    })?;
+    for (seq, hash) in &wanted {
+        match found.get(seq) {
+            Some(there) if there == hash => {}
+            other => {
+                return Ok(Err(ReceiptError::NotInTrail {
+                    seq: *seq,
+                    found: other.map_or_else(|| "no record".to_owned(), |h| format!("hash {h}")),
+                }))
+            }
+        }
+    }
+    let mut signature_checked = false;
+    if let Some(cp) = &receipt.checkpoint {
+        let head = number(cp, "head_seq").unwrap_or(0);
+        if let Some(seq) = receipt
+            .records
+            .iter()
+            .filter_map(|r| number(r, "seq"))
+            .find(|seq| *seq > head)
+        {
+            return Ok(Err(ReceiptError::NotCovered { head, seq }));
+        }
+        if let Some(key) = public_key {
+            if let Err(e) = checkpoint::verify_record(cp, key) {
+                return Ok(Err(ReceiptError::Signature(e.to_string())));
+            }
+            signature_checked = true;
+        }
+    }
+    Ok(Ok(ReceiptCheck {
+        records: wanted.len(),
+        signature_checked,
+    }))
+}
