@@ -203,7 +203,7 @@ fn export(files: &[PathBuf], format: ExportArg, follow: bool) -> Ran {
     let mut out = std::io::stdout().lock();
     let written = export::export_files(files, format, &mut out).map_err(Failure::usage)?;
     if !follow {
-        eprintln!("{written} records exported");
+        eprintln!("{} records exported", written.events);
         return Ok(());
     }
     let newest = crate::trail::files::trail_files(files)
@@ -211,8 +211,10 @@ fn export(files: &[PathBuf], format: ExportArg, follow: bool) -> Ran {
         .pop()
         .ok_or_else(|| Failure::usage("no trail file to follow"))?;
     let stop = stop_on_ctrl_c();
-    // Lines already exported are skipped: tail starts at the end.
-    crate::trail::tail::tail(&newest, 0, true, export::Exporter::new(format, out), || {
+    // The newest file again from its start, less what was exported: a
+    // record appended meanwhile is not missed.
+    let exporter = export::Exporter::new(format, out, written.last_seq);
+    crate::trail::tail::tail(&newest, usize::MAX, true, exporter, || {
         stop.load(Ordering::Acquire)
     })
     .map_err(Failure::usage)

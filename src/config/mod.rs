@@ -408,6 +408,60 @@ mod tests {
     }
 
     #[test]
+    fn track_completion_needs_a_status_api_and_the_vendor_credential() {
+        let upstream = |profile: &str, extra: &str| {
+            format!("[[upstream]]\nname = \"{profile}\"\nurl = \"https://v.example\"\npath_prefix = \"/{profile}\"\n{extra}")
+        };
+        let credential = "[upstream.credential]\nenv = \"KORE_KEY\"\n";
+        for (text, expected) in [
+            (
+                upstream("seam", &format!("track_completion = \"30s\"\n{credential}")),
+                "`upstream[0].track_completion`: the upstream's profile has no [completion] status API to poll",
+            ),
+            (
+                upstream("kore", "track_completion = \"30s\"\n"),
+                "`upstream[0].track_completion`: polling uses the vendor's credential: set [upstream.credential] too",
+            ),
+            (
+                upstream("kore", "track_completion_for = \"1h\"\n"),
+                "`upstream[0].track_completion_for`: set track_completion too (how often to poll)",
+            ),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert_eq!(err, format!("gw.toml: {expected}"), "{text}");
+        }
+        let ok = parse(&upstream(
+            "kore",
+            &format!("track_completion = \"30s\"\n{credential}"),
+        ))
+        .unwrap();
+        let tracking = ok.upstream[0].track_completion.unwrap();
+        assert_eq!(tracking.every, std::time::Duration::from_secs(30));
+        assert_eq!(
+            tracking.for_at_most,
+            std::time::Duration::from_secs(24 * 3600)
+        );
+    }
+
+    #[test]
+    fn the_admin_token_hash_may_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin-token.sha256");
+        let hash = "AB".repeat(32);
+        std::fs::write(&file, format!("{hash}\n")).unwrap();
+        let text = format!("[admin]\ntoken_sha256_file = \"{}\"\n", file.display());
+        let config = parse(&text).unwrap();
+        assert_eq!(config.admin.token_sha256, Some("ab".repeat(32)));
+        std::fs::write(&file, "the-token-itself\n").unwrap();
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("admin.token_sha256_file"), "{err}");
+        assert!(err.contains("64 hex digits"), "{err}");
+        assert!(!err.contains("the-token-itself"), "{err}");
+        let both = format!("{text}token_sha256 = \"{}\"\n", "a".repeat(64));
+        assert!(parse(&both).unwrap_err().to_string().contains("not both"));
+    }
+
+    #[test]
     fn the_directory_url_is_parsed_once_at_load() {
         let config =
             parse("[policies]\ndirectory_url = \"https://directory.internal/v1/\"\n").unwrap();

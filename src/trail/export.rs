@@ -23,9 +23,18 @@ pub enum Format {
     Jsonl,
 }
 
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exported {
+    /// Events written.
+    pub events: u64,
+    /// The `seq` of the last record written.
+    pub last_seq: Option<u64>,
+}
+
 /// Writes every record of the trail in `paths` to `out` in `format`, one
-/// JSON object per line; returns how many. Lines that are not records are
-/// skipped (`audit verify` names them).
+/// JSON object per line. Lines that are not records are skipped (`audit
+/// verify` names them).
 ///
 /// # Errors
 /// A file cannot be read, or `out` cannot be written.
@@ -33,8 +42,8 @@ pub fn export_files(
     paths: &[PathBuf],
     format: Format,
     out: &mut impl Write,
-) -> Result<u64, FilesError> {
-    let mut written = 0;
+) -> Result<Exported, FilesError> {
+    let mut written = Exported::default();
     for path in files::trail_files(paths)? {
         let mut reader = LineReader::open(&path)?;
         let failed = |source| FilesError {
@@ -46,7 +55,8 @@ pub fn export_files(
                 if let Some(event) = export_line(format, &bytes) {
                     out.write_all(event.as_bytes()).map_err(failed)?;
                     out.write_all(b"\n").map_err(failed)?;
-                    written += 1;
+                    written.events += 1;
+                    written.last_seq = seq_of(&bytes).or(written.last_seq);
                 }
             }
         }
@@ -68,21 +78,32 @@ pub fn export_line(format: Format, line: &[u8]) -> Option<String> {
     Some(event.to_string())
 }
 
+fn seq_of(line: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    serde_json::from_slice::<Seq>(line).ok().map(|s| s.seq)
+}
+
 /// A writer that turns the trail lines written into it into events in
-/// `format` (for `--follow`, behind [`super::tail::tail`]).
+/// `format` (for `--follow`, behind [`super::tail::tail`]), skipping the
+/// records up to a `seq` already exported.
 pub struct Exporter<W> {
     format: Format,
     out: W,
     partial: Vec<u8>,
+    after: Option<u64>,
 }
 
 impl<W: Write> Exporter<W> {
-    /// Exports into `out`.
-    pub fn new(format: Format, out: W) -> Self {
+    /// Exports into `out` the records after seq `after`.
+    pub fn new(format: Format, out: W, after: Option<u64>) -> Self {
         Self {
             format,
             out,
             partial: Vec::new(),
+            after,
         }
     }
 }
@@ -92,6 +113,12 @@ impl<W: Write> Write for Exporter<W> {
         self.partial.extend_from_slice(buf);
         while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=end).collect();
+            if self
+                .after
+                .is_some_and(|after| seq_of(&line).is_some_and(|seq| seq <= after))
+            {
+                continue;
+            }
             if let Some(event) = export_line(self.format, &line) {
                 self.out.write_all(event.as_bytes())?;
                 self.out.write_all(b"\n")?;
@@ -336,11 +363,13 @@ mod tests {
     #[test]
     fn the_exporter_converts_whole_lines_only_and_skips_what_is_not_a_record() {
         let mut out = Vec::new();
-        let mut exporter = Exporter::new(Format::Jsonl, &mut out);
+        let mut exporter = Exporter::new(Format::Jsonl, &mut out, Some(6));
         let (head, rest) = DECISION.split_at(20);
         exporter.write_all(head.as_bytes()).unwrap();
         exporter.write_all(rest.as_bytes()).unwrap();
         exporter.write_all(b"\nnot json\n").unwrap();
+        let older = DECISION.replace("\"seq\":7", "\"seq\":6");
+        exporter.write_all(format!("{older}\n").as_bytes()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), format!("{DECISION}\n"));
     }
 }

@@ -347,7 +347,7 @@ pub fn render_table(receipt: &Receipt) -> String {
 /// How a receipt checked out against the trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptCheck {
-    /// Records checked (with the checkpoint).
+    /// Records checked (besides the checkpoint).
     pub records: usize,
     /// Whether the checkpoint's signature was checked against a pinned key.
     pub signature_checked: bool,
@@ -448,7 +448,7 @@ pub fn verify_receipt(
         }
     }
     Ok(Ok(ReceiptCheck {
-        records: wanted.len(),
+        records: receipt.records.len(),
         signature_checked,
     }))
 }

@@ -11,6 +11,7 @@ mod cli;
 mod deploy;
 mod erasure;
 mod proxy;
+mod receipts;
 mod reload;
 mod seam_sdk;
 mod trail;

@@ -147,13 +147,18 @@ impl GatewayConfig {
 
     /// The upstream added last sends this vendor credential
     /// (`[upstream.credential]`) in place of the caller's.
-    pub fn upstream_credential(mut self, credential: toml::Table) -> Self {
+    pub fn upstream_credential(self, credential: toml::Table) -> Self {
+        self.upstream_key("credential", credential)
+    }
+
+    /// Sets `key` on the upstream added last.
+    pub fn upstream_key(mut self, key: &str, value: impl Into<toml::Value>) -> Self {
         if let Some(upstream) = self
             .upstreams
             .last_mut()
             .and_then(toml::Value::as_table_mut)
         {
-            upstream.insert("credential".into(), credential.into());
+            upstream.insert(key.into(), value.into());
         }
         self
     }
