@@ -1,6 +1,9 @@
 //! Prometheus metrics for the admin listener's `/metrics`.
 //!
-//! Requests by upstream and status class, upstream latency, requests in flight.
+//! Requests by upstream and status code and their duration, upstream
+//! latency and errors, requests in flight, erasure decisions and Cedar's
+//! time to decide, directory lookups, trail commits, policy reloads,
+//! completion polls, and the build.
 
 use std::time::Duration;
 
@@ -16,8 +19,40 @@ use prometheus_client::registry::Registry;
 pub struct RequestLabels {
     /// Upstream name, or `none` when the request was not routed.
     pub upstream: String,
-    /// `2xx`, `4xx`, …
-    pub status_class: &'static str,
+    /// The status code answered.
+    pub code: u16,
+}
+
+/// Labels of a failed upstream exchange.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    /// Upstream name.
+    pub upstream: String,
+    /// `upstream_unreachable`, `upstream_timeout` or `upstream_failed`.
+    pub kind: &'static str,
+}
+
+/// Labels of an entity directory lookup.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LookupLabels {
+    /// `hit` (answered from the cache), `miss` (fetched) or `error`.
+    pub result: &'static str,
+}
+
+/// Labels of a completion poll.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PollLabels {
+    /// Upstream name.
+    pub upstream: String,
+    /// `final`, `in_progress` or `error`.
+    pub result: &'static str,
+}
+
+/// Labels of the build info gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The gateway's version.
+    pub version: &'static str,
 }
 
 /// Labels of an upstream exchange.
@@ -57,7 +92,12 @@ type HistogramFamily = Family<UpstreamLabels, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    request_duration: HistogramFamily,
     upstream_latency: HistogramFamily,
+    upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    decide_seconds: Histogram,
+    directory_lookups: Family<LookupLabels, Counter>,
+    completion_polls: Family<PollLabels, Counter>,
     in_flight: Gauge,
     decisions: Family<DecisionLabels, Counter>,
     trail_errors: Counter,
@@ -88,9 +128,47 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
-            "Requests answered, by upstream and status class",
+            "Requests answered, by upstream and status code",
             requests.clone(),
         );
+        let request_duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its response head, by upstream",
+            request_duration.clone(),
+        );
+        let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream exchanges that failed (answered 502/504), by upstream and kind",
+            upstream_errors.clone(),
+        );
+        // 1 µs to ~33 ms.
+        let decide_seconds = Histogram::new(exponential_buckets(0.000_001, 2.0, 16));
+        registry.register(
+            "cedar_decision_seconds",
+            "Time Cedar took to decide one erasure call (every target)",
+            decide_seconds.clone(),
+        );
+        let directory_lookups = Family::<LookupLabels, Counter>::default();
+        registry.register(
+            "directory_lookups",
+            "Entity directory lookups, by result (hit, miss, error)",
+            directory_lookups.clone(),
+        );
+        let completion_polls = Family::<PollLabels, Counter>::default();
+        registry.register(
+            "completion_polls",
+            "Polls of a vendor's status API (track_completion), by upstream and result",
+            completion_polls.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "The gateway's build (value 1)", build);
         let upstream_latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         registry.register(
             "upstream_latency_seconds",
@@ -99,13 +177,13 @@ impl Metrics {
         );
         let in_flight = Gauge::default();
         registry.register(
-            "in_flight_requests",
+            "requests_in_flight",
             "Requests being handled now",
             in_flight.clone(),
         );
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
-            "erasure_decisions",
+            "decisions",
             "Erasure calls decided or refused, by vendor and decision",
             decisions.clone(),
         );
@@ -162,7 +240,12 @@ impl Metrics {
         Self {
             registry,
             requests,
+            request_duration,
             upstream_latency,
+            upstream_errors,
+            decide_seconds,
+            directory_lookups,
+            completion_polls,
             in_flight,
             decisions,
             trail_errors,
@@ -177,18 +260,46 @@ impl Metrics {
     }
 
     /// Counts a finished request.
-    pub fn request_done(&self, upstream: &str, status: http::StatusCode) {
-        let status_class = match status.as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
+    pub fn request_done(&self, upstream: &str, status: http::StatusCode, took: Duration) {
         self.requests
             .get_or_create(&RequestLabels {
                 upstream: upstream.to_owned(),
-                status_class,
+                code: status.as_u16(),
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a failed upstream exchange.
+    pub fn upstream_error(&self, upstream: &str, kind: &'static str) {
+        self.upstream_errors
+            .get_or_create(&UpstreamErrorLabels {
+                upstream: upstream.to_owned(),
+                kind,
+            })
+            .inc();
+    }
+
+    /// Records how long Cedar took to decide a call.
+    pub fn cedar_decided(&self, took: Duration) {
+        self.decide_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The directory lookup counters, for the entity directory to count into.
+    pub fn directory_lookups(&self) -> Family<LookupLabels, Counter> {
+        self.directory_lookups.clone()
+    }
+
+    /// Counts a completion poll.
+    pub fn completion_polled(&self, upstream: &str, result: &'static str) {
+        self.completion_polls
+            .get_or_create(&PollLabels {
+                upstream: upstream.to_owned(),
+                result,
             })
             .inc();
     }
@@ -295,30 +406,55 @@ mod tests {
     #[test]
     fn renders_requests_latency_and_in_flight() {
         let metrics = Metrics::new();
-        metrics.request_done("seam", http::StatusCode::OK);
-        metrics.request_done("seam", http::StatusCode::BAD_GATEWAY);
+        metrics.request_done("seam", http::StatusCode::OK, Duration::from_millis(4));
+        metrics.request_done(
+            "seam",
+            http::StatusCode::BAD_GATEWAY,
+            Duration::from_millis(9),
+        );
         metrics.upstream_latency("seam", Duration::from_millis(3));
+        metrics.upstream_error("seam", "upstream_timeout");
+        metrics.cedar_decided(Duration::from_micros(40));
         let guard = metrics.in_flight();
         let text = metrics.render().unwrap();
         assert!(
+            text.contains(r#"erasure_gateway_requests_total{upstream="seam",code="200"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"code="502"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"erasure_gateway_request_duration_seconds_count{upstream="seam"} 2"#),
+            "{text}"
+        );
+        assert!(
             text.contains(
-                r#"erasure_gateway_requests_total{upstream="seam",status_class="2xx"} 1"#
+                r#"erasure_gateway_upstream_errors_total{upstream="seam",kind="upstream_timeout"} 1"#
             ),
             "{text}"
         );
-        assert!(text.contains(r#"status_class="5xx"} 1"#), "{text}");
+        assert!(
+            text.contains("erasure_gateway_cedar_decision_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "erasure_gateway_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
         assert!(
             text.contains("erasure_gateway_upstream_latency_seconds_count{upstream=\"seam\"} 1"),
             "{text}"
         );
         assert!(
-            text.contains("erasure_gateway_in_flight_requests 1"),
+            text.contains("erasure_gateway_requests_in_flight 1"),
             "{text}"
         );
         drop(guard);
         assert!(metrics
             .render()
             .unwrap()
-            .contains("erasure_gateway_in_flight_requests 0"));
+            .contains("erasure_gateway_requests_in_flight 0"));
     }
 }

@@ -2,8 +2,8 @@
 # Regenerates policies-configmap.yaml from policies/: exactly the files the
 # gateway loads (schema.cedarschema, every *.cedar, entities.json), not
 # policies/README.md or policies/tests/. Needs only kubectl (no cluster).
-# Run from anywhere; `cargo test --test deploy` fails until it is rerun after
-# a policy change.
+# Run from anywhere; `cargo test --test it deploy::` fails until it is rerun
+# after a policy change.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"

@@ -15,10 +15,15 @@ mod config;
 mod test_server;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use crate::metrics::LookupLabels;
 use serde_json::Value;
 
 use client::EntityClient;
@@ -90,6 +95,7 @@ pub enum DirectoryError {
 pub struct Directory {
     client: EntityClient,
     cache: Cache<(String, String), CachedEntity>,
+    lookups: Option<Family<LookupLabels, Counter>>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -116,7 +122,16 @@ impl Directory {
         Ok(Self {
             client: EntityClient::new(config)?,
             cache,
+            lookups: None,
         })
+    }
+
+    /// Counts each lookup into `lookups` by result: `hit` (answered from
+    /// the cache, or by a fetch another lookup made), `miss` or `error`.
+    #[must_use]
+    pub fn counted_in(mut self, lookups: Family<LookupLabels, Counter>) -> Self {
+        self.lookups = Some(lookups);
+        self
     }
 
     /// The entity `entity_type::"id"` in Cedar's entity JSON format, or
@@ -137,10 +152,25 @@ impl Directory {
         id: &str,
     ) -> Result<CachedEntity, DirectoryError> {
         let key = (entity_type.to_owned(), id.to_owned());
-        self.cache
-            .try_get_with(key, self.client.fetch(entity_type, id))
+        let fetched = AtomicBool::new(false);
+        let fetch = async {
+            fetched.store(true, Ordering::Relaxed);
+            self.client.fetch(entity_type, id).await
+        };
+        let answer = self
+            .cache
+            .try_get_with(key, fetch)
             .await
-            .map_err(Arc::unwrap_or_clone)
+            .map_err(Arc::unwrap_or_clone);
+        if let Some(lookups) = &self.lookups {
+            let result = match (&answer, fetched.load(Ordering::Relaxed)) {
+                (Err(_), _) => "error",
+                (Ok(_), true) => "miss",
+                (Ok(_), false) => "hit",
+            };
+            lookups.get_or_create(&LookupLabels { result }).inc();
+        }
+        answer
     }
 }
 

@@ -17,6 +17,7 @@ use super::inject;
 use crate::config::TrackCompletion;
 use crate::conn::ConnInfo;
 use crate::forward::{self, Upstream};
+use crate::metrics::Metrics;
 use crate::profile::{StatusAnswer, VendorProfile};
 use crate::request_id;
 use crate::response::{full, GatewayError};
@@ -155,6 +156,7 @@ impl Gateway {
             upstream: route.upstream.clone(),
             profile: profile.clone(),
             trail: self.trail.clone(),
+            metrics: self.metrics.clone(),
             pseudonyms: self.pseudonyms.clone(),
             max_body_bytes: self.max_body_bytes,
             tracking,
@@ -180,9 +182,15 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         let upstream = &route.upstream;
         let outbound = upstream.rewrite(request, path, conn, request_id)?;
-        let response = upstream.send(outbound).await?;
+        let counted = |e: GatewayError| {
+            self.metrics.upstream_error(&upstream.name, e.code());
+            e
+        };
+        let response = upstream.send(outbound).await.map_err(counted)?;
         let (parts, body) = response.into_parts();
-        let bytes = read_bounded(upstream, body, self.max_body_bytes).await?;
+        let bytes = read_bounded(upstream, body, self.max_body_bytes)
+            .await
+            .map_err(counted)?;
         if parts.status.is_success() {
             if let Some(answer) = profile.read_status(&bytes) {
                 let seen = Seen {
@@ -226,6 +234,7 @@ struct Poll {
     upstream: Arc<Upstream>,
     profile: VendorProfile,
     trail: Trail,
+    metrics: Arc<Metrics>,
     pseudonyms: Option<PseudonymKey>,
     max_body_bytes: usize,
     tracking: TrackCompletion,
@@ -243,7 +252,14 @@ impl Poll {
         loop {
             tokio::time::sleep(delay).await;
             let request_id = request_id::generate();
-            match self.ask(&request_id).await {
+            let asked = self.ask(&request_id).await;
+            let result = match &asked {
+                Ok((_, answer)) if answer.is_terminal() => "final",
+                Ok(_) => "in_progress",
+                Err(_) => "error",
+            };
+            self.metrics.completion_polled(&self.upstream.name, result);
+            match asked {
                 Ok((status, answer)) => {
                     failures = 0;
                     delay = every;

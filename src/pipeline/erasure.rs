@@ -85,6 +85,9 @@ impl Gateway {
                 Given::default(),
             )
             .await;
+        if let Some(took) = evaluation.decide_took {
+            self.metrics.cedar_decided(took);
+        }
         let Some(decision) = &evaluation.decision else {
             return self
                 .refuse(route, profile, &evaluation, conn, request_id)
@@ -243,6 +246,10 @@ impl Gateway {
                     error: Some(error.code()),
                 },
             )
+        };
+        let failed = |error: GatewayError, upstream_status: Option<u16>| {
+            self.metrics.upstream_error(&upstream.name, error.code());
+            failed(error, upstream_status)
         };
         let response = match upstream.send_erasure(request).await {
             Ok(response) => response,

@@ -40,6 +40,8 @@ pub struct Evaluation {
     pub refusal: Option<Refusal>,
     /// The policy-set version used.
     pub policy_version: String,
+    /// How long Cedar took to decide, when it did.
+    pub decide_took: Option<std::time::Duration>,
 }
 
 impl Evaluation {
@@ -55,6 +57,7 @@ impl Evaluation {
             decision: None,
             refusal: Some(refusal),
             policy_version: policy_version.to_owned(),
+            decide_took: None,
         }
     }
 
@@ -127,6 +130,7 @@ impl Evaluator {
             decision: None,
             refusal: None,
             policy_version: snapshot.version().to_owned(),
+            decide_took: None,
         };
         let erasure = match profile::parse(profile, call, head, body) {
             Ok(erasure) => erasure,
@@ -190,6 +194,7 @@ impl Evaluator {
             }
         };
         let context = cedar_context(profile, &erasure, &evaluation.credential, conn, counts);
+        let deciding = std::time::Instant::now();
         let decision = snapshot.decide_lifted(
             &DecisionInput {
                 principal: Principal {
@@ -204,6 +209,7 @@ impl Evaluator {
             },
             &given.lifted,
         );
+        evaluation.decide_took = Some(deciding.elapsed());
         if !decision.allowed {
             evaluation.refusal = Some(Refusal::Denied {
                 policies: decision.policies().into_iter().map(str::to_owned).collect(),

@@ -126,7 +126,8 @@ impl Gateway {
             .policies
             .directory()
             .map(Directory::new)
-            .transpose()?;
+            .transpose()?
+            .map(|d| d.counted_in(metrics.directory_lookups()));
         let budgets = Arc::new(Budgets::new(config.budgets.clone())?);
         Ok(Self {
             routes: RouteTable::new(&config.upstream),
@@ -192,9 +193,13 @@ impl Gateway {
         request: Request<Incoming>,
         request_id: &HeaderValue,
     ) -> Response<Body> {
+        let started = Instant::now();
         let (response, upstream) = self.dispatch(conn, request, request_id).await;
-        self.metrics
-            .request_done(upstream.unwrap_or("none"), response.status());
+        self.metrics.request_done(
+            upstream.unwrap_or("none"),
+            response.status(),
+            started.elapsed(),
+        );
         response
     }
 
@@ -345,7 +350,10 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         let outbound = upstream.rewrite(request, path, conn, request_id)?;
         let started = Instant::now();
-        let response = upstream.send(outbound).await?;
+        let response = upstream
+            .send(outbound)
+            .await
+            .inspect_err(|e| self.metrics.upstream_error(&upstream.name, e.code()))?;
         self.metrics
             .upstream_latency(&upstream.name, started.elapsed());
         Ok(forward::relay_response(response))

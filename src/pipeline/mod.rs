@@ -76,9 +76,11 @@ pub fn service(
             match pipeline.oneshot(request).await {
                 Ok(response) => Ok(response),
                 Err(_overloaded) => {
-                    gateway
-                        .metrics
-                        .request_done("none", GatewayError::Overloaded.status());
+                    gateway.metrics.request_done(
+                        "none",
+                        GatewayError::Overloaded.status(),
+                        std::time::Duration::ZERO,
+                    );
                     Ok(GatewayError::Overloaded.into_response(&request_id))
                 }
             }

@@ -707,6 +707,18 @@ async fn the_directory_decides_unknown_users_hit_miss_and_coalesced() {
         "{hits:?}"
     );
     assert_eq!(directory.count(), 3);
+    // Each fetch is a miss; every other lookup a hit (the coalesced ones
+    // included: they did not fetch).
+    let (_, metrics) = support::get(&env.gateway.admin_url("/metrics")).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(r#"erasure_gateway_directory_lookups_total{result="miss"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"erasure_gateway_directory_lookups_total{result="hit"} 19"#),
+        "{metrics}"
+    );
     env.gateway.stop().await;
 }
 

@@ -226,6 +226,19 @@ async fn an_upstream_refusing_connections_is_a_502_in_json() {
         !body.windows(9).any(|w| w == b"127.0.0.1"),
         "error names internals"
     );
+    // Failed exchanges are counted by kind (their latency is not recorded).
+    let (_, metrics) = get(&gateway.admin_url("/metrics")).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(
+            r#"erasure_gateway_upstream_errors_total{upstream="vendor",kind="upstream_unreachable"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"erasure_gateway_request_duration_seconds_count{upstream="vendor"} 1"#),
+        "{metrics}"
+    );
     gateway.stop().await;
 }
 
@@ -360,11 +373,11 @@ async fn admin_reports_health_readiness_and_metrics() {
         .starts_with("application/openmetrics-text"));
     let text = String::from_utf8_lossy(&text);
     assert!(
-        text.contains(r#"erasure_gateway_requests_total{upstream="vendor",status_class="2xx"} 1"#),
+        text.contains(r#"erasure_gateway_requests_total{upstream="vendor",code="200"} 1"#),
         "{text}"
     );
     assert!(
-        text.contains(r#"erasure_gateway_requests_total{upstream="none",status_class="4xx"} 1"#),
+        text.contains(r#"erasure_gateway_requests_total{upstream="none",code="404"} 1"#),
         "{text}"
     );
     assert!(
@@ -372,7 +385,7 @@ async fn admin_reports_health_readiness_and_metrics() {
         "{text}"
     );
     assert!(
-        text.contains("erasure_gateway_in_flight_requests 0"),
+        text.contains("erasure_gateway_requests_in_flight 0"),
         "{text}"
     );
     // Admin errors come in the gateway's error body with the request id,
