@@ -149,12 +149,10 @@ mod tests {
         let certs = DevCerts::generate().unwrap();
         let paths = certs.write(&dir).unwrap();
         assert_eq!(paths.len(), 5);
-        tls::server_config(
-            &dir.join("gateway.pem"),
-            &dir.join("gateway-key.pem"),
-            Some(&dir.join("ca.pem")),
-        )
-        .expect("generated certificates form a valid server config");
+        let cert = tls::ServerCert::load(&dir.join("gateway.pem"), &dir.join("gateway-key.pem"))
+            .expect("the generated pair fits");
+        tls::server_config(std::sync::Arc::new(cert), Some(&dir.join("ca.pem")))
+            .expect("generated certificates form a valid server config");
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -163,12 +161,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("eg-certs-bad-{}", std::process::id()));
         let certs = DevCerts::generate().unwrap();
         certs.write(&dir).unwrap();
-        let err = tls::server_config(
-            &dir.join("gateway-key.pem"),
-            &dir.join("gateway-key.pem"),
-            None,
-        )
-        .unwrap_err();
+        let err = tls::ServerCert::load(&dir.join("gateway-key.pem"), &dir.join("gateway-key.pem"))
+            .unwrap_err();
         assert!(err.to_string().contains("gateway-key.pem"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }

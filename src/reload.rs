@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::authz::{PolicyErrors, PolicyStore, Reloaded};
 use crate::metrics::Metrics;
+use crate::tls::ServerCert;
 
 /// Keeps the file watcher alive; dropping it stops watching.
 pub struct Watcher {
@@ -82,28 +83,7 @@ pub fn watch(store: Arc<PolicyStore>, metrics: Arc<Metrics>, dir: &Path) -> Watc
             None
         }
     };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let hup_tx = tx;
-        // Installed here, before the gateway says it is listening: a SIGHUP
-        // that came before a spawned task ran would end the process (its
-        // default action).
-        match signal(SignalKind::hangup()) {
-            Ok(mut hup) => {
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        if hup_tx.send("SIGHUP").is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGHUP; reload with POST /v1/reload")
-            }
-        }
-    }
+    on_sighup(tx);
     tokio::spawn(async move {
         while let Some(trigger) = rx.recv().await {
             // Debounce: an editor's save or a ConfigMap swap is a burst of
@@ -115,6 +95,74 @@ pub fn watch(store: Arc<PolicyStore>, metrics: Arc<Metrics>, dir: &Path) -> Watc
         }
     });
     Watcher { _watcher: watcher }
+}
+
+/// Reloads the proxy's certificate and key when their files change
+/// (watching their directories, so that a Kubernetes Secret's swap of its
+/// `..data` link counts; debounced by 500 ms) and on SIGHUP. A pair that
+/// does not load is logged and the one in use stays.
+pub fn watch_certificate(cert: Arc<ServerCert>) -> Watcher {
+    let (tx, mut rx) = mpsc::unbounded_channel::<&'static str>();
+    let file_tx = tx.clone();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+        if event.is_ok_and(|e| is_change(&e.kind)) {
+            let _ = file_tx.send("file change");
+        }
+    })
+    .and_then(|mut watcher| {
+        for file in cert.files() {
+            let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+            watcher.watch(dir.unwrap_or(Path::new(".")), RecursiveMode::NonRecursive)?;
+        }
+        Ok(watcher)
+    });
+    let watcher = match watcher {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch the TLS certificate; reload it with SIGHUP");
+            None
+        }
+    };
+    on_sighup(tx);
+    tokio::spawn(async move {
+        while let Some(trigger) = rx.recv().await {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            while rx.try_recv().is_ok() {}
+            let reloaded = cert.clone();
+            match tokio::task::spawn_blocking(move || reloaded.reload()).await {
+                Ok(Ok(())) => tracing::info!(trigger, "TLS certificate reloaded"),
+                Ok(Err(error)) => {
+                    tracing::error!(trigger, %error, "TLS certificate reload refused; the certificate in use stays")
+                }
+                Err(error) => tracing::error!(%error, "TLS certificate reload failed"),
+            }
+        }
+    });
+    Watcher { _watcher: watcher }
+}
+
+/// Sends `SIGHUP` into `tx` at each hangup signal. Installed before the
+/// gateway says it is listening: a SIGHUP that came before a spawned task
+/// ran would end the process (its default action).
+fn on_sighup(tx: mpsc::UnboundedSender<&'static str>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        if tx.send("SIGHUP").is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGHUP")
+            }
+        }
+    }
 }
 
 /// Whether an event changes the directory's content (not just reads it or

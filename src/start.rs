@@ -112,13 +112,16 @@ pub async fn run(
         trail.clone(),
         metrics.clone(),
     )?);
-    let tls = match (&config.proxy.tls_cert, &config.proxy.tls_key) {
-        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
-            cert,
-            key,
-            config.proxy.client_ca.as_deref(),
-        )?)),
-        _ => None,
+    let (tls, _cert_watcher) = match (&config.proxy.tls_cert, &config.proxy.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert = Arc::new(tls::ServerCert::load(cert, key)?);
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(
+                cert.clone(),
+                config.proxy.client_ca.as_deref(),
+            )?);
+            (Some(acceptor), Some(reload::watch_certificate(cert)))
+        }
+        _ => (None, None),
     };
     metrics.policy_reloaded(
         "",

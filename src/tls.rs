@@ -12,9 +12,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use arc_swap::ArcSwap;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// A TLS file that could not be used.
@@ -64,22 +66,73 @@ fn read_roots(path: &Path, roots: &mut RootCertStore) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// The proxy listener's TLS configuration, offering HTTP/2 and HTTP/1.1 by
-/// ALPN. With `client_ca`, a client must present a certificate it signed.
-///
-/// # Errors
-/// A file is missing or malformed, or the key does not match the certificate.
-pub fn server_config(
-    cert: &Path,
-    key: &Path,
-    client_ca: Option<&Path>,
-) -> Result<Arc<ServerConfig>, TlsError> {
+/// The proxy's certificate chain and key, read from their files and
+/// swapped whole by [`ServerCert::reload`]: every handshake after a reload
+/// presents the new pair; connections already open keep theirs.
+#[derive(Debug)]
+pub struct ServerCert {
+    cert: PathBuf,
+    key: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl ServerCert {
+    /// Reads the pair.
+    ///
+    /// # Errors
+    /// A file is missing or malformed, or the key does not fit the
+    /// certificate.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        Ok(Self {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            current: ArcSwap::from_pointee(certified_key(cert, key)?),
+        })
+    }
+
+    /// Reads the files again and, when they form a usable pair, serves it.
+    ///
+    /// # Errors
+    /// As [`ServerCert::load`]; the pair in use stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        self.current
+            .store(Arc::new(certified_key(&self.cert, &self.key)?));
+        Ok(())
+    }
+
+    /// The certificate and key files.
+    pub fn files(&self) -> [&Path; 2] {
+        [&self.cert, &self.key]
+    }
+}
+
+impl ResolvesServerCert for ServerCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     let chain = read_certificates(cert)?;
     let key_der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| TlsError::new(key, format!("not a PEM private key: {e}")))?;
+    CertifiedKey::from_der(chain, key_der, &provider())
+        .map_err(|e| TlsError::new(key, format!("does not fit {}: {e}", cert.display())))
+}
+
+/// The proxy listener's TLS configuration, offering HTTP/2 and HTTP/1.1 by
+/// ALPN, presenting the certificate `cert` serves (which reloads). With
+/// `client_ca`, a client must present a certificate it signed.
+///
+/// # Errors
+/// A file is missing or malformed.
+pub fn server_config(
+    cert: Arc<ServerCert>,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::new(cert, e.to_string()))?;
+        .map_err(|e| TlsError::new(&cert.cert, e.to_string()))?;
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
@@ -91,9 +144,7 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(chain, key_der)
-        .map_err(|e| TlsError::new(key, format!("does not fit {}: {e}", cert.display())))?;
+    let mut config = builder.with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -365,3 +365,57 @@ async fn replay_finds_exactly_the_flips_a_deliberate_change_introduces() {
         "{text}"
     );
 }
+
+/// Whether a TLS client trusting only `certs`' CA completes a call.
+async fn trusted_by(certs: &erasure_gateway::certs::DevCerts, url: &str) -> bool {
+    let client = crate::support::tls_client(certs, false);
+    crate::support::send(&client, crate::support::request("GET", url, ""))
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_replaced_tls_certificate_is_served_without_a_restart_and_a_broken_one_is_not() {
+    use erasure_gateway::certs::DevCerts;
+    let vendor = spawn_vendor(Behaviour::Echo).await;
+    let first = DevCerts::generate().unwrap();
+    let dir = crate::support::cert_dir(&first, "tls-reload");
+    let mut gateway = spawn_gateway(
+        GatewayConfig::new()
+            .plain(&vendor)
+            .proxy(
+                "tls_cert",
+                dir.path().join("gateway.pem").display().to_string(),
+            )
+            .proxy(
+                "tls_key",
+                dir.path().join("gateway-key.pem").display().to_string(),
+            ),
+    )
+    .await;
+    let url = gateway.tls_url("/v/x");
+    assert!(trusted_by(&first, &url).await);
+    // A broken pair (the key file emptied) is refused; the old pair stays.
+    std::fs::write(dir.path().join("gateway-key.pem"), "").unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        trusted_by(&first, &url).await,
+        "a broken pair replaced the good one"
+    );
+    // A new pair from another CA: new handshakes present it.
+    let second = DevCerts::generate().unwrap();
+    second.write(dir.path()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !trusted_by(&second, &url).await {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !trusted_by(&first, &url).await,
+        "the old certificate is still served"
+    );
+    gateway.stop().await;
+}
