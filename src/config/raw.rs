@@ -106,6 +106,10 @@ pub struct ProxyConfig {
     /// `X-Forwarded-For` names the client; from any other peer those
     /// headers are never read.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Log one line per pass-through call (target
+    /// `erasure_gateway::access`: method, path without its query, upstream,
+    /// status, duration, client). Erasure calls are in the trail instead.
+    pub access_log: bool,
 }
 
 impl Default for ProxyConfig {
@@ -126,6 +130,7 @@ impl Default for ProxyConfig {
             h2_max_pending_accept_reset_streams: 20,
             h2_max_local_error_reset_streams: 64,
             trusted_proxies: Vec::new(),
+            access_log: false,
         }
     }
 }

@@ -46,6 +46,7 @@ pub struct Gateway {
     pub(super) pseudonyms: Option<PseudonymKey>,
     pub(super) limit: Arc<Semaphore>,
     pub(super) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(super) access_log: bool,
     pub(super) links: Links,
     pub(super) metrics: Arc<Metrics>,
 }
@@ -153,6 +154,7 @@ impl Gateway {
                 .transpose()?,
             limit: Arc::new(Semaphore::new(config.proxy.max_concurrency)),
             trusted_proxies: config.proxy.trusted_proxies.clone(),
+            access_log: config.proxy.access_log,
             links: Links::new(),
             metrics,
         })
@@ -289,6 +291,40 @@ impl Gateway {
         if self.passthrough == Passthrough::Deny {
             return GatewayError::PassthroughDenied.into_response(request_id);
         }
+        if !self.access_log {
+            return self
+                .forward_passed(route, request, path, conn, request_id)
+                .await;
+        }
+        let started = Instant::now();
+        let method = request.method().clone();
+        let response = self
+            .forward_passed(route, request, path, conn, request_id)
+            .await;
+        tracing::info!(
+            target: "erasure_gateway::access",
+            request_id = %crate::request_id::text(request_id),
+            method = %method,
+            path = %path,
+            upstream = %route.upstream.name,
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            client_ip = %conn.client_addr.ip(),
+            "pass-through"
+        );
+        response
+    }
+
+    /// Forwards a pass-through call: with the vendor's credential for a
+    /// known caller, and a status call read and recorded.
+    async fn forward_passed(
+        &self,
+        route: &Route,
+        request: Request<Incoming>,
+        path: &str,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
+    ) -> Response<Body> {
         let mut request = request;
         if let (Some(vendor), Some(profile)) = (route.upstream.credential(), &route.profile) {
             // A known caller's call goes with the vendor's credential; any

@@ -168,7 +168,8 @@ async fn the_running_binary_decides_each_vendors_erasure_calls() {
         .caller("ops", officer, &["privacy-officer"])
         .vendor("seam", &seam)
         .vendor("kore", &kore)
-        .vendor("botpenguin", &bp);
+        .vendor("botpenguin", &bp)
+        .proxy("access_log", true);
     let mut served = Served::start(&config, Stdio::null());
     let cases = [
         (
@@ -254,6 +255,28 @@ async fn the_running_binary_decides_each_vendors_erasure_calls() {
         )
         .expect("the decision's log line names its request id unquoted");
     assert_eq!(decided["erasure.policies"], "deny-anonymous", "{decided}");
+    // The opt-in access log: one line per pass-through call, its path
+    // without the query; erasure calls are in the trail, not here.
+    let (parts, _) = call(
+        "GET",
+        &served.url("/seam/devices/list?api_key=not-for-logs"),
+        &[("x-request-id", "access-1")],
+        "",
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    let access = served
+        .wait_log(
+            |line| line["message"] == "pass-through",
+            Duration::from_secs(5),
+        )
+        .expect("an access log line");
+    assert_eq!(access["request_id"], "access-1", "{access}");
+    assert_eq!(access["path"], "/devices/list", "{access}");
+    assert_eq!(access["method"], "GET", "{access}");
+    assert_eq!(access["upstream"], "seam", "{access}");
+    assert_eq!(access["status"], 200, "{access}");
+    assert!(!access.to_string().contains("not-for-logs"), "{access}");
     served.signal("TERM");
     assert_eq!(served.wait_exit(Duration::from_secs(10)), Some(0));
 }
