@@ -33,6 +33,7 @@ pub mod server;
 pub mod setting;
 pub mod stand_in;
 pub mod start;
+pub mod telemetry;
 pub mod tls;
 pub mod trail;
 pub mod wire;

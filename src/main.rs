@@ -71,22 +71,33 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    init_logging(cli.log_format, default_level);
+    // `serve` with `[telemetry] otlp_endpoint` exports spans.
+    let otel = match &cli.command {
+        Command::Serve { config } => erasure_gateway::telemetry::layer(config.as_deref()),
+        _ => None,
+    };
+    init_logging(cli.log_format, default_level, otel);
     cli::run(cli.command)
 }
 
 /// Logs to stderr at `RUST_LOG`'s level, or `default_level` without it.
-fn init_logging(format: LogFormat, default_level: &str) {
+fn init_logging(
+    format: LogFormat,
+    default_level: &str,
+    otel: Option<erasure_gateway::telemetry::OtelLayer>,
+) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // Colours only for a person at a terminal: collectors (Kubernetes logs,
     // files, pipes) get plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    let subscriber = tracing_subscriber::registry().with(otel).with(filter);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => subscriber.with(fmt).init(),
+        LogFormat::Json => subscriber.with(fmt.json().flatten_event(true)).init(),
     }
 }

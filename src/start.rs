@@ -112,6 +112,7 @@ pub async fn run(
         trail.clone(),
         metrics.clone(),
     )?);
+    let _telemetry = crate::telemetry::start(&config.telemetry);
     let (tls, _cert_watcher) = match (&config.proxy.tls_cert, &config.proxy.tls_key) {
         (Some(cert), Some(key)) => {
             let cert = Arc::new(tls::ServerCert::load(cert, key)?);

@@ -17,7 +17,7 @@ pub use crate::setting::{BaseUrl, BaseUrlError, InvalidValue};
 pub use budgets::{BackendKind, BudgetsToml, LimitsToml, RepeatToml};
 pub use raw::{
     AdminConfig, AuditConfig, ConfigToml, Mode, Passthrough, PoliciesToml, ProxyConfig,
-    UpstreamToml,
+    TelemetryConfig, UpstreamToml,
 };
 pub use upstream::{
     CredentialConfig, CredentialToml, Mint, SecretSource, TrackCompletion, UpstreamConfig,
@@ -81,6 +81,8 @@ pub struct Config {
     pub profile: Vec<VendorProfile>,
     /// Erasure budgets and repeats.
     pub budgets: BudgetConfig,
+    /// OpenTelemetry traces.
+    pub telemetry: TelemetryConfig,
 }
 
 /// `[policies]`, checked: the Cedar policy set and its entities.
@@ -170,8 +172,14 @@ impl TryFrom<ConfigToml> for Config {
             jwt,
             profile,
             budgets,
+            telemetry,
         } = raw;
         check_proxy(&proxy)?;
+        if let Some(endpoint) = &telemetry.otlp_endpoint {
+            endpoint
+                .parse::<BaseUrl>()
+                .map_err(|e| InvalidValue::new("telemetry.otlp_endpoint", e.to_string()))?;
+        }
         let admin = admin_token_from_file(admin)?;
         if admin
             .token_sha256
@@ -223,6 +231,7 @@ impl TryFrom<ConfigToml> for Config {
             jwt,
             profile,
             budgets: BudgetConfig::try_from(budgets)?,
+            telemetry,
         })
     }
 }

@@ -60,6 +60,28 @@ pub struct ConfigToml {
     pub profile: Vec<ProfileDefinition>,
     /// Erasure budgets per caller and vendor, and repeats.
     pub budgets: super::budgets::BudgetsToml,
+    /// Traces exported by OpenTelemetry.
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: OpenTelemetry traces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP (protobuf) traces endpoint, e.g.
+    /// `http://otel-collector:4318/v1/traces`; no traces without it.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of the spans.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "erasure-gateway".into(),
+        }
+    }
 }
 
 /// `[proxy]`: the listener clients talk to, and the limits that protect it.
@@ -324,6 +346,7 @@ impl Default for ConfigToml {
             jwt: None,
             profile: Vec::new(),
             budgets: super::budgets::BudgetsToml::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }

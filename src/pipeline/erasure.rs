@@ -14,6 +14,8 @@ use http_body_util::{LengthLimitError, Limited};
 use super::approval::Gate;
 use super::gateway::{Gateway, Route};
 use super::inject;
+use tracing::Instrument as _;
+
 use crate::budget::{Account, Charge, Limit};
 use crate::config::Mode;
 use crate::conn::ConnInfo;
@@ -188,13 +190,17 @@ impl Gateway {
         };
         if let Err(e) = self
             .record((&decision_record(&facts, self.pseudonyms.as_ref())).into())
+            .instrument(crate::telemetry::stage("trail_commit"))
             .await
         {
             tracing::error!(request_id = %crate::request_id::text(request_id), error = %e, "trail write failed; call refused");
             return Refusal::TrailUnavailable.into_response(&profile.error, request_id);
         }
         let started = Instant::now();
-        let (mut response, outcome) = self.exchange(route, profile, request, request_id).await;
+        let (mut response, outcome) = self
+            .exchange(route, profile, request, request_id)
+            .instrument(crate::telemetry::stage("upstream"))
+            .await;
         let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         // A vendor that erases later (it has a status API) answered with
         // its request id: completion records will say how it went.

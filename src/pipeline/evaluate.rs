@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use tracing::Instrument as _;
+
 use crate::authz::{Decision, DecisionInput, PolicySnapshot, Principal};
 use crate::budget::{Account, Budgets, Charge, Counts};
 use crate::conn::ConnInfo;
@@ -16,6 +18,7 @@ use crate::profile::{
     VendorProfile,
 };
 use crate::response::Refusal;
+use crate::telemetry;
 
 /// What the evaluation found; `refusal` is set when the call must not be
 /// forwarded in enforce mode.
@@ -149,6 +152,7 @@ impl Evaluator {
                         credential.kind == CredentialKind::Jwt,
                         conn.client_cert.as_ref(),
                     )
+                    .instrument(telemetry::stage("identify"))
                     .await;
                 match identified {
                     Ok(caller) => caller,
@@ -167,7 +171,11 @@ impl Evaluator {
                     caller: &caller.id,
                     vendor: &profile.name,
                 };
-                match budgets.counts(account).await {
+                match budgets
+                    .counts(account)
+                    .instrument(telemetry::stage("budget"))
+                    .await
+                {
                     Ok(counts) => counts,
                     Err(e) => {
                         tracing::warn!(error = %e, "erasure budgets unavailable");
@@ -180,7 +188,11 @@ impl Evaluator {
             }
         };
         evaluation.counts = Some(counts);
-        let extra_entities = match self.fetch_entities(snapshot, &erasure).await {
+        let extra_entities = match self
+            .fetch_entities(snapshot, &erasure)
+            .instrument(telemetry::stage("directory"))
+            .await
+        {
             Ok(mut entities) => {
                 entities.extend(given.entities);
                 entities
@@ -195,20 +207,23 @@ impl Evaluator {
         };
         let context = cedar_context(profile, &erasure, &evaluation.credential, conn, counts);
         let deciding = std::time::Instant::now();
-        let decision = snapshot.decide_lifted(
-            &DecisionInput {
-                principal: Principal {
-                    id: &caller.id,
-                    roles: &caller.roles,
+        let cedar = telemetry::stage("cedar");
+        let decision = cedar.in_scope(|| {
+            snapshot.decide_lifted(
+                &DecisionInput {
+                    principal: Principal {
+                        id: &caller.id,
+                        roles: &caller.roles,
+                    },
+                    namespace: &erasure.namespace,
+                    action: &erasure.action,
+                    targets: &erasure.targets,
+                    context: context.clone(),
+                    extra_entities,
                 },
-                namespace: &erasure.namespace,
-                action: &erasure.action,
-                targets: &erasure.targets,
-                context: context.clone(),
-                extra_entities,
-            },
-            &given.lifted,
-        );
+                &given.lifted,
+            )
+        });
         evaluation.decide_took = Some(deciding.elapsed());
         if !decision.allowed {
             evaluation.refusal = Some(Refusal::Denied {

@@ -254,7 +254,9 @@ impl Gateway {
             headers: request.headers(),
             has_body: !request.body().is_end_stream(),
         };
-        let response = match profile::classify(profile, &head) {
+        let classified =
+            crate::telemetry::stage("classify").in_scope(|| profile::classify(profile, &head));
+        let response = match classified {
             Classification::NotErasure => {
                 self.pass_through(route, request, &path, conn, request_id)
                     .await

@@ -96,7 +96,11 @@ pub fn service(
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<Incoming>| {
-                    tracing::debug_span!("request", request_id = %request_id::text(&request_id::of(request)), method = %request.method())
+                    crate::telemetry::request_span(
+                        request_id::text(&request_id::of(request)),
+                        request.method(),
+                        request.headers(),
+                    )
                 })
                 // Failures are logged where they are understood (upstream,
                 // trail), with their cause.

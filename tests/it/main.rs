@@ -14,4 +14,5 @@ mod proxy;
 mod receipts;
 mod reload;
 mod seam_sdk;
+mod telemetry;
 mod trail;
