@@ -62,34 +62,11 @@ pub async fn reload(store: Arc<PolicyStore>, metrics: &Metrics) -> Result<Reload
 /// SIGHUP. A watcher that cannot start is logged, not fatal: SIGHUP and
 /// `/v1/reload` still work.
 pub fn watch(store: Arc<PolicyStore>, metrics: Arc<Metrics>, dir: &Path) -> Watcher {
-    let (tx, mut rx) = mpsc::unbounded_channel::<&'static str>();
-    let file_tx = tx.clone();
-    let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
-        // Only changes count: reading the files to reload them raises
-        // access events, which must not trigger the next reload.
-        if event.is_ok_and(|e| is_change(&e.kind)) {
-            let _ = file_tx.send("file change");
-        }
-    })
-    .and_then(|mut watcher| {
-        watcher
-            .watch(dir, RecursiveMode::Recursive)
-            .map(|()| watcher)
+    let (watcher, mut rx) = triggers(&[dir], RecursiveMode::Recursive, |error| {
+        tracing::warn!(%error, dir = %dir.display(), "cannot watch the policies directory; reload with SIGHUP or POST /v1/reload");
     });
-    let watcher = match watcher {
-        Ok(watcher) => Some(watcher),
-        Err(error) => {
-            tracing::warn!(%error, dir = %dir.display(), "cannot watch the policies directory; reload with SIGHUP or POST /v1/reload");
-            None
-        }
-    };
-    on_sighup(tx);
     tokio::spawn(async move {
-        while let Some(trigger) = rx.recv().await {
-            // Debounce: an editor's save or a ConfigMap swap is a burst of
-            // events; reload once, after it settles.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            while rx.try_recv().is_ok() {}
+        while let Some(trigger) = settled(&mut rx).await {
             tracing::info!(trigger, "reloading policies");
             let _ = reload(store.clone(), &metrics).await;
         }
@@ -102,32 +79,16 @@ pub fn watch(store: Arc<PolicyStore>, metrics: Arc<Metrics>, dir: &Path) -> Watc
 /// `..data` link counts; debounced by 500 ms) and on SIGHUP. A pair that
 /// does not load is logged and the one in use stays.
 pub fn watch_certificate(cert: Arc<ServerCert>) -> Watcher {
-    let (tx, mut rx) = mpsc::unbounded_channel::<&'static str>();
-    let file_tx = tx.clone();
-    let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
-        if event.is_ok_and(|e| is_change(&e.kind)) {
-            let _ = file_tx.send("file change");
-        }
-    })
-    .and_then(|mut watcher| {
-        for file in cert.files() {
-            let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
-            watcher.watch(dir.unwrap_or(Path::new(".")), RecursiveMode::NonRecursive)?;
-        }
-        Ok(watcher)
+    let dirs = cert.files().map(|file| {
+        file.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
     });
-    let watcher = match watcher {
-        Ok(watcher) => Some(watcher),
-        Err(error) => {
-            tracing::warn!(%error, "cannot watch the TLS certificate; reload it with SIGHUP");
-            None
-        }
-    };
-    on_sighup(tx);
+    let (watcher, mut rx) = triggers(&dirs, RecursiveMode::NonRecursive, |error| {
+        tracing::warn!(%error, "cannot watch the TLS certificate; reload it with SIGHUP");
+    });
     tokio::spawn(async move {
-        while let Some(trigger) = rx.recv().await {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            while rx.try_recv().is_ok() {}
+        while let Some(trigger) = settled(&mut rx).await {
             let reloaded = cert.clone();
             match tokio::task::spawn_blocking(move || reloaded.reload()).await {
                 Ok(Ok(())) => tracing::info!(trigger, "TLS certificate reloaded"),
@@ -139,6 +100,45 @@ pub fn watch_certificate(cert: Arc<ServerCert>) -> Watcher {
         }
     });
     Watcher { _watcher: watcher }
+}
+
+/// Content changes in `dirs` and SIGHUP, as one stream of triggers; a
+/// watcher that cannot start is told to `unwatched` (SIGHUP still works).
+fn triggers(
+    dirs: &[&Path],
+    mode: RecursiveMode,
+    unwatched: impl FnOnce(notify::Error),
+) -> (
+    Option<RecommendedWatcher>,
+    mpsc::UnboundedReceiver<&'static str>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel::<&'static str>();
+    let file_tx = tx.clone();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+        // Only changes count: reading the files to reload them raises
+        // access events, which must not trigger the next reload.
+        if event.is_ok_and(|e| is_change(&e.kind)) {
+            let _ = file_tx.send("file change");
+        }
+    })
+    .and_then(|mut watcher| {
+        for dir in dirs {
+            watcher.watch(dir, mode)?;
+        }
+        Ok(watcher)
+    });
+    let watcher = watcher.map_err(unwatched).ok();
+    on_sighup(tx);
+    (watcher, rx)
+}
+
+/// The next trigger, once its burst settled: an editor's save or a
+/// ConfigMap swap is a burst of events; act once, 500 ms after it.
+async fn settled(rx: &mut mpsc::UnboundedReceiver<&'static str>) -> Option<&'static str> {
+    let trigger = rx.recv().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while rx.try_recv().is_ok() {}
+    Some(trigger)
 }
 
 /// Sends `SIGHUP` into `tx` at each hangup signal. Installed before the

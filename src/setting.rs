@@ -2,13 +2,16 @@
 //! below all of them: a base URL checked once at load (`http` or `https`, a
 //! host, an optional base path, no query; upstreams and the entity directory
 //! join request paths onto its parts, so no config text is parsed per
-//! request), and the error naming the key of a value that cannot be used.
+//! request), the error naming the key of a value that cannot be used, and
+//! [`IdForm`]: how a vendor compares target ids (profiles set it, the
+//! decision applies it, the trail's readers match ids in it).
 
 use std::fmt;
 use std::str::FromStr;
 
 use http::uri::{Authority, InvalidUri, PathAndQuery, Scheme};
 use http::{HeaderValue, Uri};
+use serde::{Deserialize, Serialize};
 
 /// A checked `http(s)` base URL, split into the parts a request URI is
 /// built from.
@@ -149,6 +152,53 @@ impl InvalidValue {
         Self {
             key: key.into(),
             message: message.into(),
+        }
+    }
+}
+
+/// How a vendor compares a target id, so that the gateway looks up the same
+/// person the vendor will erase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdForm {
+    /// Opaque ids, compared byte for byte.
+    #[default]
+    Exact,
+    /// An id holding `@` is an e-mail address compared ignoring the letter
+    /// case of the whole address; other ids are exact.
+    EmailCasefold,
+    /// An id holding `@` is an e-mail address whose domain is compared
+    /// ignoring letter case (RFC 5321: the local part is the mailbox's own);
+    /// other ids are exact.
+    EmailDomainCasefold,
+}
+
+impl IdForm {
+    /// The id in the form the vendor compares it in.
+    #[must_use]
+    pub fn apply(self, id: &str) -> String {
+        match (self, id.rsplit_once('@')) {
+            (Self::EmailCasefold, Some(_)) => id.to_lowercase(),
+            (Self::EmailDomainCasefold, Some((local, domain))) => {
+                format!("{local}@{}", domain.to_lowercase())
+            }
+            _ => id.to_owned(),
+        }
+    }
+
+    /// Whether ids are compared byte for byte.
+    #[must_use]
+    pub fn is_exact(&self) -> bool {
+        *self == Self::Exact
+    }
+
+    /// The snake_case name used in profiles and the trail.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::EmailCasefold => "email_casefold",
+            Self::EmailDomainCasefold => "email_domain_casefold",
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
-use super::files::{self, FilesError, Line, LineReader};
+use super::files::{self, FilesError};
 use super::record::kind;
 
 /// An export format.
@@ -44,23 +44,21 @@ pub fn export_files(
     out: &mut impl Write,
 ) -> Result<Exported, FilesError> {
     let mut written = Exported::default();
-    for path in files::trail_files(paths)? {
-        let mut reader = LineReader::open(&path)?;
+    files::for_each_line(paths, |path, line| {
+        let Some(line) = line else { return Ok(()) };
+        let Some(event) = export_line(format, line) else {
+            return Ok(());
+        };
         let failed = |source| FilesError {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         };
-        while let Some(line) = reader.next_line().map_err(failed)? {
-            if let Line::Complete(bytes) = line {
-                if let Some(event) = export_line(format, &bytes) {
-                    out.write_all(event.as_bytes()).map_err(failed)?;
-                    out.write_all(b"\n").map_err(failed)?;
-                    written.events += 1;
-                    written.last_seq = seq_of(&bytes).or(written.last_seq);
-                }
-            }
-        }
-    }
+        out.write_all(event.as_bytes()).map_err(failed)?;
+        out.write_all(b"\n").map_err(failed)?;
+        written.events += 1;
+        written.last_seq = seq_of(line).or(written.last_seq);
+        Ok::<(), FilesError>(())
+    })?;
     Ok(written)
 }
 

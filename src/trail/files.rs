@@ -60,6 +60,36 @@ pub enum Line {
     TooLong,
 }
 
+/// Calls `each` with every line of the trail in `paths` (files in the
+/// given order, a directory as its `*.jsonl` oldest first) that has content
+/// (`None` for an empty or too-long line, which is not a record), stopping
+/// at the first error it returns.
+///
+/// # Errors
+/// A file cannot be read, or `each` failed.
+pub fn for_each_line<E: From<FilesError>>(
+    paths: &[PathBuf],
+    mut each: impl FnMut(&Path, Option<&[u8]>) -> Result<(), E>,
+) -> Result<(), E> {
+    for path in trail_files(paths)? {
+        let mut reader = LineReader::open(&path)?;
+        loop {
+            let line = reader.next_line().map_err(|source| FilesError {
+                path: path.clone(),
+                source,
+            })?;
+            match line {
+                None => break,
+                Some(Line::Complete(bytes) | Line::Unterminated(bytes)) if !bytes.is_empty() => {
+                    each(&path, Some(&bytes))?;
+                }
+                Some(_) => each(&path, None)?,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One writer's files in `dir` (names the writer made with this
 /// [`naming::writer_prefix`]), oldest first.
 ///

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::pseudonym::PseudonymKey;
 use super::record::{DecisionRecord, Sealed, TargetRecord};
-use crate::authz::IdForm;
+use crate::setting::IdForm;
 
 /// An overall decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::files::{self, FilesError, Line, LineReader};
+use super::files::{self, FilesError};
 use super::filter::{Matcher, QueryFilter, Unjudged};
 use super::pseudonym::PseudonymKey;
 use super::record::{kind, CompletionRecord, DecisionRecord, OutcomeRecord, Sealed};
@@ -102,72 +102,59 @@ pub fn query_files(
     // Accepted erasures by decision id and by (vendor, vendor request id).
     let mut awaiting_completion: HashMap<String, usize> = HashMap::new();
     let mut unjudged = Unjudged::default();
-    for path in files::trail_files(paths)? {
-        let mut reader = LineReader::open(&path)?;
-        loop {
-            let line = reader.next_line().map_err(|source| FilesError {
-                path: path.clone(),
-                source,
-            })?;
-            let bytes = match line {
-                None => break,
-                Some(Line::Complete(bytes) | Line::Unterminated(bytes)) if !bytes.is_empty() => {
-                    bytes
-                }
-                Some(_) => {
+    files::for_each_line(paths, |_, line| {
+        let Some(bytes) = line else {
+            output.skipped_lines += 1;
+            return Ok(());
+        };
+        let Ok(record) = serde_json::from_slice::<Map<String, Value>>(bytes) else {
+            output.skipped_lines += 1;
+            return Ok(());
+        };
+        match text(&record, "kind") {
+            kind::DECISION => {
+                let Ok(decision) = Sealed::<DecisionRecord>::from_map(&record) else {
                     output.skipped_lines += 1;
-                    continue;
+                    return Ok(());
+                };
+                if matcher.matches(&decision, &mut unjudged) {
+                    let key =
+                        JoinKey::of(&decision.record.decision_id, &decision.record.request_id);
+                    awaiting_outcome.insert(key, output.rows.len());
+                    output.rows.push(row(&decision));
                 }
-            };
-            let Ok(record) = serde_json::from_slice::<Map<String, Value>>(&bytes) else {
-                output.skipped_lines += 1;
-                continue;
-            };
-            match text(&record, "kind") {
-                kind::DECISION => {
-                    let Ok(decision) = Sealed::<DecisionRecord>::from_map(&record) else {
-                        output.skipped_lines += 1;
-                        continue;
-                    };
-                    if matcher.matches(&decision, &mut unjudged) {
-                        let key =
-                            JoinKey::of(&decision.record.decision_id, &decision.record.request_id);
-                        awaiting_outcome.insert(key, output.rows.len());
-                        output.rows.push(row(&decision));
-                    }
-                }
-                kind::OUTCOME => {
-                    let Ok(outcome) = Sealed::<OutcomeRecord>::from_map(&record) else {
-                        output.skipped_lines += 1;
-                        continue;
-                    };
-                    let outcome = outcome.record;
-                    let key = JoinKey::of(&outcome.decision_id, &outcome.request_id);
-                    if let Some(index) = awaiting_outcome.remove(&key) {
-                        join_outcome(&mut output.rows[index], &outcome);
-                        if let Some(id) = outcome.vendor_request_id.as_deref() {
-                            if outcome.awaits_completion {
-                                awaiting_completion
-                                    .insert(completion_key(&outcome.vendor, id), index);
-                            }
+            }
+            kind::OUTCOME => {
+                let Ok(outcome) = Sealed::<OutcomeRecord>::from_map(&record) else {
+                    output.skipped_lines += 1;
+                    return Ok(());
+                };
+                let outcome = outcome.record;
+                let key = JoinKey::of(&outcome.decision_id, &outcome.request_id);
+                if let Some(index) = awaiting_outcome.remove(&key) {
+                    join_outcome(&mut output.rows[index], &outcome);
+                    if let Some(id) = outcome.vendor_request_id.as_deref() {
+                        if outcome.awaits_completion {
+                            awaiting_completion.insert(completion_key(&outcome.vendor, id), index);
                         }
                     }
                 }
-                kind::COMPLETION => {
-                    let Ok(completion) = Sealed::<CompletionRecord>::from_map(&record) else {
-                        output.skipped_lines += 1;
-                        continue;
-                    };
-                    let completion = completion.record;
-                    let key = completion_key(&completion.vendor, &completion.vendor_request_id);
-                    if let Some(&index) = awaiting_completion.get(&key) {
-                        output.rows[index].completion = Some(completion.state);
-                    }
-                }
-                _ => {}
             }
+            kind::COMPLETION => {
+                let Ok(completion) = Sealed::<CompletionRecord>::from_map(&record) else {
+                    output.skipped_lines += 1;
+                    return Ok(());
+                };
+                let completion = completion.record;
+                let key = completion_key(&completion.vendor, &completion.vendor_request_id);
+                if let Some(&index) = awaiting_completion.get(&key) {
+                    output.rows[index].completion = Some(completion.state);
+                }
+            }
+            _ => {}
         }
-    }
+        Ok::<(), FilesError>(())
+    })?;
     if filter.pending {
         output.rows.retain(Row::is_pending);
     }

