@@ -181,16 +181,13 @@ impl Gateway {
         vendor_request_id: &str,
     ) -> Result<Response<Body>, GatewayError> {
         let upstream = &route.upstream;
-        let outbound = upstream.rewrite(request, path, conn, request_id)?;
-        let counted = |e: GatewayError| {
-            self.metrics.upstream_error(&upstream.name, e.code());
-            e
-        };
-        let response = upstream.send(outbound).await.map_err(counted)?;
+        let response = self
+            .send_passed(upstream, request, path, conn, request_id)
+            .await?;
         let (parts, body) = response.into_parts();
         let bytes = read_bounded(upstream, body, self.max_body_bytes)
             .await
-            .map_err(counted)?;
+            .inspect_err(|e| self.metrics.upstream_error(&upstream.name, e.code()))?;
         if parts.status.is_success() {
             if let Some(answer) = profile.read_status(&bytes) {
                 let seen = Seen {

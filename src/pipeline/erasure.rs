@@ -8,14 +8,13 @@ use http::header::HeaderValue;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tracing::Instrument as _;
 
 use http_body_util::{LengthLimitError, Limited};
 
 use super::approval::Gate;
 use super::gateway::{Gateway, Route};
 use super::inject;
-use tracing::Instrument as _;
-
 use crate::budget::{Account, Charge, Limit};
 use crate::config::Mode;
 use crate::conn::ConnInfo;

@@ -386,6 +386,21 @@ impl Gateway {
         conn: &ConnInfo,
         request_id: &HeaderValue,
     ) -> Result<Response<Body>, GatewayError> {
+        self.send_passed(upstream, request, path, conn, request_id)
+            .await
+            .map(forward::relay_response)
+    }
+
+    /// Sends a pass-through call rewritten for `upstream` and waits for the
+    /// response head, counting failures and the latency.
+    pub(super) async fn send_passed(
+        &self,
+        upstream: &Upstream,
+        request: Request<Body>,
+        path: &str,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
+    ) -> Result<Response<Incoming>, GatewayError> {
         let outbound = upstream.rewrite(request, path, conn, request_id)?;
         let started = Instant::now();
         let response = upstream
@@ -394,6 +409,6 @@ impl Gateway {
             .inspect_err(|e| self.metrics.upstream_error(&upstream.name, e.code()))?;
         self.metrics
             .upstream_latency(&upstream.name, started.elapsed());
-        Ok(forward::relay_response(response))
+        Ok(response)
     }
 }
