@@ -15,6 +15,7 @@ pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod console;
 pub mod demo;
 pub mod digest;
 pub mod directory;

@@ -266,6 +266,42 @@ not_found (exit 1). The JSON form is the receipt a reviewer hands on.")]
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
     },
+    /// Serve the reviewers' console: the trail as read-only web pages
+    /// (overview, decisions, one decision, receipts), verified as it grows.
+    #[command(after_help = "Examples:\n  \
+erasure-gateway audit serve audit/\n  \
+erasure-gateway audit serve audit/ --public-key audit-signing.pub --policies policies/\n  \
+erasure-gateway audit serve --config gateway.toml\n\n\
+Listens on 127.0.0.1:9191 ([console] listen, or --listen). Access needs the\n\
+reviewer token whose SHA-256 is [console] token_sha256 (sign in on /login, or\n\
+send `Authorization: Bearer`), or a client certificate signed by [console]\n\
+client_ca. With neither configured, a one-time token is made at start and its\n\
+sign-in link printed here. The console follows the files as the gateway\n\
+appends and verifies the chain again after each change; nothing it does\n\
+writes to the trail, the policies or the gateway.")]
+    Serve {
+        /// Trail files or directories, oldest first (default: the
+        /// directory of the config's [audit] path).
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Gateway configuration: its [console] section and [audit] path.
+        #[arg(long, short, value_name = "FILE", env = "ERASURE_GATEWAY_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides [console] listen).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// The reviewer's copy of the signing public key (PEM or hex): the
+        /// in-chain checkpoints' signatures are checked with it.
+        #[arg(long, value_name = "PEM")]
+        public_key: Option<PathBuf>,
+        /// Policy directories (the set in force, archived versions) whose
+        /// texts the decision pages quote, matched by policy version.
+        #[arg(long, value_name = "DIR")]
+        policies: Vec<PathBuf>,
+        /// Accept a trail whose first file is not the chain's start.
+        #[arg(long)]
+        partial: bool,
+    },
     /// Stream the trail as OCSF or ECS events (or its own JSON Lines) for a SIEM.
     #[command(after_help = "Examples:\n  \
 erasure-gateway audit export audit/ --format ocsf > trail.ocsf.jsonl\n  \

@@ -24,10 +24,26 @@ pub(super) fn run(command: AuditCommand) -> Ran {
         | AuditCommand::Receipt { files, .. }
         | AuditCommand::Export { files, .. } => files.as_slice(),
         AuditCommand::Tail { file, .. } => std::slice::from_ref(file),
+        AuditCommand::Serve { files, .. } => files.as_slice(),
         AuditCommand::Keygen { .. } => &[],
     };
     all_exist(paths)?;
     match command {
+        AuditCommand::Serve {
+            files,
+            config,
+            listen,
+            public_key,
+            policies,
+            partial,
+        } => super::console::serve(super::console::ServeArgs {
+            files,
+            config,
+            listen,
+            public_key,
+            policies,
+            partial,
+        }),
         AuditCommand::Verify {
             files,
             checkpoint,

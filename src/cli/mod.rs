@@ -7,6 +7,7 @@ mod approvals;
 mod args;
 mod audit;
 mod certs;
+mod console;
 mod demo;
 mod policy;
 mod serve;

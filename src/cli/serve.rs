@@ -26,7 +26,7 @@ pub(super) fn serve(config_path: Option<&Path>) -> Ran {
 }
 
 /// Resolves on the first SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

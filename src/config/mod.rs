@@ -16,8 +16,8 @@ pub(crate) use crate::setting::SHA256_HEX_EXPECTED;
 pub use crate::setting::{BaseUrl, BaseUrlError, InvalidValue};
 pub use budgets::{BackendKind, BudgetsToml, LimitsToml, RepeatToml};
 pub use raw::{
-    AdminConfig, AuditConfig, ConfigToml, Mode, Passthrough, PoliciesToml, ProxyConfig,
-    TelemetryConfig, UpstreamToml,
+    AdminConfig, AuditConfig, ConfigToml, ConsoleConfig, Mode, Passthrough, PoliciesToml,
+    ProxyConfig, TelemetryConfig, UpstreamToml,
 };
 pub use upstream::{
     CredentialConfig, CredentialToml, Mint, SecretSource, TrackCompletion, UpstreamConfig,
@@ -83,6 +83,8 @@ pub struct Config {
     pub budgets: BudgetConfig,
     /// OpenTelemetry traces.
     pub telemetry: TelemetryConfig,
+    /// The reviewers' console (`audit serve`).
+    pub console: ConsoleConfig,
 }
 
 /// `[policies]`, checked: the Cedar policy set and its entities.
@@ -173,6 +175,7 @@ impl TryFrom<ConfigToml> for Config {
             profile,
             budgets,
             telemetry,
+            console,
         } = raw;
         check_proxy(&proxy)?;
         if let Some(endpoint) = &telemetry.otlp_endpoint {
@@ -180,13 +183,23 @@ impl TryFrom<ConfigToml> for Config {
                 .parse::<BaseUrl>()
                 .map_err(|e| InvalidValue::new("telemetry.otlp_endpoint", e.to_string()))?;
         }
-        let admin = admin_token_from_file(admin)?;
-        if admin
-            .token_sha256
-            .as_deref()
-            .is_some_and(|t| !is_sha256_hex(t))
-        {
-            return Err(InvalidValue::new("admin.token_sha256", SHA256_HEX_EXPECTED));
+        let mut admin = admin;
+        let file = admin.token_sha256_file.take();
+        token_from_file("admin", &mut admin.token_sha256, file)?;
+        let mut console = console;
+        let file = console.token_sha256_file.take();
+        token_from_file("console", &mut console.token_sha256, file)?;
+        if console.tls_cert.is_some() != console.tls_key.is_some() {
+            return Err(InvalidValue::new(
+                "console.tls_cert",
+                "tls_cert and tls_key must be set together",
+            ));
+        }
+        if console.client_ca.is_some() && console.tls_cert.is_none() {
+            return Err(InvalidValue::new(
+                "console.client_ca",
+                "client certificates need TLS: set tls_cert and tls_key",
+            ));
         }
         let caller = CallerTable::try_from(caller)?;
         // Each `[[profile]]` is validated and compiled once, in order, so
@@ -232,6 +245,7 @@ impl TryFrom<ConfigToml> for Config {
             profile,
             budgets: BudgetConfig::try_from(budgets)?,
             telemetry,
+            console,
         })
     }
 }
@@ -264,32 +278,39 @@ fn check_proxy(proxy: &ProxyConfig) -> Result<(), InvalidValue> {
     Ok(())
 }
 
-/// `[admin] token_sha256_file`: the hash read from a mounted Secret.
-fn admin_token_from_file(mut admin: AdminConfig) -> Result<AdminConfig, InvalidValue> {
-    let Some(path) = admin.token_sha256_file.take() else {
-        return Ok(admin);
-    };
-    if admin.token_sha256.is_some() {
+/// `[admin]`/`[console] token_sha256_file`: the hash read from a mounted
+/// Secret; either way it must be a SHA-256 in hex.
+fn token_from_file(
+    section: &str,
+    token: &mut Option<String>,
+    file: Option<PathBuf>,
+) -> Result<(), InvalidValue> {
+    let key = format!("{section}.token_sha256_file");
+    if let Some(path) = file {
+        if token.is_some() {
+            return Err(InvalidValue::new(
+                key,
+                "set token_sha256 or token_sha256_file, not both",
+            ));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            InvalidValue::new(key.clone(), format!("cannot read {}: {e}", path.display()))
+        })?;
+        let hash = text.trim();
+        if !is_sha256_hex(hash) {
+            return Err(InvalidValue::new(
+                key,
+                format!("{}: {SHA256_HEX_EXPECTED}", path.display()),
+            ));
+        }
+        *token = Some(hash.to_ascii_lowercase());
+    } else if token.as_deref().is_some_and(|t| !is_sha256_hex(t)) {
         return Err(InvalidValue::new(
-            "admin.token_sha256_file",
-            "set token_sha256 or token_sha256_file, not both",
+            format!("{section}.token_sha256"),
+            SHA256_HEX_EXPECTED,
         ));
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        InvalidValue::new(
-            "admin.token_sha256_file",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let hash = text.trim();
-    if !is_sha256_hex(hash) {
-        return Err(InvalidValue::new(
-            "admin.token_sha256_file",
-            format!("{}: {SHA256_HEX_EXPECTED}", path.display()),
-        ));
-    }
-    admin.token_sha256 = Some(hash.to_ascii_lowercase());
-    Ok(admin)
+    Ok(())
 }
 
 fn check_audit(audit: &AuditConfig) -> Result<(), InvalidValue> {

@@ -62,6 +62,47 @@ pub struct ConfigToml {
     pub budgets: super::budgets::BudgetsToml,
     /// Traces exported by OpenTelemetry.
     pub telemetry: TelemetryConfig,
+    /// The reviewers' console (`audit serve`).
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`: the reviewers' read-only web console (`audit serve`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// SHA-256 hex of the reviewer token.
+    pub token_sha256: Option<String>,
+    /// A file holding `token_sha256` (a mounted Secret), read at start.
+    pub token_sha256_file: Option<PathBuf>,
+    /// TLS certificate (PEM) for the console.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Reviewers' client certificates are signed by this CA; a verified
+    /// certificate is access enough.
+    pub client_ca: Option<PathBuf>,
+    /// The checkpoint signing public key reviewers trust.
+    pub public_key: Option<PathBuf>,
+    /// Policy directories (the one in force, archived versions) whose texts
+    /// decision pages quote.
+    pub policies: Vec<PathBuf>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9191)),
+            token_sha256: None,
+            token_sha256_file: None,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            public_key: None,
+            policies: Vec::new(),
+        }
+    }
 }
 
 /// `[telemetry]`: OpenTelemetry traces.
@@ -347,6 +388,7 @@ impl Default for ConfigToml {
             profile: Vec::new(),
             budgets: super::budgets::BudgetsToml::default(),
             telemetry: TelemetryConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

@@ -146,8 +146,8 @@ fn split_offset(text: &str) -> Option<(&str, i64)> {
 }
 
 /// Decisions the filter left out without being able to judge them.
-#[derive(Default)]
-pub(super) struct Unjudged {
+#[derive(Debug, Default)]
+pub struct Unjudged {
     /// No readable time, under a time filter.
     untimed: u64,
     /// Pseudonymized, under a target filter, and no pseudonym key.
@@ -156,7 +156,7 @@ pub(super) struct Unjudged {
 
 impl Unjudged {
     /// A warning for the reviewer for each kind of decision left out.
-    pub(super) fn warnings(&self) -> Vec<String> {
+    pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         if self.untimed > 0 {
             warnings.push(format!(
@@ -175,14 +175,16 @@ impl Unjudged {
 }
 
 /// A [`QueryFilter`] applied to decision records.
-pub(super) struct Matcher<'a> {
+pub struct Matcher<'a> {
     filter: &'a QueryFilter,
     /// The target filter's pseudonyms, when a key is given.
     target_pseudonyms: Vec<String>,
 }
 
 impl<'a> Matcher<'a> {
-    pub(super) fn new(filter: &'a QueryFilter, key: Option<&PseudonymKey>) -> Self {
+    /// The matcher of `filter`; `key` finds a raw target id among
+    /// pseudonyms.
+    pub fn new(filter: &'a QueryFilter, key: Option<&PseudonymKey>) -> Self {
         // Pseudonyms are made of ids in the vendor's form: the id as
         // given, without its `type::`, and in each e-mail form.
         let target_pseudonyms = key
@@ -203,10 +205,36 @@ impl<'a> Matcher<'a> {
         }
     }
 
+    /// Every recorded id that the target filter can match ([`Self::is_target`]
+    /// holds only for a record whose id is one of these): the filter's text
+    /// after each `::` and whole, in each id form, and their pseudonyms. An
+    /// index of recorded ids finds the candidates with it.
+    pub fn target_ids(&self) -> Vec<String> {
+        let Some(wanted) = self.filter.target.as_deref() else {
+            return Vec::new();
+        };
+        let mut bare: Vec<&str> = vec![wanted];
+        bare.extend(wanted.match_indices("::").map(|(at, _)| &wanted[at + 2..]));
+        let mut ids: Vec<String> = Vec::new();
+        for id in bare {
+            for form in [
+                IdForm::Exact,
+                IdForm::EmailCasefold,
+                IdForm::EmailDomainCasefold,
+            ] {
+                ids.push(form.apply(id));
+            }
+        }
+        ids.extend(self.target_pseudonyms.iter().cloned());
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// Whether `t` is the target `wanted` names: its id (`u-1`), `type::id`
     /// or pseudonym, compared in the form the vendor compares ids in (an
     /// e-mail address ignoring case where the record says so).
-    pub(super) fn is_target(&self, wanted: &str, t: &TargetRecord, pseudonymized: bool) -> bool {
+    pub fn is_target(&self, wanted: &str, t: &TargetRecord, pseudonymized: bool) -> bool {
         if pseudonymized {
             return t.id == wanted || self.target_pseudonyms.contains(&t.id);
         }
@@ -224,7 +252,7 @@ impl<'a> Matcher<'a> {
 
     /// Whether the decision matches; counts it in `unjudged` when that
     /// cannot be told.
-    pub(super) fn matches(&self, sealed: &Sealed<DecisionRecord>, unjudged: &mut Unjudged) -> bool {
+    pub fn matches(&self, sealed: &Sealed<DecisionRecord>, unjudged: &mut Unjudged) -> bool {
         let filter = self.filter;
         let record = &sealed.record;
         if filter

@@ -58,10 +58,19 @@ impl PseudonymKey {
             path: path.to_owned(),
             source,
         })?;
+        Self::from_secret(&bytes, path)
+    }
+
+    /// The key from a key file's content (a reviewer may paste it rather
+    /// than name the file); `path` only names it in errors.
+    ///
+    /// # Errors
+    /// It holds fewer than [`MIN_KEY_BYTES`] bytes.
+    pub fn from_secret(bytes: &[u8], path: &Path) -> Result<Self, PseudonymError> {
         let secret = bytes
             .strip_suffix(b"\r\n")
             .or_else(|| bytes.strip_suffix(b"\n"))
-            .unwrap_or(&bytes);
+            .unwrap_or(bytes);
         if secret.len() < MIN_KEY_BYTES {
             return Err(PseudonymError::TooShort {
                 path: path.to_owned(),

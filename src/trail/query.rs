@@ -194,7 +194,7 @@ impl JoinKey {
 /// What links an accepted erasure to its completion records: the vendor
 /// and its own request id (a completion written after a restart has no
 /// decision id).
-fn completion_key(vendor: &str, vendor_request_id: &str) -> String {
+pub fn completion_key(vendor: &str, vendor_request_id: &str) -> String {
     format!("{vendor}\0{vendor_request_id}")
 }
 

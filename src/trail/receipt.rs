@@ -77,25 +77,59 @@ pub fn receipt(
     target: &str,
     pseudonym_key: Option<&PseudonymKey>,
 ) -> Result<Receipt, FilesError> {
-    let filter = QueryFilter {
-        target: Some(target.to_owned()),
-        ..QueryFilter::default()
-    };
-    let matcher = Matcher::new(&filter, pseudonym_key);
-    let mut unjudged = Unjudged::default();
-    let mut records = Vec::new();
-    let mut calls: Vec<Call> = Vec::new();
-    let mut approvals: HashSet<String> = HashSet::new();
-    let mut checkpoint: Option<Map<String, Value>> = None;
-    for_each_record(paths, |record| {
+    let filter = ReceiptBuilder::filter(target);
+    let mut builder = ReceiptBuilder::new(&filter, pseudonym_key);
+    for_each_record(paths, |record| builder.add(record))?;
+    Ok(builder.finish())
+}
+
+/// A receipt built from records fed in trail order. Records about other
+/// targets are passed over, so any run of the trail that holds every
+/// record about the target (the whole trail, or an index's picks plus the
+/// checkpoint records after them) makes the same receipt.
+pub struct ReceiptBuilder<'f> {
+    target: &'f str,
+    matcher: Matcher<'f>,
+    unjudged: Unjudged,
+    records: Vec<Map<String, Value>>,
+    calls: Vec<Call>,
+    approvals: HashSet<String>,
+    checkpoint: Option<Map<String, Value>>,
+}
+
+impl<'f> ReceiptBuilder<'f> {
+    /// The filter a receipt of `target` matches decisions with.
+    pub fn filter(target: &str) -> QueryFilter {
+        QueryFilter {
+            target: Some(target.to_owned()),
+            ..QueryFilter::default()
+        }
+    }
+
+    /// A builder for the target of `filter` (made by [`Self::filter`]).
+    pub fn new(filter: &'f QueryFilter, pseudonym_key: Option<&PseudonymKey>) -> Self {
+        Self {
+            target: filter.target.as_deref().unwrap_or(""),
+            matcher: Matcher::new(filter, pseudonym_key),
+            unjudged: Unjudged::default(),
+            records: Vec::new(),
+            calls: Vec::new(),
+            approvals: HashSet::new(),
+            checkpoint: None,
+        }
+    }
+
+    /// Takes the next record in trail order.
+    pub fn add(&mut self, record: Map<String, Value>) {
+        let calls = &mut self.calls;
         let mut keep = false;
         match text(&record, "kind") {
             kind::DECISION => {
                 if let Ok(decision) = Sealed::<DecisionRecord>::from_map(&record) {
-                    if matcher.matches(&decision, &mut unjudged) {
+                    if self.matcher.matches(&decision, &mut self.unjudged) {
                         keep = true;
-                        calls.push(call(&decision, &matcher, target));
-                        approvals.extend(decision.record.approval_id);
+                        calls.push(call(&decision, &self.matcher, self.target));
+                        self.approvals.extend(decision.record.approval_id);
                     }
                 }
             }
@@ -126,35 +160,40 @@ pub fn receipt(
             }
             kind::APPROVAL => {
                 if let Ok(approval) = Sealed::<ApprovalRecord>::from_map(&record) {
-                    keep = approvals.contains(&approval.record.approval_id)
+                    keep = self.approvals.contains(&approval.record.approval_id)
                         || calls
                             .iter()
                             .any(|c| c.decision_id == approval.record.decision_id);
                 }
             }
-            kind::CHECKPOINT if !records.is_empty() => {
-                checkpoint = Some(record.clone());
+            kind::CHECKPOINT if !self.records.is_empty() => {
+                self.checkpoint = Some(record.clone());
             }
             _ => {}
         }
         if keep {
             // A checkpoint before this record does not cover it.
-            checkpoint = None;
-            records.push(record);
+            self.checkpoint = None;
+            self.records.push(record);
         }
-    })?;
-    let erased = calls.iter().find(|c| c.state == "erased");
-    let shown = erased.or(calls.last());
-    Ok(Receipt {
-        receipt: RECEIPT_VERSION,
-        target: target.to_owned(),
-        state: shown.map_or("not_found", |c| c.state).to_owned(),
-        erased_at: erased.and_then(|c| c.at.clone()),
-        by: shown.and_then(|c| c.caller.clone()),
-        policies: shown.map(|c| c.policies.clone()).unwrap_or_default(),
-        records,
-        checkpoint,
-    })
+    }
+
+    /// The receipt of what was added.
+    pub fn finish(self) -> Receipt {
+        let calls = self.calls;
+        let erased = calls.iter().find(|c| c.state == "erased");
+        let shown = erased.or(calls.last());
+        Receipt {
+            receipt: RECEIPT_VERSION,
+            target: self.target.to_owned(),
+            state: shown.map_or("not_found", |c| c.state).to_owned(),
+            erased_at: erased.and_then(|c| c.at.clone()),
+            by: shown.and_then(|c| c.caller.clone()),
+            policies: shown.map(|c| c.policies.clone()).unwrap_or_default(),
+            records: self.records,
+            checkpoint: self.checkpoint,
+        }
+    }
 }
 
 fn call(decision: &Sealed<DecisionRecord>, matcher: &Matcher<'_>, target: &str) -> Call {
@@ -245,7 +284,7 @@ fn number(record: &Map<String, Value>, field: &str) -> Option<u64> {
 }
 
 /// One line per record: what it says, for the table.
-fn what(record: &Map<String, Value>) -> String {
+pub fn what(record: &Map<String, Value>) -> String {
     let field = |name: &str| text(record, name);
     match field("kind") {
         kind::DECISION => format!(

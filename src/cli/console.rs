@@ -1,0 +1,144 @@
+//! `audit serve`: the reviewers' console on its own listener, until Ctrl-C
+//! or SIGTERM.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::serve::shutdown_signal;
+use super::{load_config, runtime, Failure, Ran};
+use crate::console::http::{self, Access};
+use crate::console::{Console, ConsoleSettings};
+use crate::server::{self, ServerSettings};
+use crate::tls;
+use crate::trail::checkpoint;
+use crate::trail::verify::VerifyOptions;
+
+/// `audit serve`'s arguments.
+pub(super) struct ServeArgs {
+    pub(super) files: Vec<PathBuf>,
+    pub(super) config: Option<PathBuf>,
+    pub(super) listen: Option<SocketAddr>,
+    pub(super) public_key: Option<PathBuf>,
+    pub(super) policies: Vec<PathBuf>,
+    pub(super) partial: bool,
+}
+
+pub(super) fn serve(args: ServeArgs) -> Ran {
+    let config = load_config(args.config.as_deref())?;
+    let settings = config.console;
+    let files = if args.files.is_empty() {
+        let dir = config
+            .audit
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        vec![dir]
+    } else {
+        args.files
+    };
+    for path in &files {
+        if !path.exists() {
+            return Err(Failure::usage(format!(
+                "{}: no such file or directory",
+                path.display()
+            )));
+        }
+    }
+    let public_key = args.public_key.or(settings.public_key);
+    let public_key = public_key
+        .as_deref()
+        .map(checkpoint::read_public_key)
+        .transpose()
+        .map_err(Failure::usage)?;
+    let mut policies = settings.policies;
+    policies.extend(args.policies);
+    let began = Instant::now();
+    let console = Console::open(ConsoleSettings {
+        paths: files,
+        verify: VerifyOptions {
+            partial: args.partial,
+            checkpoint: None,
+            public_key,
+        },
+        policies,
+    })
+    .map_err(Failure::usage)?;
+    let indexed = console.index.read().map_or(0, |i| i.entries.len());
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert = Arc::new(tls::ServerCert::load(cert, key).map_err(Failure::usage)?);
+            let config =
+                tls::server_config(cert, settings.client_ca.as_deref()).map_err(Failure::usage)?;
+            Some(tokio_rustls::TlsAcceptor::from(config))
+        }
+        _ => None,
+    };
+    let mut access = Access {
+        token_sha256: settings.token_sha256,
+        certificates: settings.client_ca.is_some(),
+        tls: tls.is_some(),
+    };
+    let mut made_token = None;
+    if access.token_sha256.is_none() && !access.certificates {
+        let mut bytes = [0u8; 24];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| Failure::usage("cannot draw a random console token"))?;
+        let token = hex::encode(bytes);
+        access.token_sha256 = Some(crate::digest::sha256_hex(&token));
+        made_token = Some(token);
+    }
+    let listen = args.listen.unwrap_or(settings.listen);
+    runtime()
+        .map_err(Failure::usage)?
+        .block_on(async move {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("console: cannot listen on {listen}: {e}"))?;
+            let address = listener
+                .local_addr()
+                .map_err(|e| format!("console: {e}"))?;
+            let scheme = if access.tls { "https" } else { "http" };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "console: {scheme}://{address}/ ({indexed} decisions indexed in {:.1} s; verifying the chain in the background)",
+                began.elapsed().as_secs_f64()
+            );
+            if let Some(token) = &made_token {
+                // The operator's own terminal, not a log: this one-time token
+                // lives as long as this process.
+                let _ = writeln!(
+                    out,
+                    "sign in (one-time token, no [console] token_sha256 set): {scheme}://{address}/login?token={token}"
+                );
+            }
+            let _ = out.flush();
+            drop(out);
+            console.follow();
+            let service = http::service(console.clone(), access);
+            server::serve(
+                listener,
+                tls,
+                service,
+                ServerSettings {
+                    header_read_timeout: Duration::from_secs(10),
+                    shutdown_grace: Duration::from_secs(5),
+                    h2_max_concurrent_streams: 64,
+                    h2_max_pending_accept_reset_streams: 20,
+                    h2_max_local_error_reset_streams: 64,
+                },
+                shutdown_signal(),
+            )
+            .await;
+            console.stop();
+            Ok::<(), String>(())
+        })
+        .map_err(Failure::usage)
+}

@@ -1,0 +1,240 @@
+//! The reviewers' console (`audit serve`): the trail as read-only web pages
+//! — an overview with the chain's verification, a filtered decisions table,
+//! one decision with its outcome and why, and a target's receipt.
+//!
+//! [`index`] keeps a small entry per decision and follows the files as the
+//! writer appends; a background verifier runs [`verify_files`] over the
+//! whole trail after each change, so the overview says plainly whether the
+//! trail proves anything. [`http`] answers requests (access, security
+//! headers, routing) with pages rendered by [`pages`]. Nothing here writes
+//! to the trail, the policies or the gateway.
+
+mod chart;
+mod detail;
+pub mod http;
+pub mod index;
+mod pages;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::authz::{PolicyErrors, PolicySnapshot};
+use crate::trail::files::FilesError;
+use crate::trail::verify::{verify_files, VerifyFailure, VerifyOptions, VerifySummary};
+
+use index::TrailIndex;
+
+/// How often the files are looked at for appended records.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// What the console serves and checks.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleSettings {
+    /// The trail: files oldest first, or directories.
+    pub paths: Vec<PathBuf>,
+    /// Options for verifying the chain (partial trail, pinned public key).
+    pub verify: VerifyOptions,
+    /// Policy directories whose texts the decision pages quote, matched to
+    /// a decision by its recorded policy version.
+    pub policies: Vec<PathBuf>,
+}
+
+/// The policy texts of each version loaded: version → `@id` → text.
+pub type PolicyTexts = HashMap<String, BTreeMap<String, String>>;
+
+/// Where verification stands.
+#[derive(Debug, Clone)]
+pub enum Verification {
+    /// Not finished yet for the first time.
+    Running,
+    /// The last run's answer, over the records the index held when it
+    /// began.
+    Done {
+        /// The summary, or the first way the trail fails.
+        result: Result<VerifySummary, VerifyFailure>,
+        /// When it finished.
+        at: SystemTime,
+        /// How long it took.
+        took: Duration,
+    },
+}
+
+/// A console's state: the index, verification and policy texts.
+#[derive(Debug)]
+pub struct Console {
+    /// The trail, indexed.
+    pub index: RwLock<TrailIndex>,
+    verification: Mutex<(Verification, u64)>,
+    wake: Condvar,
+    settings: ConsoleSettings,
+    /// Policy texts by version.
+    pub policies: PolicyTexts,
+    stop: AtomicBool,
+}
+
+/// The console cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// The trail cannot be read.
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    /// A policy directory does not load.
+    #[error("policies {dir}: {errors}")]
+    Policies {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong.
+        errors: PolicyErrors,
+    },
+}
+
+impl Console {
+    /// Indexes the trail and loads the policy texts; verification starts
+    /// with [`Console::follow`].
+    ///
+    /// # Errors
+    /// The trail or a policy directory cannot be read.
+    pub fn open(settings: ConsoleSettings) -> Result<Arc<Self>, ConsoleError> {
+        let index = TrailIndex::open(&settings.paths)?;
+        let mut policies = PolicyTexts::new();
+        for dir in &settings.policies {
+            let (version, texts) = policy_texts(dir)?;
+            policies.insert(version, texts);
+        }
+        Ok(Arc::new(Self {
+            index: RwLock::new(index),
+            verification: Mutex::new((Verification::Running, 0)),
+            wake: Condvar::new(),
+            settings,
+            policies,
+            stop: AtomicBool::new(false),
+        }))
+    }
+
+    /// Starts the two background threads: one follows the files into the
+    /// index, one verifies the chain again after each change. They end
+    /// after [`Console::stop`].
+    pub fn follow(self: &Arc<Self>) {
+        let verifier = self.clone();
+        std::thread::Builder::new()
+            .name("console-verify".into())
+            .spawn(move || verifier.verify_loop())
+            .map_err(|e| tracing::error!(error = %e, "console: cannot start the verifier"))
+            .ok();
+        let follower = self.clone();
+        std::thread::Builder::new()
+            .name("console-follow".into())
+            .spawn(move || follower.follow_loop())
+            .map_err(|e| tracing::error!(error = %e, "console: cannot follow the trail"))
+            .ok();
+    }
+
+    /// Ends the background threads.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.notify_all();
+    }
+
+    fn follow_loop(&self) {
+        while !self.stop.load(Ordering::Acquire) {
+            std::thread::sleep(FOLLOW_EVERY);
+            let added = match self.index.write() {
+                Ok(mut index) => index.refresh(),
+                Err(_) => return,
+            };
+            match added {
+                Ok(0) => {}
+                Ok(_) => self.wake.notify_all(),
+                Err(error) => tracing::warn!(%error, "console: cannot read the trail"),
+            }
+        }
+    }
+
+    /// Records the index holds now (every kind, and skipped lines).
+    fn records_indexed(&self) -> u64 {
+        self.index.read().map_or(0, |index| {
+            index.counts.kinds.values().sum::<u64>() + index.skipped_lines
+        })
+    }
+
+    fn verify_loop(&self) {
+        let mut verified_at = None;
+        loop {
+            let records = self.records_indexed();
+            if verified_at != Some(records) {
+                let began = Instant::now();
+                let result = verify_files(&self.settings.paths, &self.settings.verify);
+                let done = Verification::Done {
+                    result,
+                    at: SystemTime::now(),
+                    took: began.elapsed(),
+                };
+                if let Ok(mut state) = self.verification.lock() {
+                    *state = (done, records);
+                }
+                verified_at = Some(records);
+            }
+            let Ok(state) = self.verification.lock() else {
+                return;
+            };
+            let waited = self.wake.wait_timeout(state, Duration::from_secs(5));
+            drop(waited);
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+        }
+    }
+
+    /// Verification's last answer, and the records the index held when it
+    /// began.
+    pub fn verification(&self) -> (Verification, u64) {
+        self.verification
+            .lock()
+            .map_or((Verification::Running, 0), |state| state.clone())
+    }
+
+    /// Verifies now and waits for the answer (tests and the first page).
+    pub fn verify_now(&self) {
+        let records = self.records_indexed();
+        let began = Instant::now();
+        let result = verify_files(&self.settings.paths, &self.settings.verify);
+        if let Ok(mut state) = self.verification.lock() {
+            *state = (
+                Verification::Done {
+                    result,
+                    at: SystemTime::now(),
+                    took: began.elapsed(),
+                },
+                records,
+            );
+        }
+    }
+
+    /// Whether an in-chain checkpoint's signature is checked (a public key
+    /// was pinned).
+    pub fn key_pinned(&self) -> bool {
+        self.settings.verify.public_key.is_some()
+    }
+}
+
+/// Loads a policy directory: its version and each policy's text by `@id`.
+fn policy_texts(dir: &Path) -> Result<(String, BTreeMap<String, String>), ConsoleError> {
+    let snapshot = PolicySnapshot::load(dir).map_err(|errors| ConsoleError::Policies {
+        dir: dir.to_owned(),
+        errors,
+    })?;
+    let texts = snapshot
+        .policies
+        .policies()
+        .map(|policy| {
+            let id = policy
+                .annotation("id")
+                .map_or_else(|| policy.id().to_string(), str::to_owned);
+            (id, policy.to_string())
+        })
+        .collect();
+    Ok((snapshot.version().to_owned(), texts))
+}

@@ -1,0 +1,577 @@
+//! The console's pages, rendered on the server with maud (escaped by
+//! construction): the overview and the decisions table here, one
+//! decision and a target's receipt in [`super::detail`]-like functions
+//! below them. No script: links and GET forms carry every state, so a
+//! filtered, sorted page is a link a reviewer can send on.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
+use maud::{html, Markup, DOCTYPE};
+
+use super::http::form_value;
+use super::index::{Entry, TrailIndex, Verdict};
+use super::{chart, detail, Console, Verification};
+use crate::trail::filter::{parse_time, DecisionValue, QueryFilter};
+use crate::trail::record::{DecisionRecord, Sealed};
+
+/// Rows on one page of the decisions table.
+pub const PAGE_ROWS: usize = 50;
+
+/// The console's stylesheet (served as a file: the CSP allows no inline
+/// style).
+pub const STYLESHEET: &str = include_str!("console.css");
+
+/// What a route answers.
+#[derive(Debug)]
+pub enum Page {
+    /// An HTML page.
+    Html(Markup),
+    /// An SVG image.
+    Svg(String),
+    /// A JSON file to save.
+    Download {
+        /// The file name offered.
+        name: String,
+        /// Its content.
+        json: String,
+    },
+    /// Go there (303).
+    Redirect(String),
+    /// An error page.
+    Error(StatusCode, String),
+}
+
+/// Answers a GET of `path` with `query`.
+pub fn route(console: &Console, path: &str, query: &str) -> Page {
+    let Ok(index) = console.index.read() else {
+        return Page::Error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the index is unavailable".into(),
+        );
+    };
+    match path {
+        "/" => Page::Html(overview(console, &index)),
+        "/decisions" => decisions(&index, query),
+        "/chart/hours.svg" => Page::Svg(chart::hours(&index)),
+        "/receipt" => detail::receipt_page(console, &index, query),
+        "/receipt.json" => detail::receipt_download(&index, query),
+        _ => match path.strip_prefix("/decision/") {
+            Some(key) => detail::decision_page(console, &index, key),
+            None => Page::Error(StatusCode::NOT_FOUND, format!("no page at {path}")),
+        },
+    }
+}
+
+/// Answers the pseudonym lookup form.
+pub fn lookup(console: &Console, form: &str) -> Page {
+    let Ok(index) = console.index.read() else {
+        return Page::Error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the index is unavailable".into(),
+        );
+    };
+    detail::lookup(&index, form)
+}
+
+/// The frame around every page.
+pub fn layout(title: &str, current: &str, body: Markup) -> Markup {
+    let nav = [
+        ("/", "Overview"),
+        ("/decisions", "Decisions"),
+        ("/receipt", "Receipts"),
+    ];
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · erasure-gateway audit console" }
+                link rel="stylesheet" href="/static/console.css";
+            }
+            body {
+                header {
+                    span.brand { "erasure-gateway · audit console" }
+                    nav {
+                        @for (href, name) in nav {
+                            a href=(href) class=[(href == current).then_some("current")] { (name) }
+                        }
+                    }
+                    span.readonly { "read-only" }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// The login page.
+pub fn login(problem: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        "",
+        html! {
+            h1 { "Sign in" }
+            p { "The console needs the reviewer token (" code { "[console] token_sha256" } " names its digest) or a client certificate." }
+            @if let Some(problem) = problem { p.bad { (problem) } }
+            form method="post" action="/login" {
+                label { "Reviewer token " input type="password" name="token" autocomplete="off" required; }
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+/// An error page.
+pub fn error(status: StatusCode, message: &str) -> Markup {
+    layout(
+        status.canonical_reason().unwrap_or("Error"),
+        "",
+        html! {
+            h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+            p { (message) }
+            p { a href="/" { "Back to the overview" } }
+        },
+    )
+}
+
+/// A time in milliseconds since the epoch, as the trail writes times.
+pub fn time_text(ms: Option<i64>) -> String {
+    ms.and_then(|ms| u64::try_from(ms).ok())
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+        .map_or_else(
+            || "—".to_owned(),
+            |t| humantime::format_rfc3339_millis(t).to_string(),
+        )
+}
+
+fn ago(at: SystemTime) -> String {
+    let secs = SystemTime::now()
+        .duration_since(at)
+        .map_or(0, |d| d.as_secs());
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
+/// The chain's state, in words, for the overview and each decision.
+pub fn chain_state(console: &Console, index: &TrailIndex) -> Markup {
+    let (verification, verified_records) = console.verification();
+    let indexed = index.counts.kinds.values().sum::<u64>() + index.skipped_lines;
+    let newest_checkpoint = index
+        .checkpoints
+        .last()
+        .and_then(|(_, loc)| index.read_record(*loc).ok());
+    html! {
+        @match &verification {
+            Verification::Running => {
+                section.state.running {
+                    h2 { "Verifying the trail…" }
+                    p { "The chain of " (indexed) " records is being checked. Reload in a moment." }
+                }
+            }
+            Verification::Done { result: Ok(summary), at, took } => {
+                section.state.ok id="chain-state" {
+                    h2 { "Trail verified" }
+                    p {
+                        "Every record's hash, sequence and link to the one before hold: "
+                        strong { (summary.records) " records" } " in " (summary.files) " file(s)"
+                        @if let Some(first) = summary.first_seq.filter(|s| *s != 1) {
+                            ", starting at seq " (first) " (earlier files archived)"
+                        }
+                        "."
+                    }
+                    @if let Some(head) = &summary.head {
+                        p { "Head: seq " strong { (head.seq) } ", hash " code.hash { (head.hash) } }
+                    }
+                    p.small { "Checked " (ago(*at)) " ago in " (format!("{:.1}", took.as_secs_f64())) " s." }
+                    @if indexed > verified_records {
+                        p.warn { (indexed - verified_records) " newer record(s) are not verified yet." }
+                    }
+                }
+            }
+            Verification::Done { result: Err(failure), at, .. } => {
+                section.state.broken id="chain-state" {
+                    h2 { "The trail does NOT verify" }
+                    p { "Nothing in this trail after the first bad record is proven. The first bad record:" }
+                    p.failure {
+                        @if let Some(file) = &failure.file { (file.display()) }
+                        @if let Some(line) = failure.line { " line " (line) }
+                        @if let Some(seq) = failure.seq { " (seq " strong { (seq) } ")" }
+                        ": " (failure.reason)
+                    }
+                    p.small { "Checked " (ago(*at)) " ago." }
+                }
+            }
+        }
+        section.checkpoint {
+            h3 { "Newest signed checkpoint" }
+            @match &newest_checkpoint {
+                Some(cp) => {
+                    p {
+                        "At seq " (cp.get("seq").and_then(|v| v.as_u64()).unwrap_or(0))
+                        ", covering up to seq " (cp.get("head_seq").and_then(|v| v.as_u64()).unwrap_or(0))
+                        ", signed " (cp.get("time").and_then(|v| v.as_str()).unwrap_or(""))
+                        " by key " code { (cp.get("key_id").and_then(|v| v.as_str()).unwrap_or("")) } ". "
+                        @if console.key_pinned() {
+                            "Its signature was checked against the pinned public key."
+                        } @else {
+                            "Signature not checked: start the console with --public-key to pin the key."
+                        }
+                    }
+                }
+                None => p { "The trail holds no signed checkpoint (set " code { "[audit] checkpoint_key_file" } ")." },
+            }
+        }
+    }
+}
+
+fn overview(console: &Console, index: &TrailIndex) -> Markup {
+    let counts = &index.counts;
+    let total: u64 = counts.verdicts.iter().sum();
+    let mut denying: Vec<(&str, u64)> = counts
+        .denying
+        .iter()
+        .map(|(sym, n)| (index.name(*sym), *n))
+        .collect();
+    denying.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    denying.truncate(10);
+    let pending: Vec<&Entry> = index
+        .entries
+        .iter()
+        .filter(|e| e.is_pending(index))
+        .collect();
+    let verdicts = [Verdict::Allow, Verdict::Deny, Verdict::Held];
+    layout(
+        "Overview",
+        "/",
+        html! {
+            h1 { "Overview" }
+            (chain_state(console, index))
+            section {
+                h2 { "Decisions" }
+                table.counts id="counts" {
+                    thead { tr { th { "vendor" } @for v in verdicts { th { (v.as_str()) } } th { "total" } } }
+                    tbody {
+                        @for (vendor, n) in &counts.vendors {
+                            tr {
+                                td { a href=(link(&[("vendor", index.name(*vendor))])) { (index.name(*vendor)) } }
+                                @for v in verdicts {
+                                    td data-decision=(v.as_str()) {
+                                        a href=(link(&[("vendor", index.name(*vendor)), ("decision", v.as_str())])) { (n[v.slot()]) }
+                                    }
+                                }
+                                td { (n.iter().sum::<u64>()) }
+                            }
+                        }
+                    }
+                    tfoot {
+                        tr {
+                            th { "all" }
+                            @for v in verdicts {
+                                td id=(format!("total-{}", v.as_str())) {
+                                    a href=(link(&[("decision", v.as_str())])) { (counts.verdicts[v.slot()]) }
+                                }
+                            }
+                            td id="total" { (total) }
+                        }
+                    }
+                }
+                figure {
+                    img src="/chart/hours.svg" alt="Decisions per hour, allowed, denied and held" width="760" height="260";
+                    figcaption { "Decisions per hour (UTC), the last 48 hours of the trail" }
+                }
+            }
+            section {
+                h2 { "Top denying policies" }
+                @if denying.is_empty() { p { "No call was denied by a policy." } }
+                ol id="denying" {
+                    @for (policy, n) in &denying {
+                        li { a href=(link(&[("policy", policy), ("decision", "deny")])) { code { (policy) } } " — " (n) " denial(s)" }
+                    }
+                }
+            }
+            section {
+                h2 { "Pending completions" }
+                p { (pending.len()) " erasure(s) accepted by a vendor that carries them out later and not yet reported complete." }
+                @if !pending.is_empty() {
+                    ul id="pending" {
+                        @for entry in pending.iter().take(20) {
+                            li { (row_link(index, entry)) " — " (time_text(entry.time_ms)) " — " (index.name(entry.vendor)) }
+                        }
+                    }
+                    p { a href="/decisions?pending=on" { "All pending erasures" } }
+                }
+            }
+        },
+    )
+}
+
+/// `/decisions?` with these filters.
+pub fn link(pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        query.append_pair(key, value);
+    }
+    format!("/decisions?{}", query.finish())
+}
+
+fn row_link(index: &TrailIndex, entry: &Entry) -> Markup {
+    let key = index
+        .read_record(entry.loc)
+        .ok()
+        .and_then(|r| {
+            r.get("decision_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("seq-{}", entry.seq));
+    html! { a href=(format!("/decision/{key}")) { "seq " (entry.seq) } }
+}
+
+/// The decisions table's filter, sort and page, read from a query.
+#[derive(Debug, Default)]
+struct TableQuery {
+    filter: QueryFilter,
+    /// The filter as given, to fill the form and the links.
+    given: Vec<(&'static str, String)>,
+    sort: &'static str,
+    descending: bool,
+    page: usize,
+}
+
+const FILTERS: [&str; 8] = [
+    "since", "until", "decision", "vendor", "caller", "target", "policy", "pending",
+];
+const SORTS: [&str; 5] = ["time", "decision", "vendor", "caller", "status"];
+
+fn table_query(query: &str) -> Result<TableQuery, String> {
+    let mut table = TableQuery {
+        sort: "time",
+        descending: true,
+        page: 1,
+        ..TableQuery::default()
+    };
+    for name in FILTERS {
+        if let Some(value) = form_value(query, name) {
+            table.given.push((name, value));
+        }
+    }
+    for (name, value) in &table.given {
+        let f = &mut table.filter;
+        match *name {
+            "since" => f.since = Some(parse_time(value).map_err(|e| e.to_string())?),
+            "until" => f.until = Some(parse_time(value).map_err(|e| e.to_string())?),
+            "decision" if value == "held" => f.decision = Some(DecisionValue::Held),
+            "decision" => {
+                f.decision = Some(
+                    value
+                        .parse()
+                        .map_err(|e: crate::trail::filter::FilterError| e.to_string())?,
+                )
+            }
+            "vendor" => f.vendor = Some(value.clone()),
+            "caller" => f.caller = Some(value.clone()),
+            "target" => f.target = Some(value.clone()),
+            "policy" => f.policy = Some(value.clone()),
+            _ => f.pending = true,
+        }
+    }
+    if let Some(sort) = form_value(query, "sort") {
+        table.sort = SORTS
+            .into_iter()
+            .find(|s| *s == sort)
+            .ok_or(format!("cannot sort by `{sort}`"))?;
+    }
+    table.descending = form_value(query, "order").as_deref() != Some("asc");
+    table.page = form_value(query, "page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    Ok(table)
+}
+
+impl TableQuery {
+    fn href(&self, sort: &str, descending: bool, page: usize) -> String {
+        let mut pairs: Vec<(&str, &str)> =
+            self.given.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let page = page.to_string();
+        pairs.extend([
+            ("sort", sort),
+            ("order", if descending { "desc" } else { "asc" }),
+            ("page", &page),
+        ]);
+        link(&pairs)
+    }
+
+    fn value(&self, name: &str) -> &str {
+        self.given
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// Orders the chosen entries as the table asks.
+fn order(index: &TrailIndex, chosen: &mut [u32], sort: &str, descending: bool) {
+    let rank = |sym: Option<u32>| sym.map_or(String::new(), |s| index.name(s).to_owned());
+    let entry = |at: &u32| &index.entries[*at as usize];
+    match sort {
+        "decision" => chosen.sort_by_key(|at| (entry(at).verdict, *at)),
+        "status" => chosen.sort_by_key(|at| (entry(at).status, *at)),
+        "vendor" | "caller" => {
+            // Rank the few names once, then sort by number.
+            let mut names: Vec<(String, u32)> = (0..u32::MAX)
+                .map_while(|s| (s < index_symbols(index)).then(|| (rank(Some(s)), s)))
+                .collect();
+            names.sort();
+            let mut ranks = vec![0u32; names.len()];
+            for (place, (_, sym)) in names.iter().enumerate() {
+                ranks[*sym as usize] = place as u32 + 1;
+            }
+            let of = |sym: Option<u32>| sym.map_or(0, |s| ranks[s as usize]);
+            if sort == "vendor" {
+                chosen.sort_by_key(|at| (of(Some(entry(at).vendor)), *at));
+            } else {
+                chosen.sort_by_key(|at| (of(entry(at).caller), *at));
+            }
+        }
+        _ => chosen.sort_by_key(|at| (entry(at).time_ms, *at)),
+    }
+    if descending {
+        chosen.reverse();
+    }
+}
+
+fn index_symbols(index: &TrailIndex) -> u32 {
+    index.symbol_count()
+}
+
+fn decisions(index: &TrailIndex, query: &str) -> Page {
+    let table = match table_query(query) {
+        Ok(table) => table,
+        Err(problem) => return Page::Error(StatusCode::BAD_REQUEST, problem),
+    };
+    let (mut chosen, warnings) = index.select(&table.filter, None);
+    let matched = chosen.len();
+    order(index, &mut chosen, table.sort, table.descending);
+    let pages = matched.div_ceil(PAGE_ROWS).max(1);
+    let page = table.page.min(pages);
+    let rows: Vec<(&Entry, Option<Sealed<DecisionRecord>>)> = chosen
+        .iter()
+        .skip((page - 1) * PAGE_ROWS)
+        .take(PAGE_ROWS)
+        .map(|at| {
+            let entry = &index.entries[*at as usize];
+            let record = index
+                .read_record(entry.loc)
+                .ok()
+                .and_then(|map| Sealed::<DecisionRecord>::from_map(&map).ok());
+            (entry, record)
+        })
+        .collect();
+    let vendors: Vec<&str> = index
+        .counts
+        .vendors
+        .keys()
+        .map(|s| index.name(*s))
+        .collect();
+    let header = |sort: &str, label: &str| {
+        let now = table.sort == sort;
+        let next_descending = if now {
+            !table.descending
+        } else {
+            sort == "time"
+        };
+        let arrow = match (now, table.descending) {
+            (false, _) => "",
+            (true, true) => " ▼",
+            (true, false) => " ▲",
+        };
+        html! { th { a href=(table.href(sort, next_descending, 1)) { (label) (arrow) } } }
+    };
+    Page::Html(layout(
+        "Decisions",
+        "/decisions",
+        html! {
+            h1 { "Decisions" }
+            form.filters method="get" action="/decisions" {
+                label { "since " input name="since" value=(table.value("since")) placeholder="2026-12-01"; }
+                label { "until " input name="until" value=(table.value("until")) placeholder="2026-12-07T12:00:00Z"; }
+                label { "decision "
+                    select name="decision" {
+                        option value="" { "any" }
+                        @for d in ["allow", "deny", "held"] {
+                            option value=(d) selected[table.value("decision") == d] { (d) }
+                        }
+                    }
+                }
+                label { "vendor "
+                    select name="vendor" {
+                        option value="" { "any" }
+                        @for v in &vendors { option value=(v) selected[table.value("vendor") == *v] { (v) } }
+                    }
+                }
+                label { "caller " input name="caller" value=(table.value("caller")); }
+                label { "target " input name="target" value=(table.value("target")) placeholder="id, Type::id or pseudonym"; }
+                label { "policy " input name="policy" value=(table.value("policy")); }
+                label { input type="checkbox" name="pending" checked[!table.value("pending").is_empty()]; " pending only" }
+                button type="submit" { "Filter" }
+                " " a href="/decisions" { "clear" }
+            }
+            p id="matched" { strong { (matched) } " decision(s) match" @if pages > 1 { "; page " (page) " of " (pages) } "." }
+            @for warning in &warnings { p.warn { (warning) } }
+            table.decisions id="decisions" {
+                thead { tr {
+                    (header("time", "time")) (header("decision", "decision")) (header("vendor", "vendor"))
+                    (header("caller", "caller")) th { "targets" } th { "policies" } (header("status", "status"))
+                } }
+                tbody {
+                    @for (entry, record) in &rows {
+                        @let verdict = entry.verdict.as_str();
+                        tr data-seq=(entry.seq) {
+                            td { a href=(decision_href(record.as_ref(), entry.seq)) { (time_text(entry.time_ms)) } }
+                            td { span class=(format!("verdict {verdict}")) { (verdict) } }
+                            td { (index.name(entry.vendor)) }
+                            td { (entry.caller.map_or("—", |c| index.name(c))) }
+                            td.targets { (targets_text(record.as_ref())) }
+                            td { (entry.policies.iter().map(|p| index.name(*p)).collect::<Vec<_>>().join(", ")) }
+                            td { (entry.status.map_or_else(|| "—".to_owned(), |s| s.to_string()))
+                                 @if let Some(state) = entry.completion { " · " (index.name(state)) }
+                                 @else if entry.awaits_completion { " · pending" } }
+                        }
+                    }
+                }
+            }
+            nav.pages {
+                @if page > 1 { a rel="prev" href=(table.href(table.sort, table.descending, page - 1)) { "← newer" } " " }
+                @if page < pages { a rel="next" href=(table.href(table.sort, table.descending, page + 1)) { "older →" } }
+            }
+        },
+    ))
+}
+
+/// A decision page's address.
+pub fn decision_href(record: Option<&Sealed<DecisionRecord>>, seq: u64) -> String {
+    let id = record.map_or("", |r| r.record.decision_id.as_str());
+    format!("/decision/{}", super::index::page_key(id, seq))
+}
+
+fn targets_text(record: Option<&Sealed<DecisionRecord>>) -> String {
+    let Some(record) = record else {
+        return "(record unreadable)".into();
+    };
+    let targets = &record.record.targets;
+    let mut text = String::new();
+    for (i, t) in targets.iter().take(3).enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        let _ = write!(text, "{}::{}", t.entity_type, t.id);
+    }
+    if targets.len() > 3 {
+        let _ = write!(text, " and {} more", targets.len() - 3);
+    }
+    text
+}
