@@ -400,9 +400,9 @@ impl TrailIndex {
                 }
             }
             kind::APPROVAL => {
-                let mut linked: Vec<u32> = self
-                    .by_decision_id
-                    .get(record.decision_id.as_ref())
+                let mut linked: Vec<u32> = Some(record.decision_id.as_ref())
+                    .filter(|id| !id.is_empty())
+                    .and_then(|id| self.by_decision_id.get(id))
                     .copied()
                     .into_iter()
                     .collect();

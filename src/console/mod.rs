@@ -238,3 +238,5 @@ fn policy_texts(dir: &Path) -> Result<(String, BTreeMap<String, String>), Consol
         .collect();
     Ok((snapshot.version().to_owned(), texts))
 }
+#[cfg(test)]
+mod tests;

@@ -160,10 +160,11 @@ impl<'f> ReceiptBuilder<'f> {
             }
             kind::APPROVAL => {
                 if let Ok(approval) = Sealed::<ApprovalRecord>::from_map(&record) {
+                    // An empty decision id (older trails) links nothing.
+                    let decision_id = &approval.record.decision_id;
                     keep = self.approvals.contains(&approval.record.approval_id)
-                        || calls
-                            .iter()
-                            .any(|c| c.decision_id == approval.record.decision_id);
+                        || (!decision_id.is_empty()
+                            && calls.iter().any(|c| c.decision_id == *decision_id));
                 }
             }
             kind::CHECKPOINT if !self.records.is_empty() => {

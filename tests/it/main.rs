@@ -8,6 +8,7 @@ mod support;
 mod architecture;
 mod blast_radius;
 mod cli;
+mod console;
 mod deploy;
 mod erasure;
 mod proxy;

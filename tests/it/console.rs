@@ -1,0 +1,391 @@
+//! The reviewers' console (`audit serve`) as a reviewer uses it: the real
+//! binary on a trail the real gateway wrote (the demo's), driven by headless
+//! Chromium through chromedriver (WebDriver): sign in, the overview's
+//! counts, a filter that narrows the table, a decision's page, a receipt
+//! downloaded, and a tampered trail shown broken. With
+//! `CONSOLE_SCREENSHOTS=DIR` the three main pages are saved there as PNG
+//! (how `docs/console-*.png` were made).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use crate::support::call;
+use crate::support::{gateway_binary, run_gateway};
+use crate::support::temp_dir;
+
+const TOKEN: &str = "reviewer-token-for-the-console-tests";
+
+/// The demo's trail and policies, written once for these tests.
+fn demo() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = temp_dir("console-demo");
+        let ran = run_gateway(&["demo", "--dir"], &[&dir.path().join("demo")]);
+        ran.assert_exit(0);
+        dir
+    })
+    .path()
+}
+
+fn demo_trail() -> PathBuf {
+    demo().join("demo/audit")
+}
+
+/// A running `audit serve`, killed when dropped.
+struct Console {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_console(trail: &Path, dir: &Path) -> Console {
+    let config = dir.join("console.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[console]\ntoken_sha256 = \"{}\"\n",
+            erasure_gateway::digest::sha256_hex(TOKEN)
+        ),
+    )
+    .unwrap();
+    let mut child = gateway_binary()
+        .args(["audit", "serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--policies")
+        .arg(demo().join("demo/policies"))
+        .arg(trail)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("the console names its address first: {first:?}"))
+        .trim_end_matches('/')
+        .to_owned();
+    assert!(!first.contains(TOKEN), "the configured token is never printed");
+    Console { child, base }
+}
+
+/// `audit query --format json` of the demo trail, with extra arguments.
+fn query(args: &[&str]) -> Vec<Value> {
+    let trail = demo_trail();
+    let mut all = vec!["audit", "query", "--format", "json"];
+    all.extend(args);
+    let ran = run_gateway(&all, &[&trail]);
+    ran.assert_exit(0);
+    ran.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// chromedriver on a free loopback port, and a headless Chromium session
+/// that saves downloads in `downloads`.
+struct Browser {
+    client: Client,
+    driver: Child,
+}
+
+impl Browser {
+    async fn start(downloads: &Path) -> Self {
+        let binary = ["chromedriver", "/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|b| std::process::Command::new(b).arg("--version").output().is_ok())
+            .expect(
+                "chromedriver is not installed: these tests drive Debian's Chromium \
+                 (apt-get install chromium chromium-driver; .ci/run installs them)",
+            );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = std::process::Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1280,1100", "--hide-scrollbars"],
+                "prefs": {
+                    "download.default_directory": downloads.to_str().unwrap(),
+                    "download.prompt_for_download": false,
+                },
+            }),
+        );
+        let started = Instant::now();
+        let client = loop {
+            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("chromedriver did not start a Chromium session: {e}"),
+            }
+        };
+        Self { client, driver }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn sign_in(&self, base: &str) {
+        self.client.goto(&format!("{base}/")).await.unwrap();
+        assert!(self.client.current_url().await.unwrap().path() == "/login");
+        let field = self.client.find(Locator::Css("input[name=token]")).await.unwrap();
+        field.send_keys(TOKEN).await.unwrap();
+        self.client
+            .find(Locator::Css("button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(self.client.current_url().await.unwrap().path(), "/");
+    }
+
+    /// Reloads `url` until `css` is on it (verification runs in the
+    /// background), within 20 s.
+    async fn wait_for(&self, url: &str, css: &str) {
+        let started = Instant::now();
+        loop {
+            self.client.goto(url).await.unwrap();
+            if self.client.find(Locator::Css(css)).await.is_ok() {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "{css} never showed on {url}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        if let Some(dir) = std::env::var_os("CONSOLE_SCREENSHOTS") {
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(Path::new(&dir).join(format!("console-{name}.png")), png).unwrap();
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn count(rows: &[Value], field: &str, value: &str) -> usize {
+    rows.iter().filter(|r| r[field] == value).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_reads_the_overview_filters_decisions_and_downloads_a_receipt() {
+    let dir = temp_dir("console");
+    let console = start_console(&demo_trail(), dir.path());
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir(&downloads).unwrap();
+    let browser = Browser::start(&downloads).await;
+    browser.sign_in(&console.base).await;
+
+    // The overview: counts as `audit query` has them, the chain verified.
+    let rows = query(&[]);
+    browser.wait_for(&format!("{}/", console.base), "#chain-state.ok").await;
+    for decision in ["allow", "deny", "held"] {
+        assert_eq!(
+            browser.text(&format!("#total-{decision}")).await,
+            count(&rows, "decision", decision).to_string(),
+            "{decision}"
+        );
+    }
+    assert_eq!(browser.text("#total").await, rows.len().to_string());
+    assert!(browser.text("#chain-state").await.contains("Trail verified"));
+    assert!(browser.text("#denying").await.contains("kore-never-erase-account-owners"));
+    browser.screenshot("overview").await;
+
+    // A filter narrows the table, and the narrowed table is a link.
+    browser.client.goto(&format!("{}/decisions", console.base)).await.unwrap();
+    let all_rows = browser.client.find_all(Locator::Css("#decisions tbody tr")).await.unwrap();
+    assert_eq!(all_rows.len(), rows.len());
+    browser
+        .client
+        .find(Locator::Css("select[name=vendor]"))
+        .await
+        .unwrap()
+        .select_by_value("kore")
+        .await
+        .unwrap();
+    browser.client.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
+    let url = browser.client.current_url().await.unwrap();
+    assert!(url.query().unwrap_or("").contains("vendor=kore"), "{url}");
+    let kore = query(&["--vendor", "kore"]);
+    let shown = browser.client.find_all(Locator::Css("#decisions tbody tr")).await.unwrap();
+    assert!(!kore.is_empty() && kore.len() < rows.len());
+    assert_eq!(shown.len(), kore.len());
+    for row in &shown {
+        assert_eq!(row.find(Locator::Css("td:nth-child(3)")).await.unwrap().text().await.unwrap(), "kore");
+    }
+    assert!(browser.text("#matched").await.starts_with(&kore.len().to_string()));
+    browser.screenshot("decisions").await;
+
+    // One decision: its fields, why (the policy's text), its chain place.
+    let denied = &query(&["--policy", "kore-never-erase-account-owners"])[0];
+    let id = denied["decision_id"].as_str().unwrap();
+    browser.client.goto(&format!("{}/decision/{id}", console.base)).await.unwrap();
+    assert!(browser.text("#fields").await.contains(id));
+    let why = browser.text("pre.policy").await;
+    assert!(why.contains("forbid") && why.contains("account_owner"), "{why}");
+    assert!(browser.text("#proof").await.starts_with("verified"));
+    browser.screenshot("decision").await;
+
+    // A receipt: erased, by whom, under which policy; downloaded whole.
+    let erased = rows
+        .iter()
+        .find(|r| r["vendor"] == "seam" && r["decision"] == "allow" && r["status"] == 200)
+        .expect("the demo erases on Seam");
+    let target = erased["targets"][0].as_str().unwrap().rsplit("::").next().unwrap().to_owned();
+    browser
+        .client
+        .goto(&format!("{}/receipt?target={target}", console.base))
+        .await
+        .unwrap();
+    let receipt_text = browser.text("#receipt").await;
+    assert!(receipt_text.contains("Erased"), "{receipt_text}");
+    assert!(receipt_text.contains(erased["caller"].as_str().unwrap()));
+    browser.screenshot("receipt").await;
+    browser.client.find(Locator::Css("a.download")).await.unwrap().click().await.unwrap();
+    let expected = run_gateway(&["audit", "receipt", "--format", "json", "--target", &target], &[&demo_trail()]);
+    expected.assert_exit(0);
+    let expected: Value = serde_json::from_str(&expected.stdout).unwrap();
+    let started = Instant::now();
+    let downloaded = loop {
+        let file = std::fs::read_dir(&downloads)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"));
+        if let Some(file) = file {
+            if let Ok(json) = serde_json::from_slice::<Value>(&std::fs::read(&file).unwrap()) {
+                break json;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no receipt downloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(downloaded, expected);
+    assert_eq!(downloaded["state"], "erased");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_trail_shows_as_broken_naming_the_first_bad_record() {
+    let dir = temp_dir("console-tampered");
+    let trail = dir.path().join("trail");
+    std::fs::create_dir(&trail).unwrap();
+    for entry in std::fs::read_dir(demo_trail()).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // A denial rewritten as an allow, its hash left as it was.
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let at = lines.iter().position(|l| l.contains("\"decision\":\"deny\"")).unwrap();
+        lines[at] = lines[at].replace("\"decision\":\"deny\"", "\"decision\":\"allow\"");
+        std::fs::write(trail.join(path.file_name().unwrap()), lines.join("\n") + "\n").unwrap();
+        let console = start_console(&trail, dir.path());
+        let browser = Browser::start(dir.path()).await;
+        browser.sign_in(&console.base).await;
+        browser.wait_for(&format!("{}/", console.base), "#chain-state.broken").await;
+        let state = browser.text("#chain-state").await;
+        assert!(state.contains("does NOT verify"), "{state}");
+        assert!(state.contains(&format!("line {}", at + 1)), "{state}");
+        assert!(state.contains(&format!("seq {}", at + 1)), "{state}");
+        browser.close().await;
+        return;
+    }
+    panic!("the demo wrote no trail file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_only_reads_and_only_for_a_reviewer() {
+    let dir = temp_dir("console-access");
+    let console = start_console(&demo_trail(), dir.path());
+    let base = &console.base;
+    let (parts, _) = call("GET", &format!("{base}/"), &[], "").await;
+    assert_eq!(parts.status, 303);
+    assert_eq!(parts.headers["location"], "/login");
+    let (parts, _) = call("GET", &format!("{base}/receipt.json?target=u-1"), &[], "").await;
+    assert_eq!(parts.status, 401);
+    let (parts, _) = call("GET", &format!("{base}/"), &[("authorization", "Bearer not-the-token")], "").await;
+    assert_eq!(parts.status, 303);
+    let (parts, _) = call("POST", &format!("{base}/login"), &[("content-type", "application/x-www-form-urlencoded")], "token=wrong").await;
+    assert_eq!(parts.status, 401);
+    let reviewer = format!("Bearer {TOKEN}");
+    let (parts, _) = call("GET", &format!("{base}/decisions"), &[("authorization", &reviewer)], "").await;
+    assert_eq!(parts.status, 200);
+    let csp = parts.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("script-src"), "no script is allowed: {csp}");
+    assert_eq!(parts.headers["cache-control"], "no-store");
+    assert_eq!(parts.headers["x-frame-options"], "DENY");
+    for method in ["POST", "PUT", "DELETE"] {
+        let (parts, _) = call(method, &format!("{base}/decisions"), &[("authorization", &reviewer)], "").await;
+        assert_eq!(parts.status, 405, "{method}");
+    }
+    let (parts, _) = call(
+        "POST",
+        &format!("{base}/login"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        format!("token={TOKEN}"),
+    )
+    .await;
+    assert_eq!(parts.status, 303);
+    let cookie = parts.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(demo_trail())
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    for path in ["/", "/decisions?decision=deny&sort=vendor&order=asc", "/receipt?target=u-1", "/chart/hours.svg"] {
+        let (parts, _) = call("GET", &format!("{base}{path}"), &[("cookie", &cookie)], "").await;
+        assert_eq!(parts.status, 200, "{path}");
+    }
+    for (path, bytes) in before {
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "the console changed {}", path.display());
+    }
+}
