@@ -25,7 +25,7 @@ WORKDIR /src
 #    and an explicitly declared target whose file is missing is a hard error
 #    ("can't find `trail_commit` bench"), even for a plain `cargo build`. So
 #    the placeholder tree has a stub for each declared target: src/main.rs
-#    ([[bin]]), src/lib.rs and benches/{trail_commit,decide,seam_parse}.rs
+#    ([[bin]]), src/lib.rs and benches/{trail_commit,decide,seam_parse,console}.rs
 #    ([[bench]]). examples/ and tests/ are only auto-discovered; absent,
 #    they are simply empty.
 #    tests/it/deploy.rs fails if Cargo.toml declares a target not stubbed here.
@@ -36,6 +36,7 @@ RUN mkdir -p src benches \
     && echo 'fn main() {}' > benches/trail_commit.rs \
     && echo 'fn main() {}' > benches/decide.rs \
     && echo 'fn main() {}' > benches/seam_parse.rs \
+    && echo 'fn main() {}' > benches/console.rs \
     && cargo fetch --locked
 RUN cargo build --locked --offline --release
 

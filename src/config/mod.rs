@@ -438,6 +438,41 @@ mod tests {
     }
 
     #[test]
+    fn the_console_section_is_checked_by_key() {
+        let default = parse("").unwrap().console;
+        assert_eq!(default.listen, "127.0.0.1:9191".parse().unwrap());
+        assert!(default.token_sha256.is_none());
+        for (text, expected) in [
+            (
+                "[console]\ntoken_sha256 = \"reviewer\"\n",
+                "`console.token_sha256`: must be 64 hex digits (the SHA-256 of the token, not the token)",
+            ),
+            (
+                "[console]\ntls_cert = \"c.pem\"\n",
+                "`console.tls_cert`: tls_cert and tls_key must be set together",
+            ),
+            (
+                "[console]\nclient_ca = \"ca.pem\"\n",
+                "`console.client_ca`: client certificates need TLS: set tls_cert and tls_key",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert_eq!(err, format!("gw.toml: {expected}"), "{text}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("reviewer-token.sha256");
+        std::fs::write(&file, format!("{}\n", "CD".repeat(32))).unwrap();
+        let text = format!("[console]\ntoken_sha256_file = \"{}\"\n", file.display());
+        assert_eq!(
+            parse(&text).unwrap().console.token_sha256,
+            Some("cd".repeat(32))
+        );
+        let both = format!("{text}token_sha256 = \"{}\"\n", "ab".repeat(32));
+        let err = parse(&both).unwrap_err().to_string();
+        assert!(err.contains("console.token_sha256_file"), "{err}");
+    }
+
+    #[test]
     fn track_completion_needs_a_status_api_and_the_vendor_credential() {
         let upstream = |profile: &str, extra: &str| {
             format!("[[upstream]]\nname = \"{profile}\"\nurl = \"https://v.example\"\npath_prefix = \"/{profile}\"\n{extra}")

@@ -153,10 +153,11 @@ pub struct TrailIndex {
     pub skipped_lines: u64,
     names: Vec<String>,
     symbols: HashMap<String, Sym>,
-    /// Hash of a recorded target id → decisions naming it.
-    targets: HashMap<u64, Vec<u32>>,
-    /// A decision's page key → its entry.
-    keys: HashMap<String, u32>,
+    /// Hash of a recorded target id → the first decision naming it (most
+    /// ids are named once: no list for them)…
+    targets: HashMap<u64, u32>,
+    /// …and the later ones, for ids named again.
+    targets_again: HashMap<u64, Vec<u32>>,
     awaiting_outcome: HashMap<JoinKey, u32>,
     awaiting_completion: HashMap<String, u32>,
     by_decision_id: HashMap<String, u32>,
@@ -448,9 +449,18 @@ impl TrailIndex {
                     denying.push(sym);
                 }
             }
-            let ids = self.targets.entry(id_hash(&target.id)).or_default();
-            if ids.last() != Some(&at) {
-                ids.push(at);
+            let hash = id_hash(&target.id);
+            match self.targets.get(&hash) {
+                None => {
+                    self.targets.insert(hash, at);
+                }
+                Some(first) if *first == at => {}
+                Some(_) => {
+                    let again = self.targets_again.entry(hash).or_default();
+                    if again.last() != Some(&at) {
+                        again.push(at);
+                    }
+                }
             }
         }
         let counts = &mut self.counts;
@@ -477,8 +487,6 @@ impl TrailIndex {
                 .or_default()
                 .push(at);
         }
-        self.keys
-            .insert(page_key(&record.decision_id, record.seq), at);
         self.entries.push(Entry {
             seq: record.seq,
             time_ms,
@@ -496,7 +504,15 @@ impl TrailIndex {
 
     /// The entry a decision page names.
     pub fn by_key(&self, key: &str) -> Option<u32> {
-        self.keys.get(key).copied()
+        if let Some(at) = self.by_decision_id.get(key) {
+            return Some(*at);
+        }
+        // Decisions written before decision ids: `seq-N`.
+        let seq: u64 = key.strip_prefix("seq-")?.parse().ok()?;
+        self.entries
+            .iter()
+            .position(|e| e.seq == seq)
+            .map(|at| at as u32)
     }
 
     /// Reads a record's line.
@@ -564,8 +580,11 @@ impl TrailIndex {
                 let mut picked: Vec<u32> = matcher
                     .target_ids()
                     .iter()
-                    .filter_map(|id| self.targets.get(&id_hash(id)))
-                    .flatten()
+                    .flat_map(|id| {
+                        let hash = id_hash(id);
+                        let again = self.targets_again.get(&hash).into_iter().flatten();
+                        self.targets.get(&hash).into_iter().chain(again)
+                    })
                     .copied()
                     .collect();
                 picked.sort_unstable();

@@ -13,7 +13,7 @@ mod chart;
 mod detail;
 pub mod http;
 pub mod index;
-mod pages;
+pub mod pages;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! The console's pages, rendered on the server with maud (escaped by
-//! construction): the overview and the decisions table here, one
-//! decision and a target's receipt in [`super::detail`]-like functions
-//! below them. No script: links and GET forms carry every state, so a
-//! filtered, sorted page is a link a reviewer can send on.
+//! construction): the frame, the overview and the decisions table here;
+//! one decision and a target's receipt in `detail`. No script: links and
+//! GET forms carry every state, so a filtered, sorted page is a link a
+//! reviewer can send on.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -413,39 +413,49 @@ impl TableQuery {
     }
 }
 
-/// Orders the chosen entries as the table asks.
-fn order(index: &TrailIndex, chosen: &mut [u32], sort: &str, descending: bool) {
-    let rank = |sym: Option<u32>| sym.map_or(String::new(), |s| index.name(s).to_owned());
+/// Puts the first `want` entries of the table's order at the front of
+/// `chosen`, in order (ties in trail order, reversed when descending). Only
+/// they are sorted: the rest is partitioned behind them, so a page costs
+/// O(n), not a sort of the whole trail.
+fn order(index: &TrailIndex, chosen: &mut [u32], sort: &str, descending: bool, want: usize) {
     let entry = |at: &u32| &index.entries[*at as usize];
-    match sort {
-        "decision" => chosen.sort_by_key(|at| (entry(at).verdict, *at)),
-        "status" => chosen.sort_by_key(|at| (entry(at).status, *at)),
-        "vendor" | "caller" => {
-            // Rank the few names once, then sort by number.
-            let mut names: Vec<(String, u32)> = (0..u32::MAX)
-                .map_while(|s| (s < index_symbols(index)).then(|| (rank(Some(s)), s)))
-                .collect();
-            names.sort();
-            let mut ranks = vec![0u32; names.len()];
-            for (place, (_, sym)) in names.iter().enumerate() {
-                ranks[*sym as usize] = place as u32 + 1;
-            }
-            let of = |sym: Option<u32>| sym.map_or(0, |s| ranks[s as usize]);
-            if sort == "vendor" {
-                chosen.sort_by_key(|at| (of(Some(entry(at).vendor)), *at));
-            } else {
-                chosen.sort_by_key(|at| (of(entry(at).caller), *at));
-            }
+    // Vendors and callers by name: rank the few names once.
+    let mut names: Vec<(&str, u32)> = (0..index.symbol_count())
+        .map(|sym| (index.name(sym), sym))
+        .collect();
+    names.sort_unstable();
+    let mut ranks = vec![0u32; names.len()];
+    for (place, (_, sym)) in names.iter().enumerate() {
+        ranks[*sym as usize] = place as u32 + 1;
+    }
+    let rank = |sym: Option<u32>| sym.map_or(0, |s| i64::from(ranks[s as usize]));
+    let key = |at: &u32| -> (i64, u32) {
+        let e = entry(at);
+        let primary = match sort {
+            "decision" => e.verdict.slot() as i64,
+            "status" => e.status.map_or(-1, i64::from),
+            "vendor" => rank(Some(e.vendor)),
+            "caller" => rank(e.caller),
+            _ => e.time_ms.unwrap_or(i64::MIN),
+        };
+        (primary, *at)
+    };
+    let compare = |a: &u32, b: &u32| {
+        let order = key(a).cmp(&key(b));
+        if descending {
+            order.reverse()
+        } else {
+            order
         }
-        _ => chosen.sort_by_key(|at| (entry(at).time_ms, *at)),
+    };
+    let want = want.min(chosen.len());
+    if want == 0 {
+        return;
     }
-    if descending {
-        chosen.reverse();
+    if want < chosen.len() {
+        chosen.select_nth_unstable_by(want - 1, compare);
     }
-}
-
-fn index_symbols(index: &TrailIndex) -> u32 {
-    index.symbol_count()
+    chosen[..want].sort_unstable_by(compare);
 }
 
 fn decisions(index: &TrailIndex, query: &str) -> Page {
@@ -455,9 +465,15 @@ fn decisions(index: &TrailIndex, query: &str) -> Page {
     };
     let (mut chosen, warnings) = index.select(&table.filter, None);
     let matched = chosen.len();
-    order(index, &mut chosen, table.sort, table.descending);
     let pages = matched.div_ceil(PAGE_ROWS).max(1);
     let page = table.page.min(pages);
+    order(
+        index,
+        &mut chosen,
+        table.sort,
+        table.descending,
+        page * PAGE_ROWS,
+    );
     let rows: Vec<(&Entry, Option<Sealed<DecisionRecord>>)> = chosen
         .iter()
         .skip((page - 1) * PAGE_ROWS)

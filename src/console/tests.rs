@@ -52,7 +52,11 @@ fn records(n: usize, key: &PseudonymKey) -> Vec<Map<String, Value>> {
             })
             .chain([json!({"type": format!("{}::User", vendor), "id": format!("solo-{i}"), "decision": "allow", "policies": ["officers-may-erase"], "errors": []})])
             .collect();
-        let decision_id = if i % 11 == 5 { String::new() } else { format!("d-{i}") };
+        let decision_id = if i % 11 == 5 {
+            String::new()
+        } else {
+            format!("d-{i}")
+        };
         let mut decision = json!({
             "kind": "decision", "time": format!("2026-12-0{}T{:02}:00:00.000Z", 1 + i % 5, i % 24),
             "replica": "a", "decision_id": decision_id, "request_id": format!("r-{}", i % 40), "vendor": vendor, "upstream": vendor,
@@ -80,7 +84,11 @@ fn records(n: usize, key: &PseudonymKey) -> Vec<Map<String, Value>> {
             }
             out.push(object(outcome));
             if awaits && i % 3 == 1 {
-                let state = if i % 2 == 0 { "completed" } else { "in_progress" };
+                let state = if i % 2 == 0 {
+                    "completed"
+                } else {
+                    "in_progress"
+                };
                 out.push(object(json!({"kind": "completion", "time": "2026-12-05T01:00:00.000Z", "replica": "a",
                     "decision_id": "", "vendor_request_id": format!("vr-{i}"), "vendor": vendor, "upstream": vendor,
                     "source": "poll", "request_id": "poll-1", "state": state,
@@ -94,8 +102,10 @@ fn records(n: usize, key: &PseudonymKey) -> Vec<Map<String, Value>> {
                 "vendor": vendor, "action": "X", "call_sha256": "00", "expires": 0})));
         }
         if i % 13 == 12 {
-            out.push(object(json!({"kind": "checkpoint", "time": "2026-12-05T03:00:00.000Z", "replica": "a",
-                "head_seq": out.len(), "head_hash": "x", "key_id": "k", "signature": "s"})));
+            out.push(object(
+                json!({"kind": "checkpoint", "time": "2026-12-05T03:00:00.000Z", "replica": "a",
+                "head_seq": out.len(), "head_hash": "x", "key_id": "k", "signature": "s"}),
+            ));
         }
     }
     out
@@ -118,7 +128,11 @@ fn write(dir: &Path, records: Vec<Map<String, Value>>, split: usize) -> PathBuf 
         files[usize::from(i >= split)].extend_from_slice(&line);
     }
     for (n, text) in files.iter().enumerate() {
-        std::fs::write(trail.join(format!("decisions-a-2026120{}T000000Z.jsonl", n + 1)), text).unwrap();
+        std::fs::write(
+            trail.join(format!("decisions-a-2026120{}T000000Z.jsonl", n + 1)),
+            text,
+        )
+        .unwrap();
     }
     trail
 }
@@ -133,21 +147,53 @@ fn filters() -> Vec<QueryFilter> {
     let mut all = vec![QueryFilter::default()];
     let some = |text: &str| Some(text.to_owned());
     for vendor in VENDORS {
-        all.push(QueryFilter { vendor: some(vendor), ..Default::default() });
+        all.push(QueryFilter {
+            vendor: some(vendor),
+            ..Default::default()
+        });
     }
     for caller in ["privacy-ops", "support", "nobody"] {
-        all.push(QueryFilter { caller: some(caller), ..Default::default() });
+        all.push(QueryFilter {
+            caller: some(caller),
+            ..Default::default()
+        });
     }
-    for decision in [DecisionValue::Allow, DecisionValue::Deny, DecisionValue::Held] {
-        all.push(QueryFilter { decision: Some(decision), ..Default::default() });
+    for decision in [
+        DecisionValue::Allow,
+        DecisionValue::Deny,
+        DecisionValue::Held,
+    ] {
+        all.push(QueryFilter {
+            decision: Some(decision),
+            ..Default::default()
+        });
     }
-    for target in ["owner@example.com", "OWNER@EXAMPLE.COM", "u-1", "Space::s-1", "s-1", "kore::User::u-2", "seam::User::u-2", "nobody"] {
-        all.push(QueryFilter { target: some(target), ..Default::default() });
+    for target in [
+        "owner@example.com",
+        "OWNER@EXAMPLE.COM",
+        "u-1",
+        "Space::s-1",
+        "s-1",
+        "kore::User::u-2",
+        "seam::User::u-2",
+        "nobody",
+    ] {
+        all.push(QueryFilter {
+            target: some(target),
+            ..Default::default()
+        });
     }
     for policy in ["never-0", "never-1", "officers-may-erase"] {
-        all.push(QueryFilter { policy: some(policy), decision: Some(DecisionValue::Deny), ..Default::default() });
+        all.push(QueryFilter {
+            policy: some(policy),
+            decision: Some(DecisionValue::Deny),
+            ..Default::default()
+        });
     }
-    all.push(QueryFilter { pending: true, ..Default::default() });
+    all.push(QueryFilter {
+        pending: true,
+        ..Default::default()
+    });
     all.push(QueryFilter {
         since: Some(parse_time("2026-12-02T05:00:00Z").unwrap()),
         until: Some(parse_time("2026-12-04").unwrap()),
@@ -170,8 +216,16 @@ fn console_rows(index: &TrailIndex, filter: &QueryFilter, key: Option<&Pseudonym
             let entry = &index.entries[*at as usize];
             let record = index.read_record(entry.loc).unwrap();
             let id = record["decision_id"].as_str().unwrap();
-            let id = if id.is_empty() { record["request_id"].as_str().unwrap() } else { id };
-            (id.to_owned(), entry.status, entry.completion.map(|s| index.name(s).to_owned()))
+            let id = if id.is_empty() {
+                record["request_id"].as_str().unwrap()
+            } else {
+                id
+            };
+            (
+                id.to_owned(),
+                entry.status,
+                entry.completion.map(|s| index.name(s).to_owned()),
+            )
         })
         .collect()
 }
@@ -189,7 +243,13 @@ fn every_filter_selects_what_audit_query_lists() {
                 .unwrap()
                 .rows
                 .into_iter()
-                .map(|r| (r.decision_id.unwrap_or(r.request_id), r.status, r.completion))
+                .map(|r| {
+                    (
+                        r.decision_id.unwrap_or(r.request_id),
+                        r.status,
+                        r.completion,
+                    )
+                })
                 .collect();
             let console = console_rows(&index, &filter, key);
             assert_eq!(console, query, "{filter:?} key {}", key.is_some());
@@ -198,7 +258,9 @@ fn every_filter_selects_what_audit_query_lists() {
     // The data exercises what it claims to.
     let everything = console_rows(&index, &QueryFilter::default(), None);
     assert_eq!(everything.len(), 240);
-    assert!(everything.iter().any(|r| r.2.as_deref() == Some("completed")));
+    assert!(everything
+        .iter()
+        .any(|r| r.2.as_deref() == Some("completed")));
     assert!(everything.iter().any(|r| r.1 == Some(502)));
     assert!(index.counts.pseudonymized > 0);
     assert_eq!(index.counts.verdicts, [120, 60, 60]);
@@ -213,21 +275,43 @@ fn a_receipt_from_the_index_is_the_audit_receipt() {
     let index = TrailIndex::open(&paths).unwrap();
     let mut states = Vec::new();
     let solos: Vec<String> = (0..40).map(|i| format!("solo-{i}")).collect();
-    let targets = IDS.iter().copied().chain(["owner@EXAMPLE.com", "kore::User::u-1", "nobody"]);
+    let targets = IDS
+        .iter()
+        .copied()
+        .chain(["owner@EXAMPLE.com", "kore::User::u-1", "nobody"]);
     for target in targets.chain(solos.iter().map(String::as_str)) {
         for key in [None, Some(&key)] {
             let expected = receipt(&paths, target, key).unwrap();
             let got = receipt_of(&index, target, key);
             let seqs = |r: &crate::trail::receipt::Receipt| -> Vec<u64> {
-                r.records.iter().chain(&r.checkpoint).map(|m| m["seq"].as_u64().unwrap()).collect()
+                r.records
+                    .iter()
+                    .chain(&r.checkpoint)
+                    .map(|m| m["seq"].as_u64().unwrap())
+                    .collect()
             };
-            assert_eq!(seqs(&got), seqs(&expected), "{target} key {}", key.is_some());
+            assert_eq!(
+                seqs(&got),
+                seqs(&expected),
+                "{target} key {}",
+                key.is_some()
+            );
             assert_eq!(got, expected, "{target}");
             states.push(expected.state);
         }
     }
-    for state in ["erased", "pending", "refused", "held", "not_found", "failed"] {
-        assert!(states.iter().any(|s| s == state), "no {state} receipt among {states:?}");
+    for state in [
+        "erased",
+        "pending",
+        "refused",
+        "held",
+        "not_found",
+        "failed",
+    ] {
+        assert!(
+            states.iter().any(|s| s == state),
+            "no {state} receipt among {states:?}"
+        );
     }
 }
 
@@ -247,7 +331,10 @@ fn the_index_follows_appended_records_and_rotation() {
     let mut index = TrailIndex::open(&paths).unwrap();
     let early = index.entries.len();
     assert!(early > 0 && early < 60);
-    assert_eq!(index.skipped_lines, 0, "a torn last line is waited for, not skipped");
+    assert_eq!(
+        index.skipped_lines, 0,
+        "a torn last line is waited for, not skipped"
+    );
     std::fs::write(&first, &text).unwrap();
     assert!(index.refresh().unwrap() > 0);
     assert_eq!(index.entries.len(), 60);
@@ -268,22 +355,113 @@ fn a_tampered_trail_is_reported_broken_at_its_first_bad_record() {
     let dir = tempfile::tempdir().unwrap();
     let key = key(dir.path());
     let trail = write(dir.path(), records(40, &key), 1_000);
-    let console = Console::open(ConsoleSettings { paths: vec![trail.clone()], ..Default::default() }).unwrap();
+    let console = Console::open(ConsoleSettings {
+        paths: vec![trail.clone()],
+        ..Default::default()
+    })
+    .unwrap();
     console.verify_now();
-    let Verification::Done { result: Ok(summary), .. } = console.verification().0 else {
+    let Verification::Done {
+        result: Ok(summary),
+        ..
+    } = console.verification().0
+    else {
         panic!("an intact trail verifies")
     };
     assert!(summary.records > 40);
     let file = trail.join("decisions-a-20261201T000000Z.jsonl");
     let text = std::fs::read_to_string(&file).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let at = lines.iter().position(|l| l.contains("\"decision\":\"deny\"")).unwrap();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("\"decision\":\"deny\""))
+        .unwrap();
     lines[at] = lines[at].replace("\"decision\":\"deny\"", "\"decision\":\"allow\"");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     console.verify_now();
-    let Verification::Done { result: Err(failure), .. } = console.verification().0 else {
+    let Verification::Done {
+        result: Err(failure),
+        ..
+    } = console.verification().0
+    else {
         panic!("a tampered trail does not verify")
     };
     let bad = at as u64 + 1;
-    assert_eq!((failure.line, failure.seq), (Some(bad), Some(bad)), "{failure}");
+    assert_eq!(
+        (failure.line, failure.seq),
+        (Some(bad), Some(bad)),
+        "{failure}"
+    );
+}
+
+/// The `data-seq` of each row of a decisions page, in order.
+fn page_seqs(console: &Console, query: &str) -> Vec<u64> {
+    let super::pages::Page::Html(markup) = super::pages::route(console, "/decisions", query) else {
+        panic!("{query}: not a page")
+    };
+    markup
+        .into_string()
+        .split("data-seq=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_sort_pages_through_the_whole_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key(dir.path());
+    let trail = write(dir.path(), records(130, &key), 1_000);
+    let console = Console::open(ConsoleSettings {
+        paths: vec![trail.clone()],
+        ..Default::default()
+    })
+    .unwrap();
+    // The decisions as `audit query` reads them, with their seq.
+    let rows = query_files(&[trail], &QueryFilter::default(), None)
+        .unwrap()
+        .rows;
+    let index = console.index.read().unwrap();
+    let seqs: Vec<u64> = index.entries.iter().map(|e| e.seq).collect();
+    drop(index);
+    assert_eq!(rows.len(), seqs.len());
+    for sort in ["time", "decision", "vendor", "caller", "status"] {
+        for descending in [false, true] {
+            // Stable sort by the column; ties in trail order (reversed when
+            // descending).
+            let mut expected: Vec<(String, u64)> = rows
+                .iter()
+                .zip(&seqs)
+                .map(|(row, seq)| {
+                    let column = match sort {
+                        "decision" => ["allow", "deny", "held"]
+                            .iter()
+                            .position(|d| *d == row.decision)
+                            .unwrap()
+                            .to_string(),
+                        "vendor" => row.vendor.clone(),
+                        "caller" if row.caller == "-" => String::new(),
+                        "caller" => format!("~{}", row.caller),
+                        "status" => format!("{:05}", row.status.map_or(0, |s| s + 1)),
+                        _ => row.time.clone(),
+                    };
+                    (column, *seq)
+                })
+                .collect();
+            expected.sort();
+            if descending {
+                expected.reverse();
+            }
+            let order = if descending { "desc" } else { "asc" };
+            let mut shown = Vec::new();
+            for page in 1..=3 {
+                shown.extend(page_seqs(
+                    &console,
+                    &format!("sort={sort}&order={order}&page={page}"),
+                ));
+            }
+            let expected: Vec<u64> = expected.into_iter().map(|(_, seq)| seq).collect();
+            assert_eq!(shown, expected, "{sort} {order}");
+        }
+    }
 }

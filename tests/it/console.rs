@@ -16,8 +16,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 use crate::support::call;
-use crate::support::{gateway_binary, run_gateway};
 use crate::support::temp_dir;
+use crate::support::{gateway_binary, run_gateway};
 
 const TOKEN: &str = "reviewer-token-for-the-console-tests";
 
@@ -80,7 +80,10 @@ fn start_console(trail: &Path, dir: &Path) -> Console {
         .unwrap_or_else(|| panic!("the console names its address first: {first:?}"))
         .trim_end_matches('/')
         .to_owned();
-    assert!(!first.contains(TOKEN), "the configured token is never printed");
+    assert!(
+        !first.contains(TOKEN),
+        "the configured token is never printed"
+    );
     Console { child, base }
 }
 
@@ -106,13 +109,22 @@ struct Browser {
 
 impl Browser {
     async fn start(downloads: &Path) -> Self {
-        let binary = ["chromedriver", "/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-            .into_iter()
-            .find(|b| std::process::Command::new(b).arg("--version").output().is_ok())
-            .expect(
-                "chromedriver is not installed: these tests drive Debian's Chromium \
+        let binary = [
+            "chromedriver",
+            "/usr/bin/chromedriver",
+            "/usr/lib/chromium/chromedriver",
+        ]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok()
+        })
+        .expect(
+            "chromedriver is not installed: these tests drive Debian's Chromium \
                  (apt-get install chromium chromium-driver; .ci/run installs them)",
-            );
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -167,7 +179,11 @@ impl Browser {
     async fn sign_in(&self, base: &str) {
         self.client.goto(&format!("{base}/")).await.unwrap();
         assert!(self.client.current_url().await.unwrap().path() == "/login");
-        let field = self.client.find(Locator::Css("input[name=token]")).await.unwrap();
+        let field = self
+            .client
+            .find(Locator::Css("input[name=token]"))
+            .await
+            .unwrap();
         field.send_keys(TOKEN).await.unwrap();
         self.client
             .find(Locator::Css("button[type=submit]"))
@@ -188,7 +204,10 @@ impl Browser {
             if self.client.find(Locator::Css(css)).await.is_ok() {
                 return;
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "{css} never showed on {url}");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{css} never showed on {url}"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -222,7 +241,9 @@ async fn a_reviewer_reads_the_overview_filters_decisions_and_downloads_a_receipt
 
     // The overview: counts as `audit query` has them, the chain verified.
     let rows = query(&[]);
-    browser.wait_for(&format!("{}/", console.base), "#chain-state.ok").await;
+    browser
+        .wait_for(&format!("{}/", console.base), "#chain-state.ok")
+        .await;
     for decision in ["allow", "deny", "held"] {
         assert_eq!(
             browser.text(&format!("#total-{decision}")).await,
@@ -231,13 +252,27 @@ async fn a_reviewer_reads_the_overview_filters_decisions_and_downloads_a_receipt
         );
     }
     assert_eq!(browser.text("#total").await, rows.len().to_string());
-    assert!(browser.text("#chain-state").await.contains("Trail verified"));
-    assert!(browser.text("#denying").await.contains("kore-never-erase-account-owners"));
+    assert!(browser
+        .text("#chain-state")
+        .await
+        .contains("Trail verified"));
+    assert!(browser
+        .text("#denying")
+        .await
+        .contains("kore-never-erase-account-owners"));
     browser.screenshot("overview").await;
 
     // A filter narrows the table, and the narrowed table is a link.
-    browser.client.goto(&format!("{}/decisions", console.base)).await.unwrap();
-    let all_rows = browser.client.find_all(Locator::Css("#decisions tbody tr")).await.unwrap();
+    browser
+        .client
+        .goto(&format!("{}/decisions", console.base))
+        .await
+        .unwrap();
+    let all_rows = browser
+        .client
+        .find_all(Locator::Css("#decisions tbody tr"))
+        .await
+        .unwrap();
     assert_eq!(all_rows.len(), rows.len());
     browser
         .client
@@ -247,26 +282,55 @@ async fn a_reviewer_reads_the_overview_filters_decisions_and_downloads_a_receipt
         .select_by_value("kore")
         .await
         .unwrap();
-    browser.client.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
+    browser
+        .client
+        .find(Locator::Css("form.filters button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let url = browser.client.current_url().await.unwrap();
     assert!(url.query().unwrap_or("").contains("vendor=kore"), "{url}");
     let kore = query(&["--vendor", "kore"]);
-    let shown = browser.client.find_all(Locator::Css("#decisions tbody tr")).await.unwrap();
+    let shown = browser
+        .client
+        .find_all(Locator::Css("#decisions tbody tr"))
+        .await
+        .unwrap();
     assert!(!kore.is_empty() && kore.len() < rows.len());
     assert_eq!(shown.len(), kore.len());
     for row in &shown {
-        assert_eq!(row.find(Locator::Css("td:nth-child(3)")).await.unwrap().text().await.unwrap(), "kore");
+        assert_eq!(
+            row.find(Locator::Css("td:nth-child(3)"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            "kore"
+        );
     }
-    assert!(browser.text("#matched").await.starts_with(&kore.len().to_string()));
+    assert!(browser
+        .text("#matched")
+        .await
+        .starts_with(&kore.len().to_string()));
     browser.screenshot("decisions").await;
 
     // One decision: its fields, why (the policy's text), its chain place.
     let denied = &query(&["--policy", "kore-never-erase-account-owners"])[0];
     let id = denied["decision_id"].as_str().unwrap();
-    browser.client.goto(&format!("{}/decision/{id}", console.base)).await.unwrap();
+    browser
+        .client
+        .goto(&format!("{}/decision/{id}", console.base))
+        .await
+        .unwrap();
     assert!(browser.text("#fields").await.contains(id));
     let why = browser.text("pre.policy").await;
-    assert!(why.contains("forbid") && why.contains("account_owner"), "{why}");
+    assert!(
+        why.contains("forbid") && why.contains("account_owner"),
+        "{why}"
+    );
     assert!(browser.text("#proof").await.starts_with("verified"));
     browser.screenshot("decision").await;
 
@@ -275,7 +339,13 @@ async fn a_reviewer_reads_the_overview_filters_decisions_and_downloads_a_receipt
         .iter()
         .find(|r| r["vendor"] == "seam" && r["decision"] == "allow" && r["status"] == 200)
         .expect("the demo erases on Seam");
-    let target = erased["targets"][0].as_str().unwrap().rsplit("::").next().unwrap().to_owned();
+    let target = erased["targets"][0]
+        .as_str()
+        .unwrap()
+        .rsplit("::")
+        .next()
+        .unwrap()
+        .to_owned();
     browser
         .client
         .goto(&format!("{}/receipt?target={target}", console.base))
@@ -285,8 +355,18 @@ async fn a_reviewer_reads_the_overview_filters_decisions_and_downloads_a_receipt
     assert!(receipt_text.contains("Erased"), "{receipt_text}");
     assert!(receipt_text.contains(erased["caller"].as_str().unwrap()));
     browser.screenshot("receipt").await;
-    browser.client.find(Locator::Css("a.download")).await.unwrap().click().await.unwrap();
-    let expected = run_gateway(&["audit", "receipt", "--format", "json", "--target", &target], &[&demo_trail()]);
+    browser
+        .client
+        .find(Locator::Css("a.download"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let expected = run_gateway(
+        &["audit", "receipt", "--format", "json", "--target", &target],
+        &[&demo_trail()],
+    );
     expected.assert_exit(0);
     let expected: Value = serde_json::from_str(&expected.stdout).unwrap();
     let started = Instant::now();
@@ -301,7 +381,10 @@ async fn a_reviewer_reads_the_overview_filters_decisions_and_downloads_a_receipt
                 break json;
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "no receipt downloaded");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no receipt downloaded"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(downloaded, expected);
@@ -319,13 +402,22 @@ async fn a_tampered_trail_shows_as_broken_naming_the_first_bad_record() {
         let text = std::fs::read_to_string(&path).unwrap();
         // A denial rewritten as an allow, its hash left as it was.
         let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        let at = lines.iter().position(|l| l.contains("\"decision\":\"deny\"")).unwrap();
+        let at = lines
+            .iter()
+            .position(|l| l.contains("\"decision\":\"deny\""))
+            .unwrap();
         lines[at] = lines[at].replace("\"decision\":\"deny\"", "\"decision\":\"allow\"");
-        std::fs::write(trail.join(path.file_name().unwrap()), lines.join("\n") + "\n").unwrap();
+        std::fs::write(
+            trail.join(path.file_name().unwrap()),
+            lines.join("\n") + "\n",
+        )
+        .unwrap();
         let console = start_console(&trail, dir.path());
         let browser = Browser::start(dir.path()).await;
         browser.sign_in(&console.base).await;
-        browser.wait_for(&format!("{}/", console.base), "#chain-state.broken").await;
+        browser
+            .wait_for(&format!("{}/", console.base), "#chain-state.broken")
+            .await;
         let state = browser.text("#chain-state").await;
         assert!(state.contains("does NOT verify"), "{state}");
         assert!(state.contains(&format!("line {}", at + 1)), "{state}");
@@ -346,20 +438,47 @@ async fn the_console_only_reads_and_only_for_a_reviewer() {
     assert_eq!(parts.headers["location"], "/login");
     let (parts, _) = call("GET", &format!("{base}/receipt.json?target=u-1"), &[], "").await;
     assert_eq!(parts.status, 401);
-    let (parts, _) = call("GET", &format!("{base}/"), &[("authorization", "Bearer not-the-token")], "").await;
+    let (parts, _) = call(
+        "GET",
+        &format!("{base}/"),
+        &[("authorization", "Bearer not-the-token")],
+        "",
+    )
+    .await;
     assert_eq!(parts.status, 303);
-    let (parts, _) = call("POST", &format!("{base}/login"), &[("content-type", "application/x-www-form-urlencoded")], "token=wrong").await;
+    let (parts, _) = call(
+        "POST",
+        &format!("{base}/login"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "token=wrong",
+    )
+    .await;
     assert_eq!(parts.status, 401);
     let reviewer = format!("Bearer {TOKEN}");
-    let (parts, _) = call("GET", &format!("{base}/decisions"), &[("authorization", &reviewer)], "").await;
+    let (parts, _) = call(
+        "GET",
+        &format!("{base}/decisions"),
+        &[("authorization", &reviewer)],
+        "",
+    )
+    .await;
     assert_eq!(parts.status, 200);
     let csp = parts.headers["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert!(!csp.contains("script-src"), "no script is allowed: {csp}");
     assert_eq!(parts.headers["cache-control"], "no-store");
     assert_eq!(parts.headers["x-frame-options"], "DENY");
     for method in ["POST", "PUT", "DELETE"] {
-        let (parts, _) = call(method, &format!("{base}/decisions"), &[("authorization", &reviewer)], "").await;
+        let (parts, _) = call(
+            method,
+            &format!("{base}/decisions"),
+            &[("authorization", &reviewer)],
+            "",
+        )
+        .await;
         assert_eq!(parts.status, 405, "{method}");
     }
     let (parts, _) = call(
@@ -371,7 +490,10 @@ async fn the_console_only_reads_and_only_for_a_reviewer() {
     .await;
     assert_eq!(parts.status, 303);
     let cookie = parts.headers["set-cookie"].to_str().unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(demo_trail())
         .unwrap()
         .map(|e| {
@@ -381,11 +503,21 @@ async fn the_console_only_reads_and_only_for_a_reviewer() {
         })
         .collect();
     let cookie = cookie.split(';').next().unwrap().to_owned();
-    for path in ["/", "/decisions?decision=deny&sort=vendor&order=asc", "/receipt?target=u-1", "/chart/hours.svg"] {
+    for path in [
+        "/",
+        "/decisions?decision=deny&sort=vendor&order=asc",
+        "/receipt?target=u-1",
+        "/chart/hours.svg",
+    ] {
         let (parts, _) = call("GET", &format!("{base}{path}"), &[("cookie", &cookie)], "").await;
         assert_eq!(parts.status, 200, "{path}");
     }
     for (path, bytes) in before {
-        assert_eq!(std::fs::read(&path).unwrap(), bytes, "the console changed {}", path.display());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "the console changed {}",
+            path.display()
+        );
     }
 }
