@@ -5,7 +5,7 @@
 //! `cargo bench --bench console` (CONSOLE_BENCH_RECORDS=N for another size)
 
 // criterion_group! generates an undocumented public function.
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -19,7 +19,10 @@ use serde_json::{json, Map, Value};
 const VENDORS: [&str; 3] = ["seam", "kore", "botpenguin"];
 
 fn object(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().unwrap_or_default()
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
 }
 
 /// Writes `records` sealed records (a decision and its outcome in turn)

@@ -29,21 +29,7 @@ pub(super) fn run(command: AuditCommand) -> Ran {
     };
     all_exist(paths)?;
     match command {
-        AuditCommand::Serve {
-            files,
-            config,
-            listen,
-            public_key,
-            policies,
-            partial,
-        } => super::console::serve(super::console::ServeArgs {
-            files,
-            config,
-            listen,
-            public_key,
-            policies,
-            partial,
-        }),
+        serve @ AuditCommand::Serve { .. } => super::console::serve(serve),
         AuditCommand::Verify {
             files,
             checkpoint,

@@ -2,7 +2,6 @@
 //! or SIGTERM.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +9,7 @@ use std::time::{Duration, Instant};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::serve::shutdown_signal;
-use super::{load_config, runtime, Failure, Ran};
+use super::{load_config, runtime, AuditCommand, Failure, Ran};
 use crate::console::http::{self, Access};
 use crate::console::{Console, ConsoleSettings};
 use crate::server::{self, ServerSettings};
@@ -18,20 +17,22 @@ use crate::tls;
 use crate::trail::checkpoint;
 use crate::trail::verify::VerifyOptions;
 
-/// `audit serve`'s arguments.
-pub(super) struct ServeArgs {
-    pub(super) files: Vec<PathBuf>,
-    pub(super) config: Option<PathBuf>,
-    pub(super) listen: Option<SocketAddr>,
-    pub(super) public_key: Option<PathBuf>,
-    pub(super) policies: Vec<PathBuf>,
-    pub(super) partial: bool,
-}
-
-pub(super) fn serve(args: ServeArgs) -> Ran {
-    let config = load_config(args.config.as_deref())?;
+/// `audit serve` (any other command is a usage error).
+pub(super) fn serve(command: AuditCommand) -> Ran {
+    let AuditCommand::Serve {
+        files,
+        config,
+        listen,
+        public_key,
+        policies,
+        partial,
+    } = command
+    else {
+        return Err(Failure::usage("not audit serve"));
+    };
+    let config = load_config(config.as_deref())?;
     let settings = config.console;
-    let files = if args.files.is_empty() {
+    let files = if files.is_empty() {
         let dir = config
             .audit
             .path
@@ -40,7 +41,7 @@ pub(super) fn serve(args: ServeArgs) -> Ran {
             .map_or_else(|| PathBuf::from("."), PathBuf::from);
         vec![dir]
     } else {
-        args.files
+        files
     };
     for path in &files {
         if !path.exists() {
@@ -50,19 +51,18 @@ pub(super) fn serve(args: ServeArgs) -> Ran {
             )));
         }
     }
-    let public_key = args.public_key.or(settings.public_key);
+    let public_key = public_key.or(settings.public_key);
     let public_key = public_key
         .as_deref()
         .map(checkpoint::read_public_key)
         .transpose()
         .map_err(Failure::usage)?;
-    let mut policies = settings.policies;
-    policies.extend(args.policies);
+    let policies: Vec<PathBuf> = settings.policies.into_iter().chain(policies).collect();
     let began = Instant::now();
     let console = Console::open(ConsoleSettings {
         paths: files,
         verify: VerifyOptions {
-            partial: args.partial,
+            partial,
             checkpoint: None,
             public_key,
         },
@@ -94,7 +94,7 @@ pub(super) fn serve(args: ServeArgs) -> Ran {
         access.token_sha256 = Some(crate::digest::sha256_hex(&token));
         made_token = Some(token);
     }
-    let listen = args.listen.unwrap_or(settings.listen);
+    let listen = listen.unwrap_or(settings.listen);
     runtime()
         .map_err(Failure::usage)?
         .block_on(async move {

@@ -189,18 +189,10 @@ impl TryFrom<ConfigToml> for Config {
         let mut console = console;
         let file = console.token_sha256_file.take();
         token_from_file("console", &mut console.token_sha256, file)?;
-        if console.tls_cert.is_some() != console.tls_key.is_some() {
-            return Err(InvalidValue::new(
-                "console.tls_cert",
-                "tls_cert and tls_key must be set together",
-            ));
-        }
-        if console.client_ca.is_some() && console.tls_cert.is_none() {
-            return Err(InvalidValue::new(
-                "console.client_ca",
-                "client certificates need TLS: set tls_cert and tls_key",
-            ));
-        }
+        check_tls(
+            "console",
+            [&console.tls_cert, &console.tls_key, &console.client_ca],
+        )?;
         let caller = CallerTable::try_from(caller)?;
         // Each `[[profile]]` is validated and compiled once, in order, so
         // that errors name the first bad table as they always did.
@@ -250,19 +242,26 @@ impl TryFrom<ConfigToml> for Config {
     }
 }
 
-fn check_proxy(proxy: &ProxyConfig) -> Result<(), InvalidValue> {
-    if proxy.tls_cert.is_some() != proxy.tls_key.is_some() {
+/// A listener's `tls_cert`, `tls_key` and `client_ca`: the pair together,
+/// and client certificates only with TLS.
+fn check_tls(section: &str, [cert, key, ca]: [&Option<PathBuf>; 3]) -> Result<(), InvalidValue> {
+    if cert.is_some() != key.is_some() {
         return Err(InvalidValue::new(
-            "proxy.tls_cert",
+            format!("{section}.tls_cert"),
             "tls_cert and tls_key must be set together",
         ));
     }
-    if proxy.client_ca.is_some() && proxy.tls_cert.is_none() {
+    if ca.is_some() && cert.is_none() {
         return Err(InvalidValue::new(
-            "proxy.client_ca",
+            format!("{section}.client_ca"),
             "client certificates need TLS: set tls_cert and tls_key",
         ));
     }
+    Ok(())
+}
+
+fn check_proxy(proxy: &ProxyConfig) -> Result<(), InvalidValue> {
+    check_tls("proxy", [&proxy.tls_cert, &proxy.tls_key, &proxy.client_ca])?;
     for (key, zero) in [
         ("proxy.max_concurrency", proxy.max_concurrency == 0),
         (

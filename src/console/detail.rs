@@ -13,7 +13,7 @@ use super::http::form_value;
 use super::index::{RecordLoc, TrailIndex};
 use super::pages::{chain_state, layout, link, Page};
 use super::{Console, Verification};
-use crate::trail::pseudonym::{PseudonymKey, PREFIX};
+use crate::trail::pseudonym::{PseudonymKey, MIN_KEY_BYTES, PREFIX};
 use crate::trail::receipt::{what, Receipt, ReceiptBuilder};
 use crate::trail::record::{DecisionRecord, Sealed};
 
@@ -112,7 +112,7 @@ pub fn decision_page(console: &Console, index: &TrailIndex, key: &str) -> Page {
     Page::Html(layout(
         "Decision",
         "/decisions",
-        html! {
+        &html! {
             h1 { "Decision " span class=(format!("verdict {}", record.decision)) { (record.decision) } " · " (record.vendor) " · " (sealed.time) }
             dl.fields id="fields" {
                 dt { "decision id" } dd { code { (record.decision_id) } }
@@ -244,7 +244,7 @@ pub fn receipt_page(console: &Console, index: &TrailIndex, query: &str) -> Page 
     Page::Html(layout(
         "Receipt",
         "/receipt",
-        html! {
+        &html! {
             h1 { "Receipt for a target" }
             form.filters method="get" action="/receipt" {
                 label { "target " input name="target" value=(target.as_deref().unwrap_or("")) placeholder="owner@example.com, Kore::User::u-1 or a pseudonym" required; }
@@ -335,9 +335,11 @@ pub fn lookup(index: &TrailIndex, form: &str) -> Page {
             "give the raw id and the pseudonym key".into(),
         );
     };
-    let key = match PseudonymKey::from_secret(secret.as_bytes(), Path::new("the key given")) {
-        Ok(key) => key,
-        Err(e) => return Page::Error(StatusCode::BAD_REQUEST, e.to_string()),
+    let Ok(key) = PseudonymKey::from_secret(secret.as_bytes(), Path::new("(pasted)")) else {
+        return Page::Error(
+            StatusCode::BAD_REQUEST,
+            format!("that is not a pseudonym key: one holds at least {MIN_KEY_BYTES} bytes (the key file's content, as [audit] pseudonym_key_file holds it)"),
+        );
     };
     let filter = ReceiptBuilder::filter(&target);
     let (chosen, _) = index.select(&filter, Some(&key));

@@ -46,6 +46,9 @@ pub struct ConsoleSettings {
 pub type PolicyTexts = HashMap<String, BTreeMap<String, String>>;
 
 /// Where verification stands.
+// One lives in the console, and a page clones it once: boxing the summary
+// would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Verification {
     /// Not finished yet for the first time.

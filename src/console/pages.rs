@@ -76,7 +76,7 @@ pub fn lookup(console: &Console, form: &str) -> Page {
 }
 
 /// The frame around every page.
-pub fn layout(title: &str, current: &str, body: Markup) -> Markup {
+pub fn layout(title: &str, current: &str, body: &Markup) -> Markup {
     let nav = [
         ("/", "Overview"),
         ("/decisions", "Decisions"),
@@ -112,7 +112,7 @@ pub fn login(problem: Option<&str>) -> Markup {
     layout(
         "Sign in",
         "",
-        html! {
+        &html! {
             h1 { "Sign in" }
             p { "The console needs the reviewer token (" code { "[console] token_sha256" } " names its digest) or a client certificate." }
             @if let Some(problem) = problem { p.bad { (problem) } }
@@ -129,7 +129,7 @@ pub fn error(status: StatusCode, message: &str) -> Markup {
     layout(
         status.canonical_reason().unwrap_or("Error"),
         "",
-        html! {
+        &html! {
             h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
             p { (message) }
             p { a href="/" { "Back to the overview" } }
@@ -245,7 +245,7 @@ fn overview(console: &Console, index: &TrailIndex) -> Markup {
     layout(
         "Overview",
         "/",
-        html! {
+        &html! {
             h1 { "Overview" }
             (chain_state(console, index))
             section {
@@ -510,7 +510,7 @@ fn decisions(index: &TrailIndex, query: &str) -> Page {
     Page::Html(layout(
         "Decisions",
         "/decisions",
-        html! {
+        &html! {
             h1 { "Decisions" }
             form.filters method="get" action="/decisions" {
                 label { "since " input name="since" value=(table.value("since")) placeholder="2026-12-01"; }

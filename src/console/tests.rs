@@ -50,7 +50,7 @@ fn records(n: usize, key: &PseudonymKey) -> Vec<Map<String, Value>> {
                 }
                 target
             })
-            .chain([json!({"type": format!("{}::User", vendor), "id": format!("solo-{i}"), "decision": "allow", "policies": ["officers-may-erase"], "errors": []})])
+            .chain([json!({"type": format!("{}::User", vendor), "id": if pseudonymized { key.pseudonym(&format!("solo-{i}")) } else { format!("solo-{i}") }, "decision": "allow", "policies": ["officers-may-erase"], "errors": []})])
             .collect();
         let decision_id = if i % 11 == 5 {
             String::new()
@@ -320,7 +320,7 @@ fn the_index_follows_appended_records_and_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let key = key(dir.path());
     let all = records(60, &key);
-    let trail = write(dir.path(), all.clone(), 1_000);
+    let trail = write(dir.path(), all, 1_000);
     let first = trail.join("decisions-a-20261201T000000Z.jsonl");
     let text = std::fs::read(&first).unwrap();
     // Start with half the file and a torn last line.
@@ -463,5 +463,51 @@ fn every_sort_pages_through_the_whole_order() {
             let expected: Vec<u64> = expected.into_iter().map(|(_, seq)| seq).collect();
             assert_eq!(shown, expected, "{sort} {order}");
         }
+    }
+}
+
+#[test]
+fn a_raw_id_is_found_in_a_pseudonymized_trail_only_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key(dir.path());
+    let trail = write(dir.path(), records(60, &key), 1_000);
+    let console = Console::open(ConsoleSettings {
+        paths: vec![trail],
+        ..Default::default()
+    })
+    .unwrap();
+    // Decision 3 (and every 7th after it) names its targets by pseudonym.
+    let pseudonym = key.pseudonym("solo-3");
+    let form = |target: &str, secret: &str| {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("target", target)
+            .append_pair("key", secret)
+            .finish()
+    };
+    let secret = "p".repeat(40);
+    match super::pages::lookup(&console, &form("solo-3", &secret)) {
+        super::pages::Page::Redirect(to) => assert_eq!(
+            to,
+            format!("/receipt?target={}", pseudonym.replace(':', "%3A"))
+        ),
+        other => panic!("{other:?}"),
+    }
+    // The raw id alone finds nothing; a wrong key finds nothing; a short
+    // key is refused with the reason.
+    let index = console.index.read().unwrap();
+    assert_eq!(receipt_of(&index, "solo-3", None).state, "not_found");
+    assert_ne!(receipt_of(&index, &pseudonym, None).state, "not_found");
+    drop(index);
+    let wrong = "q".repeat(40);
+    assert!(matches!(
+        super::pages::lookup(&console, &form("solo-3", &wrong)),
+        super::pages::Page::Error(http::StatusCode::NOT_FOUND, _)
+    ));
+    match super::pages::lookup(&console, &form("solo-3", "short")) {
+        super::pages::Page::Error(http::StatusCode::BAD_REQUEST, message) => {
+            assert!(message.contains("at least 32"), "{message}");
+            assert!(!message.contains("short"), "the key never shows: {message}");
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -397,35 +397,35 @@ async fn a_tampered_trail_shows_as_broken_naming_the_first_bad_record() {
     let dir = temp_dir("console-tampered");
     let trail = dir.path().join("trail");
     std::fs::create_dir(&trail).unwrap();
-    for entry in std::fs::read_dir(demo_trail()).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        // A denial rewritten as an allow, its hash left as it was.
-        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        let at = lines
-            .iter()
-            .position(|l| l.contains("\"decision\":\"deny\""))
-            .unwrap();
-        lines[at] = lines[at].replace("\"decision\":\"deny\"", "\"decision\":\"allow\"");
-        std::fs::write(
-            trail.join(path.file_name().unwrap()),
-            lines.join("\n") + "\n",
-        )
+    let path = std::fs::read_dir(demo_trail())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .expect("the demo wrote a trail file");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // A denial rewritten as an allow, its hash left as it was.
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("\"decision\":\"deny\""))
         .unwrap();
-        let console = start_console(&trail, dir.path());
-        let browser = Browser::start(dir.path()).await;
-        browser.sign_in(&console.base).await;
-        browser
-            .wait_for(&format!("{}/", console.base), "#chain-state.broken")
-            .await;
-        let state = browser.text("#chain-state").await;
-        assert!(state.contains("does NOT verify"), "{state}");
-        assert!(state.contains(&format!("line {}", at + 1)), "{state}");
-        assert!(state.contains(&format!("seq {}", at + 1)), "{state}");
-        browser.close().await;
-        return;
-    }
-    panic!("the demo wrote no trail file");
+    lines[at] = lines[at].replace("\"decision\":\"deny\"", "\"decision\":\"allow\"");
+    std::fs::write(
+        trail.join(path.file_name().unwrap()),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
+    let console = start_console(&trail, dir.path());
+    let browser = Browser::start(dir.path()).await;
+    browser.sign_in(&console.base).await;
+    browser
+        .wait_for(&format!("{}/", console.base), "#chain-state.broken")
+        .await;
+    let state = browser.text("#chain-state").await;
+    assert!(state.contains("does NOT verify"), "{state}");
+    assert!(state.contains(&format!("line {}", at + 1)), "{state}");
+    assert!(state.contains(&format!("seq {}", at + 1)), "{state}");
+    browser.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,4 +520,27 @@ async fn the_console_only_reads_and_only_for_a_reviewer() {
             path.display()
         );
     }
+}
+
+#[test]
+fn audit_serve_refuses_a_missing_trail_or_a_bad_console_section_by_name() {
+    let dir = temp_dir("console-usage");
+    let missing = dir.path().join("no-such-trail");
+    let ran = run_gateway(&["audit", "serve"], &[&missing]);
+    ran.assert_exit(2);
+    assert!(ran.stderr.contains("no-such-trail"), "{}", ran.stderr);
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[console]\ntoken_sha256 = \"my-token\"\n").unwrap();
+    let ran = run_gateway(&["audit", "serve", "--config"], &[&config, &demo_trail()]);
+    ran.assert_exit(2);
+    assert!(
+        ran.stderr.contains("console.token_sha256"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        !ran.stderr.contains("my-token"),
+        "a token in the wrong place is not echoed: {}",
+        ran.stderr
+    );
 }
