@@ -3,6 +3,9 @@
 //! `GET /v1/approvals` and `POST /v1/approvals/{id}` (four-eyes approval,
 //! with the approver's own caller credential).
 //!
+//! With `[console] enabled`, the reviewers' console is under `/console`
+//! (behind its own reviewer token).
+//!
 //! Kept apart from the proxy listener so that probes and scrapes never
 //! compete with proxied traffic and are never routed to a vendor. Served by
 //! the same server as the proxy (`server::serve`), without TLS.
@@ -20,6 +23,7 @@ use serde_json::json;
 use tower::Service;
 
 use crate::authz::PolicySnapshot;
+use crate::console::{self, http::Access, Console};
 use crate::metrics::Metrics;
 use crate::offline::described::DescribedRequest;
 use crate::pipeline::Gateway;
@@ -41,6 +45,9 @@ pub struct AdminState {
     pub gateway: Arc<Gateway>,
     /// SHA-256 of the admin token; mutating calls need the token when set.
     pub token_sha256: Option<String>,
+    /// The reviewers' console under `/console` (`[console] enabled`), and
+    /// who may use it.
+    pub console: Option<(Arc<Console>, Access)>,
 }
 
 /// The admin endpoints as a service for `server::serve`, with the
@@ -54,6 +61,12 @@ pub fn service(
     request_id::around(tower::service_fn(move |request: Request<Incoming>| {
         let state = state.clone();
         async move {
+            if let Some((console, access)) = &state.console {
+                let path = request.uri().path();
+                if path == "/console" || path.starts_with("/console/") {
+                    return Ok(console::http::respond(console.clone(), access, request).await);
+                }
+            }
             let request_id = request_id::of(&request);
             Ok(handle(&state, request).await.into_response(&request_id))
         }

@@ -31,6 +31,10 @@ pub enum StartError {
     /// The checkpoint signing key cannot be used.
     #[error(transparent)]
     SigningKey(#[from] trail::checkpoint::CheckpointError),
+    /// The console (`[console] enabled`) cannot read the trail or a policy
+    /// directory.
+    #[error("console: {0}")]
+    Console(#[from] crate::console::ConsoleError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -129,12 +133,14 @@ pub async fn run(
         gateway.policies().version(),
         std::time::SystemTime::now(),
     );
+    let console = console_on_admin(config)?;
     let admin_state = Arc::new(admin::AdminState {
         metrics,
         ready: true.into(),
         trail: Some(trail),
         gateway: gateway.clone(),
         token_sha256: config.admin.token_sha256.clone(),
+        console: console.clone(),
     });
     let _watcher = reload::watch(
         gateway.policy_store().clone(),
@@ -188,7 +194,53 @@ pub async fn run(
     )
     .await;
     let _ = admin.await;
+    if let Some((console, _)) = console {
+        console.stop();
+    }
     Ok(())
+}
+
+/// The reviewers' console on the admin listener (`[console] enabled`): the
+/// gateway's own trail, followed as it is written, the policies in force
+/// (and `[console] policies`) quoted on decision pages.
+fn console_on_admin(
+    config: &Config,
+) -> Result<Option<(Arc<crate::console::Console>, crate::console::http::Access)>, StartError> {
+    use crate::console::{http::Access, Console, ConsoleSettings};
+    if !config.console.enabled {
+        return Ok(None);
+    }
+    let dir = config
+        .audit
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_owned);
+    let public_key = config
+        .console
+        .public_key
+        .as_deref()
+        .map(trail::checkpoint::read_public_key)
+        .transpose()?;
+    let mut policies = vec![config.policies.dir.clone()];
+    policies.extend(config.console.policies.iter().cloned());
+    let console = Console::open(ConsoleSettings {
+        paths: vec![dir],
+        verify: trail::verify::VerifyOptions {
+            partial: false,
+            checkpoint: None,
+            public_key,
+        },
+        policies,
+        base: "/console".to_owned(),
+    })?;
+    console.follow();
+    let access = Access {
+        token_sha256: config.console.token_sha256.clone(),
+        certificates: false,
+        tls: false,
+    };
+    Ok(Some((console, access)))
 }
 
 /// Signs the writer's in-chain checkpoint records, when a key is configured.

@@ -67,6 +67,7 @@ pub(super) fn serve(command: AuditCommand) -> Ran {
             public_key,
         },
         policies,
+        base: String::new(),
     })
     .map_err(Failure::usage)?;
     let indexed = console.index.read().map_or(0, |i| i.entries.len());

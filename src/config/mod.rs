@@ -193,6 +193,12 @@ impl TryFrom<ConfigToml> for Config {
             "console",
             [&console.tls_cert, &console.tls_key, &console.client_ca],
         )?;
+        if console.enabled && console.token_sha256.is_none() {
+            return Err(InvalidValue::new(
+                "console.enabled",
+                "the admin listener has no client certificates: set [console] token_sha256 (or token_sha256_file) so that reviewers sign in",
+            ));
+        }
         let caller = CallerTable::try_from(caller)?;
         // Each `[[profile]]` is validated and compiled once, in order, so
         // that errors name the first bad table as they always did.

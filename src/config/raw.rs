@@ -70,7 +70,10 @@ pub struct ConfigToml {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleConfig {
-    /// Address to listen on.
+    /// Also serve the console on the admin listener under `/console`,
+    /// following the gateway's own trail.
+    pub enabled: bool,
+    /// Address `audit serve` listens on.
     pub listen: SocketAddr,
     /// SHA-256 hex of the reviewer token.
     pub token_sha256: Option<String>,
@@ -93,6 +96,7 @@ pub struct ConsoleConfig {
 impl Default for ConsoleConfig {
     fn default() -> Self {
         Self {
+            enabled: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 9191)),
             token_sha256: None,
             token_sha256_file: None,

@@ -110,8 +110,9 @@ pub fn decision_page(console: &Console, index: &TrailIndex, key: &str) -> Page {
     let caller = record.principal.as_ref();
     let file = index.files[entry.loc.file as usize].display().to_string();
     Page::Html(layout(
+        &console.base,
         "Decision",
-        "/decisions",
+        "decisions",
         &html! {
             h1 { "Decision " span class=(format!("verdict {}", record.decision)) { (record.decision) } " · " (record.vendor) " · " (sealed.time) }
             dl.fields id="fields" {
@@ -139,7 +140,7 @@ pub fn decision_page(console: &Console, index: &TrailIndex, key: &str) -> Page {
                 thead { tr { th { "type" } th { "id" } th { "decision" } th { "determining policies" } th { "errors" } } }
                 tbody { @for t in &record.targets { tr {
                     td { (t.entity_type) }
-                    td { a href=(format!("/receipt?{}", query_of("target", &t.id))) { (t.id) } }
+                    td { a href=(format!("receipt?{}", query_of("target", &t.id))) { (t.id) } }
                     td { span class=(format!("verdict {}", t.decision)) { (t.decision) } }
                     td { (t.policies.join(", ")) }
                     td { (t.errors.join("; ")) @if let Some(r) = &t.repeat_of { " repeat of " (r) } }
@@ -173,8 +174,8 @@ pub fn decision_page(console: &Console, index: &TrailIndex, key: &str) -> Page {
                 }
             }
             nav.pages {
-                @if let Some(p) = &previous { a rel="prev" href=(format!("/decision/{p}")) { "← previous decision" } " " }
-                @if let Some(n) = &next { a rel="next" href=(format!("/decision/{n}")) { "next decision →" } }
+                @if let Some(p) = &previous { a rel="prev" href=(format!("decision/{p}")) { "← previous decision" } " " }
+                @if let Some(n) = &next { a rel="next" href=(format!("decision/{n}")) { "next decision →" } }
             }
             details { summary { "The whole record" } pre { (pretty(&map)) } }
         },
@@ -198,7 +199,7 @@ fn records_table(records: &[Map<String, Value>], link_decisions: Option<&TrailIn
                 td { code { (text(r, "hash").get(..16).unwrap_or("")) } }
                 td {
                     @if let (Some(_), "decision") = (link_decisions, text(r, "kind")) {
-                        a href=(format!("/decision/{}", super::index::page_key(text(r, "decision_id"), seq_of(r)))) { (what(r)) }
+                        a href=(format!("decision/{}", super::index::page_key(text(r, "decision_id"), seq_of(r)))) { (what(r)) }
                     } @else { (what(r)) }
                 }
             } } }
@@ -242,16 +243,17 @@ pub fn receipt_page(console: &Console, index: &TrailIndex, query: &str) -> Page 
     let target = form_value(query, "target");
     let receipt = target.as_deref().map(|t| receipt_of(index, t, None));
     Page::Html(layout(
+        &console.base,
         "Receipt",
-        "/receipt",
+        "receipt",
         &html! {
             h1 { "Receipt for a target" }
-            form.filters method="get" action="/receipt" {
+            form.filters method="get" action="receipt" {
                 label { "target " input name="target" value=(target.as_deref().unwrap_or("")) placeholder="owner@example.com, Kore::User::u-1 or a pseudonym" required; }
                 button type="submit" { "Look up" }
             }
             @if index.counts.pseudonymized > 0 {
-                form.filters method="post" action="/lookup" {
+                form.filters method="post" action="lookup" {
                     p.small { "This trail names targets by pseudonym. To find a raw id, give the pseudonym key; it is used for this lookup only and never kept or shown." }
                     label { "raw id " input name="target" required; }
                     label { "pseudonym key " input type="password" name="key" autocomplete="off" required; }
@@ -288,7 +290,7 @@ fn receipt_body(console: &Console, index: &TrailIndex, receipt: &Receipt) -> Mar
                 }
             }
             @if receipt.state != "not_found" {
-                p { a.download href=(format!("/receipt.json?{}", query_of("target", &receipt.target))) download { "Download the receipt (JSON)" }
+                p { a.download href=(format!("receipt.json?{}", query_of("target", &receipt.target))) download { "Download the receipt (JSON)" }
                     " — check it with " code { "erasure-gateway audit verify TRAIL --receipt FILE --public-key KEY" } }
                 (records_table(&receipt.records, Some(index)))
             }
@@ -355,7 +357,7 @@ pub fn lookup(index: &TrailIndex, form: &str) -> Page {
             .find(|id| id.starts_with(PREFIX) && pseudonyms.contains(id))
     });
     match found {
-        Some(pseudonym) => Page::Redirect(format!("/receipt?{}", query_of("target", &pseudonym))),
+        Some(pseudonym) => Page::Redirect(format!("receipt?{}", query_of("target", &pseudonym))),
         None => Page::Error(
             StatusCode::NOT_FOUND,
             "no decision in this trail names that id under that key".into(),

@@ -30,7 +30,7 @@ const FORM_LIMIT: usize = 16 << 10;
 /// Pages may use the console's own stylesheet and images and nothing
 /// else: no script at all, no framing, forms only back to the console.
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-frame-ancestors 'none'; base-uri 'none'";
+frame-ancestors 'none'; base-uri 'self'";
 
 /// Who may use the console.
 #[derive(Debug, Clone)]
@@ -78,9 +78,9 @@ impl Access {
         !token.is_empty() && sha256_hex(token.trim()).eq_ignore_ascii_case(expected)
     }
 
-    fn login_cookie(&self, token: &str) -> String {
+    fn login_cookie(&self, base: &str, token: &str) -> String {
         let secure = if self.tls { "; Secure" } else { "" };
-        format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}")
+        format!("{COOKIE}={token}; Path={base}/; HttpOnly; SameSite=Strict{secure}")
     }
 }
 
@@ -90,8 +90,18 @@ pub fn service(console: Arc<Console>, access: Access) -> BoxedService {
     BoxedService::new(tower::service_fn(move |request: Request<Incoming>| {
         let console = console.clone();
         let access = access.clone();
-        async move { Ok::<_, Infallible>(secured(handle(console, &access, request).await)) }
+        async move { Ok::<_, Infallible>(respond(console, &access, request).await) }
     }))
+}
+
+/// Answers one request to the console (the admin listener calls it for
+/// `/console`).
+pub async fn respond(
+    console: Arc<Console>,
+    access: &Access,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    secured(handle(console, access, request).await)
 }
 
 /// The headers every answer carries.
@@ -122,7 +132,17 @@ async fn handle(
     access: &Access,
     request: Request<Incoming>,
 ) -> Response<Body> {
-    let path = request.uri().path().to_owned();
+    let base = console.base.clone();
+    let Some(path) = request.uri().path().strip_prefix(base.as_str()) else {
+        return html(
+            StatusCode::NOT_FOUND,
+            pages::error(&base, StatusCode::NOT_FOUND, "not a console page"),
+        );
+    };
+    if path.is_empty() {
+        return redirect(&format!("{base}/"));
+    }
+    let path = path.to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
     let method = request.method().clone();
     match (&method, path.as_str()) {
@@ -137,25 +157,25 @@ async fn handle(
             let token = form_value(&query, "token");
             if let (Some(token), Some(expected)) = (token, &access.token_sha256) {
                 if access.token_matches(&token, expected) {
-                    return logged_in(access, &token);
+                    return logged_in(access, &base, &token);
                 }
                 return html(
                     StatusCode::UNAUTHORIZED,
-                    pages::login(Some("That token is not the console's.")),
+                    pages::login(&base, Some("That token is not the console's.")),
                 );
             }
-            return html(StatusCode::OK, pages::login(None));
+            return html(StatusCode::OK, pages::login(&base, None));
         }
         (&Method::POST, "/login") => {
             let form = read_form(request).await;
             let token = form.as_deref().and_then(|f| form_value(f, "token"));
             return match (token, &access.token_sha256) {
                 (Some(token), Some(expected)) if access.token_matches(&token, expected) => {
-                    logged_in(access, &token)
+                    logged_in(access, &base, &token)
                 }
                 _ => html(
                     StatusCode::UNAUTHORIZED,
-                    pages::login(Some("That token is not the console's.")),
+                    pages::login(&base, Some("That token is not the console's.")),
                 ),
             };
         }
@@ -163,7 +183,7 @@ async fn handle(
     }
     if !access.allows(&request) {
         if method == Method::GET && !path.ends_with(".json") && !path.ends_with(".svg") {
-            return redirect("/login");
+            return redirect(&format!("{base}/login"));
         }
         return answer(
             StatusCode::UNAUTHORIZED,
@@ -174,10 +194,7 @@ async fn handle(
     if method == Method::POST && path == "/lookup" {
         let form = read_form(request).await.unwrap_or_default();
         let found = run(console, move |console| pages::lookup(console, &form)).await;
-        return match found {
-            Page::Redirect(to) => redirect(&to),
-            page => page_response(page),
-        };
+        return page_response(&base, found);
     }
     if method != Method::GET && method != Method::HEAD {
         return answer(
@@ -187,7 +204,7 @@ async fn handle(
         );
     }
     let page = run(console, move |console| pages::route(console, &path, &query)).await;
-    page_response(page)
+    page_response(&base, page)
 }
 
 /// Renders off the async workers: a page may scan a million entries or
@@ -206,7 +223,7 @@ async fn run(
         })
 }
 
-fn page_response(page: Page) -> Response<Body> {
+fn page_response(base: &str, page: Page) -> Response<Body> {
     match page {
         Page::Html(markup) => html(StatusCode::OK, markup),
         Page::Svg(svg) => answer(StatusCode::OK, "image/svg+xml", svg.into_bytes()),
@@ -219,14 +236,15 @@ fn page_response(page: Page) -> Response<Body> {
             }
             response
         }
-        Page::Redirect(to) => redirect(&to),
-        Page::Error(status, message) => html(status, pages::error(status, &message)),
+        // Pages name each other relative to the base.
+        Page::Redirect(to) => redirect(&format!("{base}/{to}")),
+        Page::Error(status, message) => html(status, pages::error(base, status, &message)),
     }
 }
 
-fn logged_in(access: &Access, token: &str) -> Response<Body> {
-    let mut response = redirect("/");
-    if let Ok(cookie) = HeaderValue::from_str(&access.login_cookie(token.trim())) {
+fn logged_in(access: &Access, base: &str, token: &str) -> Response<Body> {
+    let mut response = redirect(&format!("{base}/"));
+    if let Ok(cookie) = HeaderValue::from_str(&access.login_cookie(base, token.trim())) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response

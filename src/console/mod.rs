@@ -40,6 +40,9 @@ pub struct ConsoleSettings {
     /// Policy directories whose texts the decision pages quote, matched to
     /// a decision by its recorded policy version.
     pub policies: Vec<PathBuf>,
+    /// Where the console's pages are: empty for `audit serve`, `/console`
+    /// on the admin listener.
+    pub base: String,
 }
 
 /// The policy texts of each version loaded: version → `@id` → text.
@@ -75,6 +78,8 @@ pub struct Console {
     settings: ConsoleSettings,
     /// Policy texts by version.
     pub policies: PolicyTexts,
+    /// Where the pages are (`""` or `/console`).
+    pub base: String,
     stop: AtomicBool,
 }
 
@@ -108,6 +113,7 @@ impl Console {
             policies.insert(version, texts);
         }
         Ok(Arc::new(Self {
+            base: settings.base.trim_end_matches('/').to_owned(),
             index: RwLock::new(index),
             verification: Mutex::new((Verification::Running, 0)),
             wake: Condvar::new(),

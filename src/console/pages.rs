@@ -53,7 +53,7 @@ pub fn route(console: &Console, path: &str, query: &str) -> Page {
     };
     match path {
         "/" => Page::Html(overview(console, &index)),
-        "/decisions" => decisions(&index, query),
+        "/decisions" => decisions(&console.base, &index, query),
         "/chart/hours.svg" => Page::Svg(chart::hours(&index)),
         "/receipt" => detail::receipt_page(console, &index, query),
         "/receipt.json" => detail::receipt_download(&index, query),
@@ -76,11 +76,13 @@ pub fn lookup(console: &Console, form: &str) -> Page {
 }
 
 /// The frame around every page.
-pub fn layout(title: &str, current: &str, body: &Markup) -> Markup {
+pub fn layout(base: &str, title: &str, current: &str, body: &Markup) -> Markup {
+    // Every link is relative to the console's base (`/` for `audit serve`,
+    // `/console/` on the admin listener).
     let nav = [
-        ("/", "Overview"),
-        ("/decisions", "Decisions"),
-        ("/receipt", "Receipts"),
+        ("./", "Overview"),
+        ("decisions", "Decisions"),
+        ("receipt", "Receipts"),
     ];
     html! {
         (DOCTYPE)
@@ -89,7 +91,8 @@ pub fn layout(title: &str, current: &str, body: &Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · erasure-gateway audit console" }
-                link rel="stylesheet" href="/static/console.css";
+                base href=(format!("{base}/"));
+                link rel="stylesheet" href="static/console.css";
             }
             body {
                 header {
@@ -108,15 +111,16 @@ pub fn layout(title: &str, current: &str, body: &Markup) -> Markup {
 }
 
 /// The login page.
-pub fn login(problem: Option<&str>) -> Markup {
+pub fn login(base: &str, problem: Option<&str>) -> Markup {
     layout(
+        base,
         "Sign in",
         "",
         &html! {
             h1 { "Sign in" }
             p { "The console needs the reviewer token (" code { "[console] token_sha256" } " names its digest) or a client certificate." }
             @if let Some(problem) = problem { p.bad { (problem) } }
-            form method="post" action="/login" {
+            form method="post" action="login" {
                 label { "Reviewer token " input type="password" name="token" autocomplete="off" required; }
                 button type="submit" { "Sign in" }
             }
@@ -125,14 +129,15 @@ pub fn login(problem: Option<&str>) -> Markup {
 }
 
 /// An error page.
-pub fn error(status: StatusCode, message: &str) -> Markup {
+pub fn error(base: &str, status: StatusCode, message: &str) -> Markup {
     layout(
+        base,
         status.canonical_reason().unwrap_or("Error"),
         "",
         &html! {
             h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
             p { (message) }
-            p { a href="/" { "Back to the overview" } }
+            p { a href="./" { "Back to the overview" } }
         },
     )
 }
@@ -243,8 +248,9 @@ fn overview(console: &Console, index: &TrailIndex) -> Markup {
         .collect();
     let verdicts = [Verdict::Allow, Verdict::Deny, Verdict::Held];
     layout(
+        &console.base,
         "Overview",
-        "/",
+        "./",
         &html! {
             h1 { "Overview" }
             (chain_state(console, index))
@@ -278,7 +284,7 @@ fn overview(console: &Console, index: &TrailIndex) -> Markup {
                     }
                 }
                 figure {
-                    img src="/chart/hours.svg" alt="Decisions per hour, allowed, denied and held" width="760" height="260";
+                    img src="chart/hours.svg" alt="Decisions per hour, allowed, denied and held" width="760" height="260";
                     figcaption { "Decisions per hour (UTC), the last 48 hours of the trail" }
                 }
             }
@@ -300,7 +306,7 @@ fn overview(console: &Console, index: &TrailIndex) -> Markup {
                             li { (row_link(index, entry)) " — " (time_text(entry.time_ms)) " — " (index.name(entry.vendor)) }
                         }
                     }
-                    p { a href="/decisions?pending=on" { "All pending erasures" } }
+                    p { a href="decisions?pending=on" { "All pending erasures" } }
                 }
             }
         },
@@ -313,7 +319,7 @@ pub fn link(pairs: &[(&str, &str)]) -> String {
     for (key, value) in pairs {
         query.append_pair(key, value);
     }
-    format!("/decisions?{}", query.finish())
+    format!("decisions?{}", query.finish())
 }
 
 fn row_link(index: &TrailIndex, entry: &Entry) -> Markup {
@@ -327,7 +333,7 @@ fn row_link(index: &TrailIndex, entry: &Entry) -> Markup {
         })
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| format!("seq-{}", entry.seq));
-    html! { a href=(format!("/decision/{key}")) { "seq " (entry.seq) } }
+    html! { a href=(format!("decision/{key}")) { "seq " (entry.seq) } }
 }
 
 /// The decisions table's filter, sort and page, read from a query.
@@ -458,7 +464,7 @@ fn order(index: &TrailIndex, chosen: &mut [u32], sort: &str, descending: bool, w
     chosen[..want].sort_unstable_by(compare);
 }
 
-fn decisions(index: &TrailIndex, query: &str) -> Page {
+fn decisions(base: &str, index: &TrailIndex, query: &str) -> Page {
     let table = match table_query(query) {
         Ok(table) => table,
         Err(problem) => return Page::Error(StatusCode::BAD_REQUEST, problem),
@@ -508,11 +514,12 @@ fn decisions(index: &TrailIndex, query: &str) -> Page {
         html! { th { a href=(table.href(sort, next_descending, 1)) { (label) (arrow) } } }
     };
     Page::Html(layout(
+        base,
         "Decisions",
-        "/decisions",
+        "decisions",
         &html! {
             h1 { "Decisions" }
-            form.filters method="get" action="/decisions" {
+            form.filters method="get" action="decisions" {
                 label { "since " input name="since" value=(table.value("since")) placeholder="2026-12-01"; }
                 label { "until " input name="until" value=(table.value("until")) placeholder="2026-12-07T12:00:00Z"; }
                 label { "decision "
@@ -534,7 +541,7 @@ fn decisions(index: &TrailIndex, query: &str) -> Page {
                 label { "policy " input name="policy" value=(table.value("policy")); }
                 label { input type="checkbox" name="pending" checked[!table.value("pending").is_empty()]; " pending only" }
                 button type="submit" { "Filter" }
-                " " a href="/decisions" { "clear" }
+                " " a href="decisions" { "clear" }
             }
             p id="matched" { strong { (matched) } " decision(s) match" @if pages > 1 { "; page " (page) " of " (pages) } "." }
             @for warning in &warnings { p.warn { (warning) } }
@@ -571,7 +578,7 @@ fn decisions(index: &TrailIndex, query: &str) -> Page {
 /// A decision page's address.
 pub fn decision_href(record: Option<&Sealed<DecisionRecord>>, seq: u64) -> String {
     let id = record.map_or("", |r| r.record.decision_id.as_str());
-    format!("/decision/{}", super::index::page_key(id, seq))
+    format!("decision/{}", super::index::page_key(id, seq))
 }
 
 fn targets_text(record: Option<&Sealed<DecisionRecord>>) -> String {

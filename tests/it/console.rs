@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use crate::support::call;
 use crate::support::temp_dir;
+use crate::support::{call, cert_dir, request, send, tls_client};
 use crate::support::{gateway_binary, run_gateway};
 
 const TOKEN: &str = "reviewer-token-for-the-console-tests";
@@ -51,15 +51,17 @@ impl Drop for Console {
 }
 
 fn start_console(trail: &Path, dir: &Path) -> Console {
+    let section = format!(
+        "[console]\ntoken_sha256 = \"{}\"\n",
+        erasure_gateway::digest::sha256_hex(TOKEN)
+    );
+    start_console_with(trail, dir, &section)
+}
+
+/// `audit serve` with this `[console]` section.
+fn start_console_with(trail: &Path, dir: &Path, section: &str) -> Console {
     let config = dir.join("console.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[console]\ntoken_sha256 = \"{}\"\n",
-            erasure_gateway::digest::sha256_hex(TOKEN)
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, section).unwrap();
     let mut child = gateway_binary()
         .args(["audit", "serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
@@ -543,4 +545,100 @@ fn audit_serve_refuses_a_missing_trail_or_a_bad_console_section_by_name() {
         "a token in the wrong place is not echoed: {}",
         ran.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_certificate_is_access_enough_over_tls() {
+    let certs = erasure_gateway::certs::DevCerts::generate().unwrap();
+    let dir = cert_dir(&certs, "console-mtls");
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let section = format!(
+        "[console]\ntls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\n",
+        file("gateway.pem"),
+        file("gateway-key.pem"),
+        file("ca.pem")
+    );
+    let console = start_console_with(&demo_trail(), dir.path(), &section);
+    assert!(console.base.starts_with("https://"), "{}", console.base);
+    let base = console.base.replace("127.0.0.1", "localhost");
+    // A certificate the CA signed: the pages, no token, no sign-in.
+    let reviewer = tls_client(&certs, true);
+    let (parts, body) = send(&reviewer, request("GET", &format!("{base}/decisions"), ""))
+        .await
+        .unwrap();
+    assert_eq!(parts.status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("decision(s) match"));
+    // Without one, the handshake itself is refused.
+    let stranger = tls_client(&certs, false);
+    assert!(send(&stranger, request("GET", &format!("{base}/"), ""))
+        .await
+        .is_err());
+}
+
+/// `GET` on the admin listener with the reviewer token; status and body.
+async fn reviewer_get(url: &str) -> (u16, String) {
+    let auth = format!("Bearer {TOKEN}");
+    let mut req = request("GET", url, "");
+    req.headers_mut()
+        .insert("authorization", auth.parse().unwrap());
+    let (parts, body) = send(&crate::support::http1_client(), req).await.unwrap();
+    (
+        parts.status.as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_serves_the_console_following_the_live_trail() {
+    use crate::support::{bearer, spawn_gateway, spawn_vendor, Behaviour, GatewayConfig, JSON};
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let config = GatewayConfig::new()
+        .vendor("seam", &seam)
+        .caller("privacy-ops", "officer-token-1", &["privacy-officer"])
+        .set("console", "enabled", true)
+        .set(
+            "console",
+            "token_sha256",
+            erasure_gateway::digest::sha256_hex(TOKEN),
+        );
+    let mut gateway = spawn_gateway(config).await;
+    // Behind the reviewer token, like `audit serve`; the rest of the admin
+    // listener is unchanged.
+    let (parts, _) = call("GET", &gateway.admin_url("/console/"), &[], "").await;
+    assert_eq!(parts.status, 303);
+    assert_eq!(parts.headers["location"], "/console/login");
+    let (parts, _) = call("GET", &gateway.admin_url("/healthz"), &[], "").await;
+    assert_eq!(parts.status, 200);
+    let (status, page) = reviewer_get(&gateway.admin_url("/console/")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<base href=\"/console/\">"),
+        "links resolve under /console/"
+    );
+    // An erasure decided now shows in the table once the follower reads it.
+    let (parts, _) = gateway
+        .call(
+            "POST",
+            "/seam/customers/delete_data",
+            &[("authorization", &bearer("officer-token-1")), JSON],
+            r#"{"customer_keys":["cust-console-1"]}"#,
+        )
+        .await;
+    assert_eq!(parts.status, 200);
+    let started = Instant::now();
+    loop {
+        let (status, page) =
+            reviewer_get(&gateway.admin_url("/console/decisions?target=cust-console-1")).await;
+        assert_eq!(status, 200);
+        if page.contains("<strong>1</strong> decision(s) match") {
+            assert!(page.contains("Seam::Customer::cust-console-1"), "{page}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the console never showed the new decision"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    gateway.stop().await;
 }
