@@ -277,8 +277,9 @@ reviewer token whose SHA-256 is [console] token_sha256 (sign in on /login, or\n\
 send `Authorization: Bearer`), or a client certificate signed by [console]\n\
 client_ca. With neither configured, a one-time token is made at start and its\n\
 sign-in link printed here. The console follows the files as the gateway\n\
-appends and verifies the chain again after each change; nothing it does\n\
-writes to the trail, the policies or the gateway.")]
+appends and verifies the whole chain again after a change (at most every\n\
+10 s, and never more than a tenth of a core); nothing it does writes to the\n\
+trail, the policies or the gateway.")]
     Serve {
         /// Trail files or directories, oldest first (default: the
         /// directory of the config's [audit] path).

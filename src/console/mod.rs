@@ -30,6 +30,9 @@ use index::TrailIndex;
 /// How often the files are looked at for appended records.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
+/// The least time between two verifications of a changing trail.
+const REVERIFY_AFTER: Duration = Duration::from_secs(10);
+
 /// What the console serves and checks.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleSettings {
@@ -169,27 +172,29 @@ impl Console {
         })
     }
 
+    /// Verifies the whole trail again after each change, but spends at
+    /// most a tenth of one core on it: after a run that took `t`, the next
+    /// waits `max(REVERIFY_AFTER, 10 t)` (a busy gateway's trail changes
+    /// all the time; the overview says how many newer records wait).
     fn verify_loop(&self) {
         let mut verified_at = None;
+        let mut next = Instant::now();
         loop {
             let records = self.records_indexed();
-            if verified_at != Some(records) {
-                let began = Instant::now();
-                let result = verify_files(&self.settings.paths, &self.settings.verify);
-                let done = Verification::Done {
-                    result,
-                    at: SystemTime::now(),
-                    took: began.elapsed(),
-                };
-                if let Ok(mut state) = self.verification.lock() {
-                    *state = (done, records);
+            if verified_at != Some(records) && Instant::now() >= next {
+                self.verify_now();
+                if let Verification::Done { took, .. } = self.verification().0 {
+                    next = Instant::now() + REVERIFY_AFTER.max(took * 10);
                 }
                 verified_at = Some(records);
             }
             let Ok(state) = self.verification.lock() else {
                 return;
             };
-            let waited = self.wake.wait_timeout(state, Duration::from_secs(5));
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(100), Duration::from_secs(5));
+            let waited = self.wake.wait_timeout(state, wait);
             drop(waited);
             if self.stop.load(Ordering::Acquire) {
                 return;
