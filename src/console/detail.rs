@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::http::form_value;
 use super::index::{RecordLoc, TrailIndex};
 use super::pages::{chain_state, layout, link, Page};
-use super::{Console, Verification};
+use super::{chain_label, Console, Verification};
 use crate::trail::pseudonym::{PseudonymKey, MIN_KEY_BYTES, PREFIX};
 use crate::trail::receipt::{what, Receipt, ReceiptBuilder};
 use crate::trail::record::{DecisionRecord, Sealed};
@@ -29,25 +29,28 @@ fn seq_of(record: &Map<String, Value>) -> u64 {
     record.get("seq").and_then(Value::as_u64).unwrap_or(0)
 }
 
-/// Where a record at `seq` stands in the chain, in words.
-fn proven(console: &Console, seq: u64) -> (&'static str, String) {
-    match console.verification().0 {
-        Verification::Running => ("running", "the chain is being verified".into()),
-        Verification::Done { result: Ok(summary), .. } => match summary.head {
+/// Where a record at `seq` of the chain `label` stands, in words.
+fn proven(console: &Console, label: &str, seq: u64) -> (&'static str, String) {
+    let verification = console.verification().0;
+    let Some(chain) = verification.chain(label) else {
+        return ("running", "the chain is being verified".into());
+    };
+    match &chain.result {
+        Ok(summary) => match &summary.head {
             Some(head) if seq <= head.seq => (
                 "ok",
                 format!("verified: its hash and link hold, and the chain continues unbroken to the head at seq {}", head.seq),
             ),
             _ => ("running", "newer than the last verification".into()),
         },
-        Verification::Done { result: Err(failure), .. } => match failure.seq {
+        Err(failure) => match failure.seq {
             Some(bad) if seq < bad => (
                 "ok",
-                format!("intact: before the first bad record (seq {bad}); but the trail as a whole does not verify"),
+                format!("intact: before the first bad record (seq {bad}); but the chain as a whole does not verify"),
             ),
             _ => (
                 "broken",
-                format!("NOT proven: the trail breaks at {} — {}",
+                format!("NOT proven: the chain breaks at {} — {}",
                     failure.seq.map_or_else(|| "its start".to_owned(), |s| format!("seq {s}")), failure.reason),
             ),
         },
@@ -81,12 +84,15 @@ pub fn decision_page(console: &Console, index: &TrailIndex, key: &str) -> Page {
         .iter()
         .filter_map(|loc| index.read_record(*loc).ok())
         .collect();
-    let (state_class, state) = proven(console, entry.seq);
+    let label = chain_label(&index.files[entry.loc.file as usize]);
+    let (state_class, state) = proven(console, &label, entry.seq);
     let covering = index
         .checkpoints
         .iter()
         .find(|(cp_seq, loc)| {
-            *cp_seq > entry.seq && (loc.file, loc.offset) > (entry.loc.file, entry.loc.offset)
+            *cp_seq > entry.seq
+                && (loc.file, loc.offset) > (entry.loc.file, entry.loc.offset)
+                && chain_label(&index.files[loc.file as usize]) == label
         })
         .and_then(|(_, loc)| index.read_record(*loc).ok());
     let mut determining: Vec<&str> = Vec::new();
@@ -282,7 +288,8 @@ fn receipt_body(console: &Console, index: &TrailIndex, receipt: &Receipt) -> Mar
                 @if let Some(at) = &receipt.erased_at { dt { "when" } dd { (at) } }
                 @if let Some(by) = &receipt.by { dt { "by" } dd { (by) } }
                 @if !receipt.policies.is_empty() { dt { "under" } dd { (receipt.policies.join(", ")) } }
-                dt { "proof" } dd {
+                dt { "does the trail prove it?" } dd id="proves" { (proves(console, receipt)) }
+                dt { "signed checkpoint" } dd {
                     @match &receipt.checkpoint {
                         Some(cp) => { "covered by the signed checkpoint at seq " (seq_of(cp)) " (" (text(cp, "time")) ", key " code { (text(cp, "key_id")) } ")" }
                         None => "no signed checkpoint covers these records yet",
@@ -296,6 +303,39 @@ fn receipt_body(console: &Console, index: &TrailIndex, receipt: &Receipt) -> Mar
             }
         }
         (chain_state(console, index))
+    }
+}
+
+/// Whether the chain holding the receipt's records verifies up to them, in
+/// one sentence.
+fn proves(console: &Console, receipt: &Receipt) -> String {
+    let verification = console.verification().0;
+    let Verification::Done { chains, .. } = &verification else {
+        return "the trail is being verified: reload in a moment".into();
+    };
+    let Some(last) = receipt.records.iter().map(seq_of).max() else {
+        return "nothing to prove: no record names this target".into();
+    };
+    let broken: Vec<&str> = chains
+        .iter()
+        .filter_map(|c| c.result.as_ref().err().map(|_| c.label.as_str()))
+        .collect();
+    let unverified = chains.iter().all(|c| {
+        c.result
+            .as_ref()
+            .ok()
+            .and_then(|s| s.head.as_ref())
+            .is_none_or(|head| head.seq < last)
+    });
+    if !broken.is_empty() {
+        format!(
+            "NO: the trail does not verify ({}); see below",
+            broken.join(", ")
+        )
+    } else if unverified {
+        "not yet: these records are newer than the last verification".into()
+    } else {
+        "yes: every record's hash and link hold, and the chain continues unbroken past them".into()
     }
 }
 

@@ -22,7 +22,8 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::authz::{PolicyErrors, PolicySnapshot};
-use crate::trail::files::FilesError;
+use crate::trail::files::{self, FilesError};
+use crate::trail::naming::TrailName;
 use crate::trail::verify::{verify_files, VerifyFailure, VerifyOptions, VerifySummary};
 
 use index::TrailIndex;
@@ -51,24 +52,71 @@ pub struct ConsoleSettings {
 /// The policy texts of each version loaded: version → `@id` → text.
 pub type PolicyTexts = HashMap<String, BTreeMap<String, String>>;
 
+/// One writer's chain (its files share the `<stem>-<replica>-` prefix)
+/// and how it verified.
+#[derive(Debug, Clone)]
+pub struct ChainCheck {
+    /// The files' shared prefix without its last `-` (`decisions-gw1`);
+    /// empty for files the writer's naming does not describe.
+    pub label: String,
+    /// The summary, or the first way the chain fails.
+    pub result: Result<VerifySummary, VerifyFailure>,
+}
+
 /// Where verification stands.
-// One lives in the console, and a page clones it once: boxing the summary
-// would save nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Verification {
     /// Not finished yet for the first time.
     Running,
-    /// The last run's answer, over the records the index held when it
-    /// began.
+    /// The last run's answer for each chain, over the records the index
+    /// held when it began.
     Done {
-        /// The summary, or the first way the trail fails.
-        result: Result<VerifySummary, VerifyFailure>,
+        /// Each chain, in the order its first file is read.
+        chains: Vec<ChainCheck>,
         /// When it finished.
         at: SystemTime,
         /// How long it took.
         took: Duration,
     },
+}
+
+impl Verification {
+    /// The check of the chain `label` names.
+    pub fn chain(&self, label: &str) -> Option<&ChainCheck> {
+        match self {
+            Self::Running => None,
+            Self::Done { chains, .. } => chains.iter().find(|c| c.label == label),
+        }
+    }
+}
+
+/// The chain a trail file belongs to: its writer's prefix (`decisions-gw1`),
+/// or `""` for a name the writer did not make.
+pub fn chain_label(path: &Path) -> String {
+    TrailName::of(path).map_or_else(String::new, |name| {
+        name.prefix.trim_end_matches('-').to_owned()
+    })
+}
+
+/// The trail's files grouped by chain, each group oldest first, groups in
+/// the order their first file comes.
+fn chains_of(paths: &[PathBuf]) -> Vec<(String, Vec<PathBuf>)> {
+    let Ok(files) = files::trail_files(paths) else {
+        // `verify_files` says why, naming the path.
+        return vec![(String::new(), paths.to_vec())];
+    };
+    let mut chains: Vec<(String, Vec<PathBuf>)> = Vec::new();
+    for file in files {
+        let label = chain_label(&file);
+        match chains.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, group)) => group.push(file),
+            None => chains.push((label, vec![file])),
+        }
+    }
+    if chains.is_empty() {
+        chains.push((String::new(), paths.to_vec()));
+    }
+    chains
 }
 
 /// A console's state: the index, verification and policy texts.
@@ -210,15 +258,22 @@ impl Console {
             .map_or((Verification::Running, 0), |state| state.clone())
     }
 
-    /// Verifies now and waits for the answer (tests and the first page).
+    /// Verifies now, each writer's chain on its own (several replicas'
+    /// files may share a directory), and waits for the answer.
     pub fn verify_now(&self) {
         let records = self.records_indexed();
         let began = Instant::now();
-        let result = verify_files(&self.settings.paths, &self.settings.verify);
+        let chains = chains_of(&self.settings.paths)
+            .into_iter()
+            .map(|(label, files)| ChainCheck {
+                result: verify_files(&files, &self.settings.verify),
+                label,
+            })
+            .collect();
         if let Ok(mut state) = self.verification.lock() {
             *state = (
                 Verification::Done {
-                    result,
+                    chains,
                     at: SystemTime::now(),
                     took: began.elapsed(),
                 },

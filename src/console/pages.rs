@@ -12,7 +12,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::http::form_value;
 use super::index::{Entry, TrailIndex, Verdict};
-use super::{chart, detail, Console, Verification};
+use super::{chain_label, chart, detail, ChainCheck, Console, Verification};
 use crate::trail::filter::{parse_time, DecisionValue, QueryFilter};
 use crate::trail::record::{DecisionRecord, Sealed};
 
@@ -159,25 +159,62 @@ fn ago(at: SystemTime) -> String {
     humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
-/// The chain's state, in words, for the overview and each decision.
+/// The trail's state, in words, for the overview and the receipts: each
+/// writer's chain verified, or where it breaks, with its newest signed
+/// checkpoint.
 pub fn chain_state(console: &Console, index: &TrailIndex) -> Markup {
     let (verification, verified_records) = console.verification();
     let indexed = index.counts.kinds.values().sum::<u64>() + index.skipped_lines;
-    let newest_checkpoint = index
-        .checkpoints
-        .last()
-        .and_then(|(_, loc)| index.read_record(*loc).ok());
+    let (overall, chains, at, took) = match &verification {
+        Verification::Running => ("running", &[][..], None, None),
+        Verification::Done { chains, at, took } => {
+            let broken = chains.iter().any(|c| c.result.is_err());
+            (
+                if broken { "broken" } else { "ok" },
+                &chains[..],
+                Some(*at),
+                Some(*took),
+            )
+        }
+    };
     html! {
-        @match &verification {
-            Verification::Running => {
-                section.state.running {
+        section id="chain-state" class=(format!("chains {overall}")) {
+            @if chains.is_empty() {
+                div.state.running {
                     h2 { "Verifying the trail…" }
                     p { "The chain of " (indexed) " records is being checked. Reload in a moment." }
                 }
             }
-            Verification::Done { result: Ok(summary), at, took } => {
-                section.state.ok id="chain-state" {
-                    h2 { "Trail verified" }
+            @for chain in chains {
+                (chain_panel(console, index, chain))
+            }
+            @if let (Some(at), Some(took)) = (at, took) {
+                p.small { "Checked " (ago(at)) " ago in " (format!("{:.1}", took.as_secs_f64())) " s." }
+            }
+            @if overall != "running" && indexed > verified_records {
+                p.warn { (indexed - verified_records) " newer record(s) are not verified yet." }
+            }
+        }
+    }
+}
+
+fn chain_panel(console: &Console, index: &TrailIndex, chain: &ChainCheck) -> Markup {
+    let name = if chain.label.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", chain.label)
+    };
+    let newest_checkpoint = index
+        .checkpoints
+        .iter()
+        .rev()
+        .find(|(_, loc)| chain_label(&index.files[loc.file as usize]) == chain.label)
+        .and_then(|(_, loc)| index.read_record(*loc).ok());
+    html! {
+        @match &chain.result {
+            Ok(summary) => {
+                div.state.ok {
+                    h2 { "Trail verified" (name) }
                     p {
                         "Every record's hash, sequence and link to the one before hold: "
                         strong { (summary.records) " records" } " in " (summary.files) " file(s)"
@@ -189,44 +226,53 @@ pub fn chain_state(console: &Console, index: &TrailIndex) -> Markup {
                     @if let Some(head) = &summary.head {
                         p { "Head: seq " strong { (head.seq) } ", hash " code.hash { (head.hash) } }
                     }
-                    p.small { "Checked " (ago(*at)) " ago in " (format!("{:.1}", took.as_secs_f64())) " s." }
-                    @if indexed > verified_records {
-                        p.warn { (indexed - verified_records) " newer record(s) are not verified yet." }
-                    }
+                    (checkpoint_line(console, newest_checkpoint.as_ref()))
                 }
             }
-            Verification::Done { result: Err(failure), at, .. } => {
-                section.state.broken id="chain-state" {
-                    h2 { "The trail does NOT verify" }
-                    p { "Nothing in this trail after the first bad record is proven. The first bad record:" }
+            Err(failure) => {
+                div.state.broken {
+                    h2 { "The trail does NOT verify" (name) }
+                    p { "Nothing in this chain after the first bad record is proven. The first bad record:" }
                     p.failure {
                         @if let Some(file) = &failure.file { (file.display()) }
                         @if let Some(line) = failure.line { " line " (line) }
                         @if let Some(seq) = failure.seq { " (seq " strong { (seq) } ")" }
                         ": " (failure.reason)
                     }
-                    p.small { "Checked " (ago(*at)) " ago." }
+                    (checkpoint_line(console, newest_checkpoint.as_ref()))
                 }
             }
         }
-        section.checkpoint {
-            h3 { "Newest signed checkpoint" }
-            @match &newest_checkpoint {
-                Some(cp) => {
-                    p {
-                        "At seq " (cp.get("seq").and_then(|v| v.as_u64()).unwrap_or(0))
-                        ", covering up to seq " (cp.get("head_seq").and_then(|v| v.as_u64()).unwrap_or(0))
-                        ", signed " (cp.get("time").and_then(|v| v.as_str()).unwrap_or(""))
-                        " by key " code { (cp.get("key_id").and_then(|v| v.as_str()).unwrap_or("")) } ". "
-                        @if console.key_pinned() {
-                            "Its signature was checked against the pinned public key."
-                        } @else {
-                            "Signature not checked: start the console with --public-key to pin the key."
-                        }
-                    }
+    }
+}
+
+fn checkpoint_line(
+    console: &Console,
+    checkpoint: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Markup {
+    let number = |cp: &serde_json::Map<String, serde_json::Value>, field: &str| {
+        cp.get(field)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    let text = |cp: &serde_json::Map<String, serde_json::Value>, field: &str| {
+        cp.get(field)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    html! {
+        @match checkpoint {
+            Some(cp) => p.checkpoint {
+                "Newest signed checkpoint: at seq " (number(cp, "seq")) ", covering up to seq " (number(cp, "head_seq"))
+                ", signed " (text(cp, "time")) " by key " code { (text(cp, "key_id")) } ". "
+                @if console.key_pinned() {
+                    "Its signature was checked against the pinned public key."
+                } @else {
+                    "Signature not checked: start the console with --public-key to pin the key."
                 }
-                None => p { "The trail holds no signed checkpoint (set " code { "[audit] checkpoint_key_file" } ")." },
-            }
+            },
+            None => p.checkpoint { "No signed checkpoint in this chain (set " code { "[audit] checkpoint_key_file" } ")." },
         }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::detail::receipt_of;
 use super::index::TrailIndex;
-use super::{Console, ConsoleSettings, Verification};
+use super::{ChainCheck, Console, ConsoleSettings};
 use crate::trail::chain::{seal, GENESIS};
 use crate::trail::filter::{parse_time, DecisionValue, QueryFilter};
 use crate::trail::pseudonym::PseudonymKey;
@@ -361,12 +361,13 @@ fn a_tampered_trail_is_reported_broken_at_its_first_bad_record() {
     })
     .unwrap();
     console.verify_now();
-    let Verification::Done {
+    let verification = console.verification().0;
+    let Some(ChainCheck {
         result: Ok(summary),
         ..
-    } = console.verification().0
+    }) = verification.chain("decisions-a")
     else {
-        panic!("an intact trail verifies")
+        panic!("an intact trail verifies: {verification:?}")
     };
     assert!(summary.records > 40);
     let file = trail.join("decisions-a-20261201T000000Z.jsonl");
@@ -379,12 +380,13 @@ fn a_tampered_trail_is_reported_broken_at_its_first_bad_record() {
     lines[at] = lines[at].replace("\"decision\":\"deny\"", "\"decision\":\"allow\"");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     console.verify_now();
-    let Verification::Done {
+    let verification = console.verification().0;
+    let Some(ChainCheck {
         result: Err(failure),
         ..
-    } = console.verification().0
+    }) = verification.chain("decisions-a")
     else {
-        panic!("a tampered trail does not verify")
+        panic!("a tampered trail does not verify: {verification:?}")
     };
     let bad = at as u64 + 1;
     assert_eq!(
@@ -510,4 +512,69 @@ fn a_raw_id_is_found_in_a_pseudonymized_trail_only_with_the_key() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn each_replica_chain_in_a_directory_is_verified_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key(dir.path());
+    let trail = write(dir.path(), records(30, &key), 1_000);
+    // A second writer's chain in the same directory.
+    let b_file = trail.join("decisions-b-20261201T000000Z.jsonl");
+    let resealed: Vec<Map<String, Value>> = records(20, &key)
+        .into_iter()
+        .map(|mut r| {
+            r.insert("replica".into(), "b".into());
+            r
+        })
+        .collect();
+    let b_dir = write(&dir.path().join("b2"), resealed, 1_000);
+    std::fs::copy(b_dir.join("decisions-a-20261201T000000Z.jsonl"), &b_file).unwrap();
+    let console = Console::open(ConsoleSettings {
+        paths: vec![trail],
+        ..Default::default()
+    })
+    .unwrap();
+    console.verify_now();
+    let verification = console.verification().0;
+    for label in ["decisions-a", "decisions-b"] {
+        let chain = verification
+            .chain(label)
+            .unwrap_or_else(|| panic!("{label}: {verification:?}"));
+        assert!(chain.result.is_ok(), "{label}: {:?}", chain.result);
+    }
+    // Break b: a is still proven, b is not.
+    let mut lines: Vec<String> = std::fs::read_to_string(&b_file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines[4] = lines[4].replace("\"replica\":\"b\"", "\"replica\":\"x\"");
+    std::fs::write(&b_file, lines.join("\n") + "\n").unwrap();
+    console.verify_now();
+    let verification = console.verification().0;
+    assert!(verification.chain("decisions-a").unwrap().result.is_ok());
+    let broken = verification
+        .chain("decisions-b")
+        .unwrap()
+        .result
+        .as_ref()
+        .unwrap_err();
+    assert_eq!(broken.seq, Some(5), "{broken}");
+    let super::pages::Page::Html(overview) = super::pages::route(&console, "/", "") else {
+        panic!("the overview")
+    };
+    let overview = overview.into_string();
+    assert!(
+        overview.contains("Trail verified (decisions-a)"),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("does NOT verify (decisions-b)"),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("chains broken"),
+        "the page as a whole says broken"
+    );
 }

@@ -194,7 +194,24 @@ impl Browser {
             .click()
             .await
             .unwrap();
-        assert_eq!(self.client.current_url().await.unwrap().path(), "/");
+        self.wait_url(|path, _| path == "/").await;
+    }
+
+    /// Waits (10 s at most) until the page's address is what `want`
+    /// accepts (path, query): a click returns before its navigation ends.
+    async fn wait_url(&self, want: impl Fn(&str, &str) -> bool) {
+        let started = Instant::now();
+        loop {
+            let url = self.client.current_url().await.unwrap();
+            if want(url.path(), url.query().unwrap_or("")) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never left {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Reloads `url` until `css` is on it (verification runs in the
@@ -292,8 +309,9 @@ async fn a_reviewer_reads_the_overview_filters_decisions_and_downloads_a_receipt
         .click()
         .await
         .unwrap();
-    let url = browser.client.current_url().await.unwrap();
-    assert!(url.query().unwrap_or("").contains("vendor=kore"), "{url}");
+    browser
+        .wait_url(|path, query| path == "/decisions" && query.contains("vendor=kore"))
+        .await;
     let kore = query(&["--vendor", "kore"]);
     let shown = browser
         .client
@@ -356,6 +374,10 @@ async fn a_reviewer_reads_the_overview_filters_decisions_and_downloads_a_receipt
     let receipt_text = browser.text("#receipt").await;
     assert!(receipt_text.contains("Erased"), "{receipt_text}");
     assert!(receipt_text.contains(erased["caller"].as_str().unwrap()));
+    assert!(
+        browser.text("#proves").await.starts_with("yes"),
+        "the trail proves it"
+    );
     browser.screenshot("receipt").await;
     browser
         .client
