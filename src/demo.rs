@@ -236,6 +236,10 @@ pub async fn run(dir: &Path) -> Result<bool, DemoError> {
         "  {program} policy replay --trail {trail} --policies {}",
         dir.join("policies").display()
     );
+    println!(
+        "  {program} audit serve {trail} --policies {}   # the reviewers' console in a browser",
+        dir.join("policies").display()
+    );
     Ok(all_expected && verified.is_ok())
 }
 
