@@ -64,6 +64,9 @@ pub fn service(
             if let Some((console, access)) = &state.console {
                 let path = request.uri().path();
                 if path == "/console" || path.starts_with("/console/") {
+                    // The set in force now may be a reload the console has
+                    // not quoted yet.
+                    console.learn_policies(&state.gateway.policies());
                     return Ok(console::http::respond(console.clone(), access, request).await);
                 }
             }

@@ -210,12 +210,6 @@ fn console_on_admin(
     if !config.console.enabled {
         return Ok(None);
     }
-    let dir = config
-        .audit
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_owned);
     let public_key = config
         .console
         .public_key
@@ -225,7 +219,7 @@ fn console_on_admin(
     let mut policies = vec![config.policies.dir.clone()];
     policies.extend(config.console.policies.iter().cloned());
     let console = Console::open(ConsoleSettings {
-        paths: vec![dir],
+        paths: vec![config.audit.dir()],
         verify: trail::verify::VerifyOptions {
             partial: false,
             checkpoint: None,

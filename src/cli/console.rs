@@ -33,13 +33,7 @@ pub(super) fn serve(command: AuditCommand) -> Ran {
     let config = load_config(config.as_deref())?;
     let settings = config.console;
     let files = if files.is_empty() {
-        let dir = config
-            .audit
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), PathBuf::from);
-        vec![dir]
+        vec![config.audit.dir()]
     } else {
         files
     };

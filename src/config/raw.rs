@@ -321,6 +321,14 @@ impl Default for AuditConfig {
 }
 
 impl AuditConfig {
+    /// The directory the trail's files are written in.
+    pub fn dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_owned)
+    }
+
     /// The replica id: configured, else `$HOSTNAME`, else `gateway`; reduced
     /// to characters that are safe in a file name.
     pub fn replica(&self) -> String {

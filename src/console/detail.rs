@@ -101,7 +101,7 @@ pub fn decision_page(console: &Console, index: &TrailIndex, key: &str) -> Page {
             determining.push(policy);
         }
     }
-    let texts = console.policies.get(&record.policy_version);
+
     let neighbour = |at: Option<usize>| {
         at.and_then(|at| index.entries.get(at)).map(|e| {
             let id = index
@@ -156,7 +156,7 @@ pub fn decision_page(console: &Console, index: &TrailIndex, key: &str) -> Page {
             @if determining.is_empty() { p { "No policy determined it (" (record.reasons.join("; ")) ")." } }
             @for policy in &determining {
                 h3 { code { (policy) } }
-                @match texts.and_then(|t| t.get(*policy)) {
+                @match console.policy_text(&record.policy_version, policy) {
                     Some(source) => pre.policy { (source) },
                     None => p.small { "The text of this policy as of version " code { (crate::authz::short_version(&record.policy_version)) }
                         " is not loaded: start the console with --policies DIR of that version to quote it." },

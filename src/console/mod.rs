@@ -128,7 +128,7 @@ pub struct Console {
     wake: Condvar,
     settings: ConsoleSettings,
     /// Policy texts by version.
-    pub policies: PolicyTexts,
+    policies: RwLock<PolicyTexts>,
     /// Where the pages are (`""` or `/console`).
     pub base: String,
     stop: AtomicBool,
@@ -169,7 +169,7 @@ impl Console {
             verification: Mutex::new((Verification::Running, 0)),
             wake: Condvar::new(),
             settings,
-            policies,
+            policies: RwLock::new(policies),
             stop: AtomicBool::new(false),
         }))
     }
@@ -282,6 +282,27 @@ impl Console {
         }
     }
 
+    /// The text of policy `id` as of policy-set `version`, when that
+    /// version is loaded.
+    pub fn policy_text(&self, version: &str, id: &str) -> Option<String> {
+        self.policies.read().ok()?.get(version)?.get(id).cloned()
+    }
+
+    /// Learns the texts of a policy set (the gateway's console learns each
+    /// set it reloads, so new decisions quote the text they were decided
+    /// under).
+    pub fn learn_policies(&self, snapshot: &PolicySnapshot) {
+        let known = self
+            .policies
+            .read()
+            .is_ok_and(|texts| texts.contains_key(snapshot.version()));
+        if !known {
+            if let Ok(mut texts) = self.policies.write() {
+                texts.insert(snapshot.version().to_owned(), texts_of(snapshot));
+            }
+        }
+    }
+
     /// Whether an in-chain checkpoint's signature is checked (a public key
     /// was pinned).
     pub fn key_pinned(&self) -> bool {
@@ -295,7 +316,12 @@ fn policy_texts(dir: &Path) -> Result<(String, BTreeMap<String, String>), Consol
         dir: dir.to_owned(),
         errors,
     })?;
-    let texts = snapshot
+    Ok((snapshot.version().to_owned(), texts_of(&snapshot)))
+}
+
+/// Each policy's text by `@id`.
+fn texts_of(snapshot: &PolicySnapshot) -> BTreeMap<String, String> {
+    snapshot
         .policies
         .policies()
         .map(|policy| {
@@ -304,8 +330,8 @@ fn policy_texts(dir: &Path) -> Result<(String, BTreeMap<String, String>), Consol
                 .map_or_else(|| policy.id().to_string(), str::to_owned);
             (id, policy.to_string())
         })
-        .collect();
-    Ok((snapshot.version().to_owned(), texts))
+        .collect()
 }
+
 #[cfg(test)]
 mod tests;

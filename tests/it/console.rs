@@ -662,5 +662,18 @@ async fn the_admin_listener_serves_the_console_following_the_live_trail() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Its page quotes the policy in force that allowed it.
+    let decision = gateway
+        .trail()
+        .into_iter()
+        .find(|r| r["kind"] == "decision")
+        .expect("the decision is on record");
+    let id = decision["decision_id"].as_str().unwrap();
+    let (status, page) = reviewer_get(&gateway.admin_url(&format!("/console/decision/{id}"))).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<pre class=\"policy\">") && page.contains("permit"),
+        "{page}"
+    );
     gateway.stop().await;
 }
