@@ -24,8 +24,8 @@ pub(super) fn run(command: AuditCommand) -> Ran {
         | AuditCommand::Receipt { files, .. }
         | AuditCommand::Export { files, .. } => files.as_slice(),
         AuditCommand::Tail { file, .. } => std::slice::from_ref(file),
-        AuditCommand::Serve { files, .. } => files.as_slice(),
-        AuditCommand::Keygen { .. } => &[],
+        // `audit serve` checks its own: the config may name the trail.
+        AuditCommand::Serve { .. } | AuditCommand::Keygen { .. } => &[],
     };
     all_exist(paths)?;
     match command {
@@ -95,7 +95,7 @@ pub(super) fn run(command: AuditCommand) -> Ran {
 
 /// A usage error for the first path that does not exist: a mistyped path is
 /// not a tampered trail, so verify must not answer exit 1.
-fn all_exist(paths: &[PathBuf]) -> Ran {
+pub(super) fn all_exist(paths: &[PathBuf]) -> Ran {
     match paths.iter().find(|p| !p.try_exists().unwrap_or(true)) {
         Some(absent) => Err(Failure::usage(format!(
             "{}: no such file or directory",

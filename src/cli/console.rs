@@ -37,14 +37,7 @@ pub(super) fn serve(command: AuditCommand) -> Ran {
     } else {
         files
     };
-    for path in &files {
-        if !path.exists() {
-            return Err(Failure::usage(format!(
-                "{}: no such file or directory",
-                path.display()
-            )));
-        }
-    }
+    super::audit::all_exist(&files)?;
     let public_key = public_key.or(settings.public_key);
     let public_key = public_key
         .as_deref()

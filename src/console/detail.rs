@@ -21,12 +21,18 @@ fn pretty(record: &Map<String, Value>) -> String {
     serde_json::to_string_pretty(record).unwrap_or_default()
 }
 
-fn text<'r>(record: &'r Map<String, Value>, field: &str) -> &'r str {
+/// A record's text field (`""` when absent).
+pub(super) fn text<'r>(record: &'r Map<String, Value>, field: &str) -> &'r str {
     record.get(field).and_then(Value::as_str).unwrap_or("")
 }
 
+/// A record's number field (0 when absent).
+pub(super) fn number(record: &Map<String, Value>, field: &str) -> u64 {
+    record.get(field).and_then(Value::as_u64).unwrap_or(0)
+}
+
 fn seq_of(record: &Map<String, Value>) -> u64 {
-    record.get("seq").and_then(Value::as_u64).unwrap_or(0)
+    number(record, "seq")
 }
 
 /// Where a record at `seq` of the chain `label` stands, in words.
@@ -103,20 +109,15 @@ pub fn decision_page(console: &Console, index: &TrailIndex, key: &str) -> Page {
     }
 
     let neighbour = |at: Option<usize>| {
-        at.and_then(|at| index.entries.get(at)).map(|e| {
-            let id = index
-                .read_record(e.loc)
-                .ok()
-                .map(|r| text(&r, "decision_id").to_owned());
-            super::index::page_key(id.as_deref().unwrap_or(""), e.seq)
-        })
+        at.and_then(|at| index.entries.get(at))
+            .map(|e| index.page_key_of(e))
     };
     let previous = neighbour((at as usize).checked_sub(1));
     let next = neighbour(Some(at as usize + 1));
     let caller = record.principal.as_ref();
     let file = index.files[entry.loc.file as usize].display().to_string();
     Page::Html(layout(
-        &console.base,
+        console.base(),
         "Decision",
         "decisions",
         &html! {
@@ -249,7 +250,7 @@ pub fn receipt_page(console: &Console, index: &TrailIndex, query: &str) -> Page 
     let target = form_value(query, "target");
     let receipt = target.as_deref().map(|t| receipt_of(index, t, None));
     Page::Html(layout(
-        &console.base,
+        console.base(),
         "Receipt",
         "receipt",
         &html! {

@@ -132,7 +132,7 @@ async fn handle(
     access: &Access,
     request: Request<Incoming>,
 ) -> Response<Body> {
-    let base = console.base.clone();
+    let base = console.base().to_owned();
     let Some(path) = request.uri().path().strip_prefix(base.as_str()) else {
         return html(
             StatusCode::NOT_FOUND,
@@ -154,30 +154,19 @@ async fn handle(
             );
         }
         (&Method::GET, "/login") => {
-            let token = form_value(&query, "token");
-            if let (Some(token), Some(expected)) = (token, &access.token_sha256) {
-                if access.token_matches(&token, expected) {
-                    return logged_in(access, &base, &token);
-                }
-                return html(
-                    StatusCode::UNAUTHORIZED,
-                    pages::login(&base, Some("That token is not the console's.")),
-                );
-            }
-            return html(StatusCode::OK, pages::login(&base, None));
+            // `?token=` is the one-time sign-in link `audit serve` prints.
+            return match form_value(&query, "token") {
+                Some(token) if access.token_sha256.is_some() => sign_in(access, &base, Some(token)),
+                _ => html(StatusCode::OK, pages::login(&base, None)),
+            };
         }
         (&Method::POST, "/login") => {
             let form = read_form(request).await;
-            let token = form.as_deref().and_then(|f| form_value(f, "token"));
-            return match (token, &access.token_sha256) {
-                (Some(token), Some(expected)) if access.token_matches(&token, expected) => {
-                    logged_in(access, &base, &token)
-                }
-                _ => html(
-                    StatusCode::UNAUTHORIZED,
-                    pages::login(&base, Some("That token is not the console's.")),
-                ),
-            };
+            return sign_in(
+                access,
+                &base,
+                form.as_deref().and_then(|f| form_value(f, "token")),
+            );
         }
         _ => {}
     }
@@ -239,6 +228,19 @@ fn page_response(base: &str, page: Page) -> Response<Body> {
         // Pages name each other relative to the base.
         Page::Redirect(to) => redirect(&format!("{base}/{to}")),
         Page::Error(status, message) => html(status, pages::error(base, status, &message)),
+    }
+}
+
+/// The console's token signs a reviewer in; anything else is refused.
+fn sign_in(access: &Access, base: &str, token: Option<String>) -> Response<Body> {
+    match (token, &access.token_sha256) {
+        (Some(token), Some(expected)) if access.token_matches(&token, expected) => {
+            logged_in(access, base, &token)
+        }
+        _ => html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(base, Some("That token is not the console's.")),
+        ),
     }
 }
 

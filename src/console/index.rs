@@ -13,17 +13,17 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::trail::files::{self, FilesError, MAX_LINE_BYTES};
+use crate::trail::files::{self, FilesError, Line, LineReader};
 use crate::trail::filter::{Matcher, QueryFilter, Unjudged};
 use crate::trail::pseudonym::PseudonymKey;
-use crate::trail::query::{completion_key, JoinKey};
+use crate::trail::query::{self, completion_key, JoinKey};
 use crate::trail::record::{kind, DecisionRecord, Sealed};
 
 /// Where a record is: its file, 1-based line, and byte range.
@@ -110,11 +110,10 @@ impl Entry {
     /// Forwarded, accepted by a vendor that erases later, not final yet
     /// (as `audit query --pending`).
     pub fn is_pending(&self, index: &TrailIndex) -> bool {
-        self.awaits_completion
-            && !matches!(
-                self.completion.map(|s| index.name(s)),
-                Some("completed" | "failed")
-            )
+        query::is_pending(
+            self.awaits_completion,
+            self.completion.map(|s| index.name(s)),
+        )
     }
 }
 
@@ -280,54 +279,43 @@ impl TrailIndex {
     }
 
     fn read_file(&mut self, file: usize) -> io::Result<u64> {
-        let (mut offset, mut line_no) = self.read[file];
+        let (offset, line_no) = self.read[file];
         let mut handle = File::open(&self.files[file])?;
         if handle.metadata()?.len() <= offset {
             return Ok(0);
         }
         handle.seek(SeekFrom::Start(offset))?;
-        let mut reader = BufReader::with_capacity(1 << 16, handle);
-        let mut line = Vec::new();
+        let mut reader = LineReader::resume(
+            BufReader::with_capacity(1 << 16, handle),
+            u64::from(line_no),
+            offset,
+        );
         let mut added = 0;
         loop {
-            line.clear();
-            let read = (&mut reader)
-                .take(MAX_LINE_BYTES as u64 + 1)
-                .read_until(b'\n', &mut line)?;
-            // A line without its newline is still being written: read it
-            // again next time.
-            if read == 0 || line.last() != Some(&b'\n') {
-                if line.len() > MAX_LINE_BYTES {
-                    // Too long to be a record: skip to its end.
-                    let mut rest = Vec::new();
-                    let more = reader.read_until(b'\n', &mut rest)?;
-                    if rest.last() == Some(&b'\n') {
-                        offset += (read + more) as u64;
-                        line_no += 1;
-                        self.skipped_lines += 1;
-                        continue;
+            let start = reader.position();
+            match reader.next_line()? {
+                // A line without its newline is still being written: it is
+                // read again next time.
+                None | Some(Line::Unterminated(_)) => break,
+                Some(Line::TooLong) => self.skipped_lines += 1,
+                Some(Line::Complete(body)) => {
+                    let loc = RecordLoc {
+                        file: file as u32,
+                        line: reader.line_no() as u32,
+                        offset: start,
+                        len: body.len() as u32,
+                    };
+                    match serde_json::from_slice::<Light<'_>>(&body) {
+                        Ok(record) if !body.is_empty() => {
+                            self.add(&record, loc);
+                            added += 1;
+                        }
+                        _ => self.skipped_lines += 1,
                     }
                 }
-                break;
             }
-            line_no += 1;
-            let loc = RecordLoc {
-                file: file as u32,
-                line: line_no,
-                offset,
-                len: (read - 1) as u32,
-            };
-            offset += read as u64;
-            let body = &line[..read - 1];
-            match serde_json::from_slice::<Light<'_>>(body) {
-                Ok(record) if !body.is_empty() => {
-                    self.add(&record, loc);
-                    added += 1;
-                }
-                _ => self.skipped_lines += 1,
-            }
+            self.read[file] = (reader.position(), reader.line_no() as u32);
         }
-        self.read[file] = (offset, line_no);
         Ok(added)
     }
 
@@ -500,6 +488,23 @@ impl TrailIndex {
             completion: None,
             linked: Vec::new(),
         });
+    }
+
+    /// Lines read: records of every kind, and lines that are not records.
+    pub fn lines_read(&self) -> u64 {
+        self.counts.kinds.values().sum::<u64>() + self.skipped_lines
+    }
+
+    /// The key of an entry's decision page (its decision id, read from the
+    /// record, or `seq-N`).
+    pub fn page_key_of(&self, entry: &Entry) -> String {
+        let record = self.read_record(entry.loc).ok();
+        let id = record
+            .as_ref()
+            .and_then(|r| r.get("decision_id"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        page_key(id, entry.seq)
     }
 
     /// The entry a decision page names.

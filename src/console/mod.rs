@@ -129,8 +129,6 @@ pub struct Console {
     settings: ConsoleSettings,
     /// Policy texts by version.
     policies: RwLock<PolicyTexts>,
-    /// Where the pages are (`""` or `/console`).
-    pub base: String,
     stop: AtomicBool,
 }
 
@@ -156,7 +154,8 @@ impl Console {
     ///
     /// # Errors
     /// The trail or a policy directory cannot be read.
-    pub fn open(settings: ConsoleSettings) -> Result<Arc<Self>, ConsoleError> {
+    pub fn open(mut settings: ConsoleSettings) -> Result<Arc<Self>, ConsoleError> {
+        settings.base = settings.base.trim_end_matches('/').to_owned();
         let index = TrailIndex::open(&settings.paths)?;
         let mut policies = PolicyTexts::new();
         for dir in &settings.policies {
@@ -164,7 +163,6 @@ impl Console {
             policies.insert(version, texts);
         }
         Ok(Arc::new(Self {
-            base: settings.base.trim_end_matches('/').to_owned(),
             index: RwLock::new(index),
             verification: Mutex::new((Verification::Running, 0)),
             wake: Condvar::new(),
@@ -213,11 +211,9 @@ impl Console {
         }
     }
 
-    /// Records the index holds now (every kind, and skipped lines).
+    /// Lines the index has read so far.
     fn records_indexed(&self) -> u64 {
-        self.index.read().map_or(0, |index| {
-            index.counts.kinds.values().sum::<u64>() + index.skipped_lines
-        })
+        self.index.read().map_or(0, |index| index.lines_read())
     }
 
     /// Verifies the whole trail again after each change, but spends at
@@ -280,6 +276,12 @@ impl Console {
                 records,
             );
         }
+    }
+
+    /// Where the pages are: `""` for `audit serve`, `/console` on the
+    /// admin listener.
+    pub fn base(&self) -> &str {
+        &self.settings.base
     }
 
     /// The text of policy `id` as of policy-set `version`, when that

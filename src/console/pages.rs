@@ -53,7 +53,7 @@ pub fn route(console: &Console, path: &str, query: &str) -> Page {
     };
     match path {
         "/" => Page::Html(overview(console, &index)),
-        "/decisions" => decisions(&console.base, &index, query),
+        "/decisions" => decisions(console.base(), &index, query),
         "/chart/hours.svg" => Page::Svg(chart::hours(&index)),
         "/receipt" => detail::receipt_page(console, &index, query),
         "/receipt.json" => detail::receipt_download(&index, query),
@@ -164,7 +164,7 @@ fn ago(at: SystemTime) -> String {
 /// checkpoint.
 pub fn chain_state(console: &Console, index: &TrailIndex) -> Markup {
     let (verification, verified_records) = console.verification();
-    let indexed = index.counts.kinds.values().sum::<u64>() + index.skipped_lines;
+    let indexed = index.lines_read();
     let (overall, chains, at, took) = match &verification {
         Verification::Running => ("running", &[][..], None, None),
         Verification::Done { chains, at, took } => {
@@ -250,17 +250,7 @@ fn checkpoint_line(
     console: &Console,
     checkpoint: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Markup {
-    let number = |cp: &serde_json::Map<String, serde_json::Value>, field: &str| {
-        cp.get(field)
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0)
-    };
-    let text = |cp: &serde_json::Map<String, serde_json::Value>, field: &str| {
-        cp.get(field)
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    };
+    use detail::{number, text};
     html! {
         @match checkpoint {
             Some(cp) => p.checkpoint {
@@ -294,7 +284,7 @@ fn overview(console: &Console, index: &TrailIndex) -> Markup {
         .collect();
     let verdicts = [Verdict::Allow, Verdict::Deny, Verdict::Held];
     layout(
-        &console.base,
+        console.base(),
         "Overview",
         "./",
         &html! {
@@ -369,16 +359,7 @@ pub fn link(pairs: &[(&str, &str)]) -> String {
 }
 
 fn row_link(index: &TrailIndex, entry: &Entry) -> Markup {
-    let key = index
-        .read_record(entry.loc)
-        .ok()
-        .and_then(|r| {
-            r.get("decision_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        })
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| format!("seq-{}", entry.seq));
+    let key = index.page_key_of(entry);
     html! { a href=(format!("decision/{key}")) { "seq " (entry.seq) } }
 }
 
@@ -415,13 +396,8 @@ fn table_query(query: &str) -> Result<TableQuery, String> {
         match *name {
             "since" => f.since = Some(parse_time(value).map_err(|e| e.to_string())?),
             "until" => f.until = Some(parse_time(value).map_err(|e| e.to_string())?),
-            "decision" if value == "held" => f.decision = Some(DecisionValue::Held),
             "decision" => {
-                f.decision = Some(
-                    value
-                        .parse()
-                        .map_err(|e: crate::trail::filter::FilterError| e.to_string())?,
-                )
+                f.decision = Some(value.parse::<DecisionValue>().map_err(|e| e.to_string())?);
             }
             "vendor" => f.vendor = Some(value.clone()),
             "caller" => f.caller = Some(value.clone()),

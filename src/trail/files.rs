@@ -105,11 +105,12 @@ pub fn of_writer(dir: &Path, prefix: &str) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads a file line by line, counting lines from 1.
+/// Reads a file line by line, counting lines from 1 and the bytes read.
 #[derive(Debug)]
 pub struct LineReader<R> {
     inner: R,
     line_no: u64,
+    position: u64,
 }
 
 impl LineReader<BufReader<File>> {
@@ -129,12 +130,27 @@ impl LineReader<BufReader<File>> {
 impl<R: BufRead> LineReader<R> {
     /// Reads from `inner`.
     pub fn new(inner: R) -> Self {
-        Self { inner, line_no: 0 }
+        Self::resume(inner, 0, 0)
+    }
+
+    /// Reads from `inner`, which stands `position` bytes into its file,
+    /// after line `line_no` (a reader following a growing file).
+    pub fn resume(inner: R, line_no: u64, position: u64) -> Self {
+        Self {
+            inner,
+            line_no,
+            position,
+        }
     }
 
     /// The number of the line last returned (1-based; 0 before the first).
     pub fn line_no(&self) -> u64 {
         self.line_no
+    }
+
+    /// The byte offset in the file after the line last returned.
+    pub fn position(&self) -> u64 {
+        self.position
     }
 
     /// The next line, or `None` at the end of the file.
@@ -148,6 +164,7 @@ impl<R: BufRead> LineReader<R> {
         if read == 0 {
             return Ok(None);
         }
+        self.position += read as u64;
         self.line_no += 1;
         if buf.last() == Some(&b'\n') {
             buf.pop();
@@ -168,10 +185,12 @@ impl<R: BufRead> LineReader<R> {
             }
             if let Some(at) = available.iter().position(|b| *b == b'\n') {
                 self.inner.consume(at + 1);
+                self.position += at as u64 + 1;
                 return Ok(());
             }
             let len = available.len();
             self.inner.consume(len);
+            self.position += len as u64;
         }
     }
 }

@@ -39,6 +39,7 @@ impl FromStr for DecisionValue {
         match text {
             "allow" => Ok(Self::Allow),
             "deny" => Ok(Self::Deny),
+            "held" => Ok(Self::Held),
             other => Err(FilterError::Decision(other.to_owned())),
         }
     }
@@ -77,8 +78,8 @@ pub enum FilterError {
         /// What was given.
         text: String,
     },
-    /// A decision filter is neither `allow` nor `deny`.
-    #[error("`{0}` is not a decision: use allow or deny")]
+    /// A decision filter is not `allow`, `deny` or `held`.
+    #[error("`{0}` is not a decision: use allow, deny or held")]
     Decision(String),
 }
 

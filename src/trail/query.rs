@@ -65,9 +65,14 @@ impl Row {
     /// Forwarded, accepted by a vendor that erases later, and with no final
     /// completion yet.
     pub fn is_pending(&self) -> bool {
-        self.awaits_completion
-            && !matches!(self.completion.as_deref(), Some("completed" | "failed"))
+        is_pending(self.awaits_completion, self.completion.as_deref())
     }
+}
+
+/// Whether an erasure is pending: accepted by a vendor that carries it out
+/// later (`awaits_completion`), and its newest completion state is not final.
+pub fn is_pending(awaits_completion: bool, completion: Option<&str>) -> bool {
+    awaits_completion && !matches!(completion, Some("completed" | "failed"))
 }
 
 /// The rows found, and what the query could not read.
