@@ -3,13 +3,14 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::decision::{Decision, DecisionInput, TargetDecision};
+use super::index::PolicyIndex;
 use super::{uid, PolicySnapshot, Target};
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid, Policy, PolicySet,
-    Request, RestrictedExpression,
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityTypeName, EntityUid,
+    Policy, PolicySet, Request, RestrictedExpression,
 };
 
 impl PolicySnapshot {
@@ -77,6 +78,7 @@ impl PolicySnapshot {
         };
         let mut call = Call {
             authorizer: Authorizer::new(),
+            caller: &caller,
             entities,
             principal,
             action,
@@ -193,9 +195,12 @@ impl PolicySnapshot {
                 .map_err(|e| format!("request does not fit the schema: {e}"));
                 OfType {
                     fits,
-                    policies: self
-                        .index
-                        .for_type(&call.principal, &call.action, &resource),
+                    policies: call.caller.general(
+                        &self.index,
+                        &call.principal,
+                        &call.action,
+                        &resource,
+                    ),
                 }
             });
         if let Err(e) = &of_type.fits {
@@ -233,7 +238,7 @@ impl PolicySnapshot {
             .collect();
         let with_named;
         let policies = match &of_type.policies {
-            Some(general) if named.is_empty() => general,
+            Some(general) if named.is_empty() => general.as_ref(),
             Some(general) => {
                 let all = general
                     .policies()
@@ -416,6 +421,7 @@ impl PolicySnapshot {
                 Ok(Arc::new(CallerSide {
                     entities: Entities::from_entities(entities, Some(&self.schema))
                         .map_err(rejected)?,
+                    general: Mutex::default(),
                     seen,
                     referenced,
                 }))
@@ -470,10 +476,38 @@ impl PolicySnapshot {
 #[derive(Debug)]
 pub(crate) struct CallerSide {
     entities: Entities,
+    /// Per resource type, the policies naming no resource whose scope can
+    /// hold for this caller and action ([`PolicyIndex::for_type`]): put in
+    /// a set at the first call that needs them, not at every call.
+    general: Mutex<HashMap<EntityTypeName, Option<Arc<PolicySet>>>>,
     /// The uids visited while slicing (so a call's own slice skips them).
     seen: HashSet<EntityUid>,
     /// The uids these entities are or name.
     referenced: HashSet<EntityUid>,
+}
+
+impl CallerSide {
+    /// The policies naming no resource whose scope can hold for a resource
+    /// of `resource`'s type, from this caller's cache.
+    fn general(
+        &self,
+        index: &PolicyIndex,
+        principal: &EntityUid,
+        action: &EntityUid,
+        resource: &EntityUid,
+    ) -> Option<Arc<PolicySet>> {
+        let cached = self.general.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(set) = cached.get(resource.type_name()) {
+            return set.clone();
+        }
+        drop(cached);
+        let set = index.for_type(principal, action, resource).map(Arc::new);
+        self.general
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(resource.type_name().clone(), set.clone());
+        set
+    }
 }
 
 /// Entity references in Cedar entity or context JSON: `{"__entity": {…}}`,
@@ -598,6 +632,8 @@ fn literal(value: &serde_json::Value) -> Option<RestrictedExpression> {
 /// One call being decided: what its targets share.
 struct Call<'s> {
     authorizer: Authorizer,
+    /// The caller's side of the entities, and its policies by type.
+    caller: &'s CallerSide,
     entities: Cow<'s, Entities>,
     principal: EntityUid,
     action: EntityUid,
@@ -613,7 +649,7 @@ struct OfType {
     /// Whether a request for this type fits the schema.
     fits: Result<(), String>,
     /// The policies naming no resource whose scope can hold.
-    policies: Option<PolicySet>,
+    policies: Option<Arc<PolicySet>>,
 }
 
 fn denial_reasons(targets: &[TargetDecision]) -> Vec<String> {
