@@ -90,7 +90,7 @@ impl PolicyStore {
         match loaded {
             Ok(snapshot) => {
                 let version = snapshot.version().to_owned();
-                self.current.store(Arc::new(snapshot));
+                retire(self.current.swap(Arc::new(snapshot)));
                 state.last_success = Some(now);
                 Ok(Reloaded { previous, version })
             }
@@ -104,5 +104,67 @@ impl PolicyStore {
     /// When the policies were last reloaded, and the last refusal.
     pub fn reload_state(&self) -> ReloadState {
         self.reloads.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Frees a replaced snapshot on a thread of its own, once the requests
+/// still deciding with it are done. Freeing a large set (10k policies,
+/// 100k entities) takes tens of milliseconds; left to the last request that
+/// held it, that would happen on an async worker and stall every request
+/// queued behind it.
+fn retire(old: Arc<PolicySnapshot>) {
+    let spawned = std::thread::Builder::new()
+        .name("policy-retire".into())
+        .spawn(move || {
+            while Arc::strong_count(&old) > 1 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            drop(old);
+        });
+    if let Err(error) = spawned {
+        // The old set is then freed by whichever holder lets it go last.
+        tracing::warn!(%error, "could not start a thread to free the replaced policy set");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replaced_snapshot_is_freed_off_the_request_that_held_it_last() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies/schema.cedarschema"),
+            dir.path().join("schema.cedarschema"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("p.cedar"),
+            "@id(\"p\") permit (principal, action, resource);",
+        )
+        .unwrap();
+        let store = PolicyStore::load(dir.path().to_path_buf(), Vec::new()).unwrap();
+        // A request in flight holds the snapshot it started with.
+        let in_flight = store.snapshot();
+        let freed = Arc::downgrade(&in_flight);
+        std::fs::write(
+            dir.path().join("p.cedar"),
+            "@id(\"q\") permit (principal, action, resource);",
+        )
+        .unwrap();
+        store.reload().unwrap();
+        assert_ne!(store.snapshot().version(), in_flight.version());
+        // The store let go of it, the retiring thread did not: the
+        // request's drop is not the last one, so it frees nothing.
+        assert_eq!(Arc::strong_count(&in_flight), 2);
+        drop(in_flight);
+        for _ in 0..400 {
+            if freed.upgrade().is_none() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("the replaced snapshot was never freed");
     }
 }
