@@ -196,8 +196,38 @@ impl PathPattern {
 
     /// Whether any way a server might decode `raw` names this pattern.
     pub(crate) fn is_erasure_like(&self, raw: &str) -> bool {
+        if let Some(matches) = self.matches_plain(raw) {
+            return matches;
+        }
         self.matches_normalised(&normalise_whole(raw))
             || self.matches_normalised(&normalise_by_segment(raw))
+    }
+
+    /// [`is_erasure_like`](Self::is_erasure_like) without allocating, for
+    /// a plain path: `/` and the characters a literal may use, and no dot
+    /// segment. Decoding, cutting and trimming leave such a path as it is,
+    /// so both normalisations come to its non-empty segments with ASCII
+    /// case folded. `None` for any other path (the normalisations decide).
+    fn matches_plain(&self, raw: &str) -> Option<bool> {
+        let plain = raw.chars().all(|c| c == '/' || is_literal_char(c))
+            && !raw.split('/').any(|s| s == "." || s == "..");
+        if !plain {
+            return None;
+        }
+        let mut pattern = self.segments.iter();
+        for segment in raw.split('/').filter(|s| !s.is_empty()) {
+            let fits = match pattern.next() {
+                None => false,
+                Some(PatternSegment::Literal { folded, .. }) => {
+                    segment.eq_ignore_ascii_case(folded)
+                }
+                Some(PatternSegment::Capture(_)) => true,
+            };
+            if !fits {
+                return Some(false);
+            }
+        }
+        Some(pattern.next().is_none())
     }
 
     /// The captures of `raw` when it is exactly the canonical spelling of the
@@ -367,6 +397,44 @@ fn canonical_capture(segment: &str) -> Result<String, PathIssue> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// The allocation-free answer for plain paths is the normalisations'.
+        #[test]
+        fn the_plain_path_fast_path_agrees_with_both_normalisations(
+            raw in "/?((customers|CUSTOMERS|Customer|delete_data|DELETE_DATA|x|\\.|\\.\\.|%2F|%2e|;a|ſ|K|~|@|)/?){0,4}",
+            pattern in prop::sample::select(vec!["/customers/delete_data", "/customer/{id}", "/x"]),
+        ) {
+            let p = PathPattern::parse(pattern).unwrap();
+            let slow = p.matches_normalised(&normalise_whole(&raw))
+                || p.matches_normalised(&normalise_by_segment(&raw));
+            prop_assert_eq!(p.is_erasure_like(&raw), slow);
+            if let Some(fast) = p.matches_plain(&raw) {
+                prop_assert_eq!(fast, slow);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_paths_take_the_fast_path_and_others_do_not() {
+        let p = PathPattern::parse("/customers/delete_data").unwrap();
+        assert_eq!(p.matches_plain("/customers/delete_data"), Some(true));
+        assert_eq!(p.matches_plain("//Customers//DELETE_DATA/"), Some(true));
+        assert_eq!(p.matches_plain("/customers/delete_data/x"), Some(false));
+        assert_eq!(p.matches_plain("/api/v1/things"), Some(false));
+        for other in [
+            "/customers/delete%5Fdata",
+            "/x/../customers/delete_data",
+            "/cuſtomers/delete_data",
+            "/customers/delete_data;a",
+        ] {
+            assert_eq!(p.matches_plain(other), None, "{other}");
+            assert!(p.is_erasure_like(other), "{other}");
+        }
+    }
 
     #[test]
     fn patterns_parse_literals_and_captures() {
