@@ -18,6 +18,11 @@
 # ---- build ------------------------------------------------------------------
 FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
+# jemalloc (the default `jemalloc` feature) is built from C with make; the
+# slim image has the compiler but not make.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 
 # 1. Dependencies, in layers of their own: rebuilt only when Cargo.toml or
 #    Cargo.lock change, not on every source edit.
