@@ -82,6 +82,7 @@ NGINX
 nginx_conf "$work/vendor" "$VENDOR" "default_type application/json; return 200 '{\"ok\":true}';"
 nginx_conf "$work/proxy" "$NGINX_PROXY" 'proxy_pass http://vendor; proxy_http_version 1.1; proxy_set_header Connection "";'
 target/release/examples/plain_proxy "$PLAIN" "http://$VENDOR" 2>/dev/null &
+plain_pid=$!
 
 # Seam callers: an API key allowed by the shipped policies, a personal
 # access token without a workspace (denied: seam-pat-requires-workspace).
@@ -175,31 +176,35 @@ echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/10485
 shipped=$work/shipped
 python3 "$GEN" "$shipped" --policies 0 --entities 0 --from policies >/dev/null
 start_gateway "$shipped"
-# The gateway's CPU time (user + system, all its threads) per request of
-# one wrk run, in µs: steadier than requests/s on a shared machine, where
-# wrk and nginx take the same cores. Sets `last` to wrk's output and `cpu`
-# to the µs (no subshell, so that both stay set).
-ticks() { awk '{print $14 + $15}' "/proc/$gw_pid/stat"; }
-cpu_per_request() { # wrk-args...
-  local t0 t1 n
-  t0=$(ticks)
+# A proxy's CPU time (user + system, all threads of the given processes)
+# per request of one wrk run, in µs: steadier than requests/s on a shared
+# machine, where wrk and nginx take the same cores. Sets `last` to wrk's
+# output and `cpu` to the µs (no subshell, so that both stay set).
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+cpu_per_request() { # "PIDS" wrk-args...
+  local pids=$1 t0 t1 n
+  shift
+  t0=$(ticks $pids)
   last=$(run_wrk "$@")
-  t1=$(ticks)
+  t1=$(ticks $pids)
   n=$(awk '/requests in/ {print $1}' <<<"$last")
   cpu=$(( (t1 - t0) * 1000000 / $(getconf CLK_TCK) / n ))
 }
-declare -a direct nginx plain pass allow deny pass_cpu allow_cpu deny_cpu
+nginx_workers=$(pgrep -P "$(cat "$work/proxy/nginx.pid")" | tr '\n' ' ')
+declare -a direct nginx plain pass allow deny nginx_cpu plain_cpu pass_cpu allow_cpu deny_cpu
 for r in $(seq "$ROUNDS"); do
   direct+=("$(rps "$(run_wrk -t1 -c32 -d"$DURATION" "http://$VENDOR/api/v1/things")")")
-  nginx+=("$(rps "$(run_wrk -t1 -c32 -d"$DURATION" "http://$NGINX_PROXY/api/v1/things")")")
-  plain+=("$(rps "$(run_wrk -t1 -c32 -d"$DURATION" "http://$PLAIN/api/v1/things")")")
-  cpu_per_request -t1 -c32 -d"$DURATION" "http://$GW/seam/api/v1/things"
+  cpu_per_request "$nginx_workers" -t1 -c32 -d"$DURATION" "http://$NGINX_PROXY/api/v1/things"
+  nginx+=("$(rps "$last")"); nginx_cpu+=("$cpu")
+  cpu_per_request "$plain_pid" -t1 -c32 -d"$DURATION" "http://$PLAIN/api/v1/things"
+  plain+=("$(rps "$last")"); plain_cpu+=("$cpu")
+  cpu_per_request "$gw_pid" -t1 -c32 -d"$DURATION" "http://$GW/seam/api/v1/things"
   pass+=("$(rps "$last")"); pass_cpu+=("$cpu")
-  SEAM_TOKEN=$SEAM_KEY cpu_per_request -t1 -c32 -d"$DURATION" -s "$ALLOW" "http://$GW"
+  SEAM_TOKEN=$SEAM_KEY cpu_per_request "$gw_pid" -t1 -c32 -d"$DURATION" -s "$ALLOW" "http://$GW"
   allow+=("$(rps "$last")"); allow_cpu+=("$cpu")
-  DENY=1 SEAM_TOKEN=$SEAM_PAT cpu_per_request -t1 -c32 -d"$DURATION" -s "$ALLOW" "http://$GW"
+  DENY=1 SEAM_TOKEN=$SEAM_PAT cpu_per_request "$gw_pid" -t1 -c32 -d"$DURATION" -s "$ALLOW" "http://$GW"
   deny+=("$(rps "$last")"); deny_cpu+=("$cpu")
-  echo "round $r: direct ${direct[-1]}  nginx ${nginx[-1]}  plain-hyper ${plain[-1]}  pass-through ${pass[-1]}  erasure-allow ${allow[-1]}  erasure-deny ${deny[-1]}  (gateway CPU µs/request: ${pass_cpu[-1]} ${allow_cpu[-1]} ${deny_cpu[-1]})"
+  echo "round $r: direct ${direct[-1]}  nginx ${nginx[-1]}  plain-hyper ${plain[-1]}  pass-through ${pass[-1]}  erasure-allow ${allow[-1]}  erasure-deny ${deny[-1]}  (CPU µs/request: nginx ${nginx_cpu[-1]}, plain ${plain_cpu[-1]}, gateway ${pass_cpu[-1]} ${allow_cpu[-1]} ${deny_cpu[-1]})"
 done
 d=$(median "${direct[@]}"); n=$(median "${nginx[@]}"); h=$(median "${plain[@]}")
 p=$(median "${pass[@]}"); a=$(median "${allow[@]}"); x=$(median "${deny[@]}")
@@ -213,7 +218,8 @@ printf '  %-34s %9.0f   %-9s %-9s %s\n' "gateway pass-through" "$p" "$(ratio "$p
 printf '  %-34s %9.0f   %-9s %-9s %s\n' "gateway erasure allowed (10 keys)" "$a" "$(ratio "$a" "$d")" "$(ratio "$a" "$n")" "$(ratio "$a" "$p")"
 printf '  %-34s %9.0f   %-9s %-9s %s\n' "gateway erasure denied" "$x" "$(ratio "$x" "$d")" "$(ratio "$x" "$n")" "$(ratio "$x" "$p")"
 
-echo "  gateway CPU per request (user + system, medians): pass-through $(median "${pass_cpu[@]}") µs, erasure allowed $(median "${allow_cpu[@]}") µs, denied $(median "${deny_cpu[@]}") µs"
+echo "  CPU per request (user + system, medians): nginx proxy_pass $(median "${nginx_cpu[@]}") µs, plain hyper proxy $(median "${plain_cpu[@]}") µs;"
+echo "    gateway pass-through $(median "${pass_cpu[@]}") µs, erasure allowed $(median "${allow_cpu[@]}") µs, denied $(median "${deny_cpu[@]}") µs"
 
 # p99 of pass-through against nginx at 32 connections, same run.
 np=$(pct "$(run_wrk -t1 -c32 -d"$DURATION" --latency "http://$NGINX_PROXY/api/v1/things")" 99)

@@ -4,12 +4,16 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
 use super::IdForm;
 use super::{PolicyErrors, PolicySnapshot};
+
+/// How long a replaced snapshot's own thread waits for the requests still
+/// holding it (longer than any upstream timeout a call waits for).
+const RETIRE_WAIT: Duration = Duration::from_secs(600);
 
 /// The outcome of a successful reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,13 +115,15 @@ impl PolicyStore {
 /// still deciding with it are done. Freeing a large set (10k policies,
 /// 100k entities) takes tens of milliseconds; left to the last request that
 /// held it, that would happen on an async worker and stall every request
-/// queued behind it.
+/// queued behind it. A holder that keeps it longer than [`RETIRE_WAIT`]
+/// frees it itself.
 fn retire(old: Arc<PolicySnapshot>) {
     let spawned = std::thread::Builder::new()
         .name("policy-retire".into())
         .spawn(move || {
-            while Arc::strong_count(&old) > 1 {
-                std::thread::sleep(std::time::Duration::from_millis(5));
+            let started = Instant::now();
+            while Arc::strong_count(&old) > 1 && started.elapsed() < RETIRE_WAIT {
+                std::thread::sleep(Duration::from_millis(5));
             }
             drop(old);
         });
