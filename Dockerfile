@@ -35,6 +35,8 @@ RUN apt-get update \
 #    they are simply empty.
 #    tests/it/deploy.rs fails if Cargo.toml declares a target not stubbed here.
 COPY Cargo.toml Cargo.lock ./
+# Build settings (jemalloc's page decay), read when jemalloc is built.
+COPY .cargo ./.cargo
 RUN mkdir -p src benches \
     && echo 'fn main() {}' > src/main.rs \
     && : > src/lib.rs \

@@ -176,7 +176,7 @@ struct OnRuntime {
 impl OnRuntime {
     fn new() -> Result<Self, TelemetryError> {
         Ok(Self {
-            client: crate::tls::https_client(None, Duration::from_secs(5), true)
+            client: crate::tls::https_client(None, Duration::from_secs(5), true, usize::MAX)
                 .map_err(|e| TelemetryError(e.to_string()))?,
         })
     }

@@ -169,7 +169,8 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, TlsError> 
 }
 
 /// A pooled HTTP/1.1 + HTTP/2 client for `http` and `https` URLs, trusting
-/// the public web PKI roots plus `extra_ca`, with a TCP connect timeout.
+/// the public web PKI roots plus `extra_ca`, with a TCP connect timeout,
+/// keeping at most `max_idle` idle connections per host.
 ///
 /// # Errors
 /// The extra root cannot be read.
@@ -177,6 +178,7 @@ pub fn https_client<B>(
     extra_ca: Option<&Path>,
     connect_timeout: Duration,
     retry_canceled: bool,
+    max_idle: usize,
 ) -> Result<Client<HttpsConnector<HttpConnector>, B>, TlsError>
 where
     B: hyper::body::Body + Send + 'static,
@@ -197,6 +199,7 @@ where
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(max_idle)
         .retry_canceled_requests(retry_canceled)
         .build(connector))
 }

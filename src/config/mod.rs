@@ -271,6 +271,10 @@ fn check_proxy(proxy: &ProxyConfig) -> Result<(), InvalidValue> {
     for (key, zero) in [
         ("proxy.max_concurrency", proxy.max_concurrency == 0),
         (
+            "proxy.upstream_max_connections",
+            proxy.upstream_max_connections == 0,
+        ),
+        (
             "proxy.h2_max_concurrent_streams",
             proxy.h2_max_concurrent_streams == 0,
         ),
@@ -403,6 +407,10 @@ mod tests {
             (
                 "[proxy]\nmax_concurrency = 0\n".to_owned(),
                 "`proxy.max_concurrency`: must be at least 1",
+            ),
+            (
+                "[proxy]\nupstream_max_connections = 0\n".to_owned(),
+                "`proxy.upstream_max_connections`: must be at least 1",
             ),
             (
                 "[proxy]\nh2_max_concurrent_streams = 0\n".to_owned(),

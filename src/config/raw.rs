@@ -154,6 +154,11 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// Requests handled at once; beyond it the gateway answers 503.
     pub max_concurrency: usize,
+    /// Requests in flight to each upstream at once, each on its own HTTP/1
+    /// connection (a stream on HTTP/2); more wait for one to finish, within
+    /// `upstream_timeout`. Bounds the connections, and their buffers, that
+    /// a burst of clients opens to a vendor.
+    pub upstream_max_connections: usize,
     /// Largest erasure-call body the gateway buffers and parses.
     pub max_body_bytes: usize,
     /// How long in-flight requests may run after SIGTERM/SIGINT.
@@ -191,6 +196,7 @@ impl Default for ProxyConfig {
             upstream_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             max_concurrency: 1024,
+            upstream_max_connections: 256,
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
             h2_max_concurrent_streams: 100,

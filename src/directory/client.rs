@@ -83,12 +83,11 @@ impl EntityClient {
     /// holds no usable certificate.
     pub(super) fn new(config: &DirectoryConfig) -> Result<Self, DirectoryError> {
         let client =
-            crate::tls::https_client(config.ca.as_deref(), config.timeout, true).map_err(|e| {
-                DirectoryError::Ca {
+            crate::tls::https_client(config.ca.as_deref(), config.timeout, true, usize::MAX)
+                .map_err(|e| DirectoryError::Ca {
                     path: e.path,
                     message: e.message,
-                }
-            })?;
+                })?;
         Ok(Self {
             base: config.url.clone(),
             timeout: config.timeout,

@@ -3,16 +3,21 @@
 //!
 //! Bodies stream through untouched in both directions.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 mod credential;
 
@@ -61,6 +66,9 @@ pub struct Upstream {
     erasure_client: Client<HttpsConnector<HttpConnector>, Body>,
     /// The vendor's credential, sent in place of the caller's.
     credential: Option<VendorCredential>,
+    /// One permit per request in flight (both pools), held until its
+    /// response body ends: `upstream_max_connections`.
+    slots: Arc<Semaphore>,
 }
 
 impl Upstream {
@@ -70,12 +78,18 @@ impl Upstream {
     /// The extra CA file cannot be used.
     pub fn new(config: &UpstreamConfig, proxy: &ProxyConfig) -> Result<Self, UpstreamSetupError> {
         let client = |retry_canceled| {
-            tls::https_client(config.ca.as_deref(), proxy.connect_timeout, retry_canceled).map_err(
-                |error| UpstreamSetupError::Tls {
-                    name: config.name.clone(),
-                    error,
-                },
+            // The pool races a new connection against one coming back;
+            // the spares it ends up with are kept only up to the slots.
+            tls::https_client(
+                config.ca.as_deref(),
+                proxy.connect_timeout,
+                retry_canceled,
+                proxy.upstream_max_connections,
             )
+            .map_err(|error| UpstreamSetupError::Tls {
+                name: config.name.clone(),
+                error,
+            })
         };
         let credential = config
             .credential
@@ -93,6 +107,7 @@ impl Upstream {
             timeout: proxy.upstream_timeout,
             client: client(true)?,
             erasure_client: client(false)?,
+            slots: Arc::new(Semaphore::new(proxy.upstream_max_connections)),
         })
     }
 
@@ -111,13 +126,18 @@ impl Upstream {
             .map_err(|_| GatewayError::BadRequest)
     }
 
-    /// Sends a request and waits (at most `upstream_timeout`) for the
-    /// response head.
+    /// Sends a request and waits (at most `upstream_timeout`, a wait for a
+    /// free connection included) for the response head. The body streams;
+    /// the request's connection slot is free once it ends or is dropped.
     ///
     /// # Errors
-    /// Connection refused or failed → unreachable (502); no answer in time →
-    /// timeout (504); the exchange failed later → failed (502).
-    pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, GatewayError> {
+    /// Every slot stayed busy → busy (503, not sent); connection refused or
+    /// failed → unreachable (502); no answer in time → timeout (504); the
+    /// exchange failed later → failed (502).
+    pub async fn send(
+        &self,
+        request: Request<Body>,
+    ) -> Result<Response<UpstreamBody>, GatewayError> {
         self.send_on(&self.client, request).await
     }
 
@@ -128,7 +148,7 @@ impl Upstream {
     pub async fn send_erasure(
         &self,
         request: Request<Body>,
-    ) -> Result<Response<Incoming>, GatewayError> {
+    ) -> Result<Response<UpstreamBody>, GatewayError> {
         self.send_on(&self.erasure_client, request).await
     }
 
@@ -136,10 +156,12 @@ impl Upstream {
         &self,
         client: &Client<HttpsConnector<HttpConnector>, Body>,
         request: Request<Body>,
-    ) -> Result<Response<Incoming>, GatewayError> {
-        match tokio::time::timeout(self.timeout, client.request(request)).await {
+    ) -> Result<Response<UpstreamBody>, GatewayError> {
+        let deadline = Instant::now() + self.timeout;
+        let slot = self.slot(deadline).await?;
+        match tokio::time::timeout_at(deadline, client.request(request)).await {
             Err(_) => Err(GatewayError::UpstreamTimeout),
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => Ok(response.map(|body| UpstreamBody { body, _slot: slot })),
             Ok(Err(e)) if e.is_connect() => {
                 tracing::warn!(upstream = %self.name, error = %crate::error_chain(&e), "upstream connect failed");
                 Err(GatewayError::UpstreamUnreachable)
@@ -147,6 +169,21 @@ impl Upstream {
             Ok(Err(e)) => {
                 tracing::warn!(upstream = %self.name, error = %crate::error_chain(&e), "upstream exchange failed");
                 Err(GatewayError::UpstreamFailed)
+            }
+        }
+    }
+
+    /// A connection slot, waiting until `deadline` at most.
+    async fn slot(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, GatewayError> {
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return Ok(slot);
+        }
+        match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            // Timed out (the semaphore is never closed).
+            _ => {
+                tracing::warn!(upstream = %self.name, "every upstream connection stayed busy for upstream_timeout; request not sent");
+                Err(GatewayError::UpstreamBusy)
             }
         }
     }
@@ -250,8 +287,36 @@ impl Upstream {
     }
 }
 
+/// An upstream response body: it keeps its request's connection slot until
+/// it ends or is dropped.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    body: Incoming,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for UpstreamBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The upstream's response, cleaned of hop-by-hop headers, body streamed.
-pub fn relay_response(response: Response<Incoming>) -> Response<Body> {
+pub fn relay_response(response: Response<UpstreamBody>) -> Response<Body> {
     let (parts, body) = response.into_parts();
     relay_parts(parts, body.map_err(Into::into).boxed())
 }

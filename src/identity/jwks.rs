@@ -62,13 +62,12 @@ pub(super) struct JwksKeys {
 impl JwksKeys {
     pub(super) fn new(config: &JwksConfig, algorithm: JwtAlgorithm) -> Result<Self, IdentityError> {
         let client =
-            crate::tls::https_client(config.ca.as_deref(), FETCH_TIMEOUT, true).map_err(|e| {
-                IdentityError::KeyFile {
+            crate::tls::https_client(config.ca.as_deref(), FETCH_TIMEOUT, true, usize::MAX)
+                .map_err(|e| IdentityError::KeyFile {
                     key: "jwt.jwks_ca",
                     path: config.ca.clone().unwrap_or_default(),
                     message: e.to_string(),
-                }
-            })?;
+                })?;
         Ok(Self {
             config: config.clone(),
             algorithm,

@@ -214,7 +214,7 @@ impl Gateway {
 
 async fn read_bounded(
     upstream: &Upstream,
-    body: hyper::body::Incoming,
+    body: crate::forward::UpstreamBody,
     max: usize,
 ) -> Result<bytes::Bytes, GatewayError> {
     match tokio::time::timeout(upstream.timeout(), Limited::new(body, max).collect()).await {

@@ -16,7 +16,7 @@ use crate::budget::Budgets;
 use crate::config::{Config, Mode, Passthrough, TrackCompletion};
 use crate::conn::ConnInfo;
 use crate::directory::Directory;
-use crate::forward::{self, Upstream};
+use crate::forward::{self, Upstream, UpstreamBody};
 use crate::identity::CallerSource;
 use crate::identity::Identifier;
 use crate::metrics::Metrics;
@@ -400,7 +400,7 @@ impl Gateway {
         path: &str,
         conn: &ConnInfo,
         request_id: &HeaderValue,
-    ) -> Result<Response<Incoming>, GatewayError> {
+    ) -> Result<Response<UpstreamBody>, GatewayError> {
         let outbound = upstream.rewrite(request, path, conn, request_id)?;
         let started = Instant::now();
         let response = upstream

@@ -212,6 +212,10 @@ pub enum GatewayError {
     /// `max_concurrency` requests are already in flight.
     #[error("the gateway is at capacity; retry later")]
     Overloaded,
+    /// `upstream_max_connections` requests to the upstream were in flight
+    /// for all of `upstream_timeout`: the request was not sent.
+    #[error("every connection to the upstream stayed busy; the request was not sent")]
+    UpstreamBusy,
     /// The upstream refused or failed the connection.
     #[error("the upstream could not be reached")]
     UpstreamUnreachable,
@@ -233,7 +237,7 @@ impl GatewayError {
             Self::NotRouted => StatusCode::NOT_FOUND,
             Self::DotSegment | Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::PassthroughDenied => StatusCode::FORBIDDEN,
-            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable | Self::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -246,6 +250,7 @@ impl GatewayError {
             Self::DotSegment => "ambiguous_path",
             Self::PassthroughDenied => "passthrough_denied",
             Self::Overloaded => "overloaded",
+            Self::UpstreamBusy => "upstream_busy",
             Self::UpstreamUnreachable => "upstream_unreachable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamFailed => "upstream_failed",
@@ -468,6 +473,7 @@ mod tests {
             (GatewayError::DotSegment, 400),
             (GatewayError::PassthroughDenied, 403),
             (GatewayError::Overloaded, 503),
+            (GatewayError::UpstreamBusy, 503),
             (GatewayError::UpstreamUnreachable, 502),
             (GatewayError::UpstreamFailed, 502),
             (GatewayError::UpstreamTimeout, 504),

@@ -1757,3 +1757,21 @@ fn the_dockerignore_keeps_build_output_dependencies_and_secrets_out() {
         );
     }
 }
+
+/// The jemalloc page decay of `.cargo/config.toml` is built into the binary
+/// (and the Docker build stage copies `.cargo/`).
+#[cfg(feature = "jemalloc")]
+#[test]
+fn the_binary_hands_unused_pages_back_after_a_second() {
+    let out = crate::support::gateway_binary()
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    for setting in ["opt.dirty_decay_ms: 1000", "opt.muzzy_decay_ms: 0"] {
+        assert!(stats.contains(setting), "{setting} in:\n{stats}");
+    }
+    assert!(read("Dockerfile").contains("COPY .cargo ./.cargo"));
+}

@@ -5,7 +5,7 @@
 //! vendor's recorder empty.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
-    self, bearer, h2c_client, http1_client, send, spawn_gateway, spawn_vendor, Behaviour, Endpoint,
-    GatewayConfig, StandIn, JSON,
+    self, bearer, h2c_client, http1_client, send, spawn_gateway, spawn_partial_vendor,
+    spawn_vendor, AfterPartial, Behaviour, Endpoint, GatewayConfig, StandIn, JSON,
 };
 
 const OFFICER: &str = "officer-token-1";
@@ -1390,32 +1390,9 @@ async fn a_vendor_refusing_connections_is_a_502_in_its_shape_with_the_outcome_re
 #[tokio::test]
 async fn a_vendor_resetting_mid_response_is_a_502_and_the_call_is_not_retried() {
     // A vendor that answers a head promising 100 bytes, sends 7, and hangs
-    // up: once per connection, counting the requests it read.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let requests = Arc::new(AtomicUsize::new(0));
-    let seen = requests.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut read = Vec::new();
-                while !read.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read.extend_from_slice(&buf[..n]),
-                    }
-                }
-                seen.fetch_add(1, Ordering::SeqCst);
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
-                    .await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    let mut gateway = seam_gateway(&format!("http://{addr}"), GatewayConfig::new()).await;
+    // up, counting the requests it read.
+    let (vendor, requests) = spawn_partial_vendor(AfterPartial::HangUp).await;
+    let mut gateway = seam_gateway(vendor.as_str(), GatewayConfig::new()).await;
     let (parts, json) = seam_erase(&gateway).await;
     assert_eq!(parts.status, 502);
     assert_eq!(json["error"]["type"], "upstream_failed", "{json}");
@@ -1445,6 +1422,42 @@ async fn a_hanging_vendor_is_a_504_after_the_timeout_and_is_not_retried() {
     assert_eq!(vendor.received().len(), 1);
     let (_, outcome) = decision_and_outcome(&gateway);
     assert_eq!(outcome["error"], "upstream_timeout");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn an_erasure_finding_every_vendor_connection_busy_is_refused_unsent_and_recorded() {
+    let (vendor, requests) = spawn_partial_vendor(AfterPartial::Wait).await;
+    let mut gateway = seam_gateway(
+        vendor.as_str(),
+        GatewayConfig::new()
+            .proxy("upstream_max_connections", 1)
+            .proxy("upstream_timeout", "300ms"),
+    )
+    .await;
+    // A pass-through call whose answer never ends holds the one connection.
+    let holding = http1_client()
+        .request(support::request(
+            "GET",
+            &gateway.url("/seam/devices/list"),
+            "",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(holding.status(), 200);
+    let (parts, json) = seam_erase(&gateway).await;
+    assert_eq!(parts.status, 503, "{json}");
+    assert_eq!(json["error"]["type"], "upstream_busy", "{json}");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "the erasure was not sent"
+    );
+    let (decision, outcome) = decision_and_outcome(&gateway);
+    assert_eq!(decision["effect"], "forwarded");
+    assert_eq!(outcome["status"], 503);
+    assert_eq!(outcome["error"], "upstream_busy");
+    drop(holding);
     gateway.stop().await;
 }
 

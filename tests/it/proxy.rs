@@ -2,6 +2,7 @@
 //! TLS, all on loopback.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use erasure_gateway::certs::DevCerts;
@@ -9,7 +10,7 @@ use http::{StatusCode, Version};
 
 use crate::support::{
     self, cert_dir, get, h2c_client, http1_client, pattern, request, send, spawn_gateway,
-    spawn_tls_vendor, spawn_vendor, Behaviour, GatewayConfig,
+    spawn_partial_vendor, spawn_tls_vendor, spawn_vendor, AfterPartial, Behaviour, GatewayConfig,
 };
 
 /// A configuration whose proxy listener serves TLS with the dev
@@ -265,6 +266,52 @@ async fn a_hanging_upstream_is_a_504_within_the_configured_timeout() {
         "timeout not enforced: {elapsed:?}"
     );
     assert_eq!(vendor.received().len(), 1);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_past_upstream_max_connections_waits_then_is_refused_unsent() {
+    let (vendor, requests) = spawn_partial_vendor(AfterPartial::Wait).await;
+    let mut gateway = spawn_gateway(
+        GatewayConfig::new()
+            .plain(vendor.as_str())
+            .proxy("upstream_max_connections", 1)
+            .proxy("upstream_timeout", "300ms"),
+    )
+    .await;
+    let client = http1_client();
+    // Its head is relayed, its body never ends: it holds the one slot.
+    let first = client
+        .request(request("GET", &gateway.url("/v/first"), ""))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let started = Instant::now();
+    let (parts, body) = get(&gateway.url("/v/second")).await;
+    assert_eq!(parts.status, StatusCode::SERVICE_UNAVAILABLE);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"]["code"], "upstream_busy", "{json}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "it waited for a slot"
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "never sent");
+    // The slot comes back with the first body: the next request is sent.
+    drop(first);
+    let mut third = None;
+    for _ in 0..10 {
+        let response = client
+            .request(request("GET", &gateway.url("/v/third"), ""))
+            .await
+            .unwrap();
+        if response.status() == StatusCode::OK {
+            third = Some(response);
+            break;
+        }
+    }
+    assert!(third.is_some(), "the slot was given back");
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    drop(third);
     gateway.stop().await;
 }
 

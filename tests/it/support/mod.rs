@@ -24,7 +24,7 @@ pub use gateway::{
 };
 pub use gateway_config::{Endpoint, GatewayConfig};
 pub use redis_server::RedisServer;
-pub use vendor::{cert_dir, spawn_tls_vendor, spawn_vendor};
+pub use vendor::{cert_dir, spawn_partial_vendor, spawn_tls_vendor, spawn_vendor, AfterPartial};
 
 /// The repository's shipped policies.
 pub const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
