@@ -10,13 +10,14 @@
 #   2. 1,000 keep-alive connections through the gateway: its RSS;
 #   3. the scale table: the same 10-target erasure at one connection
 #      (wrk -t1 -c1 --latency) as policies and entities grow
-#      (../shared/bench/gen_scale.py shapes): p50, p99, req/s, timeouts,
-#      time to ready, RSS, and the entity file's size;
+#      (../shared/bench/gen_scale.py shapes): p50, p99 (and its distance
+#      from the shipped set's), req/s, timeouts, time to ready, RSS, and the
+#      entity file's size; rows interleave over SCALE_ROUNDS rounds, medians;
 #   4. a reload of the largest set under load: how long it takes and what
 #      the requests in flight meanwhile saw.
 #
 #   bench/load.sh [ROUNDS] [DURATION]        defaults: 3 rounds of 4s
-#   SCALE_DURATION=5s SCALE="0:0 1000:100000" bench/load.sh
+#   SCALE_DURATION=5s SCALE_ROUNDS=3 SCALE="0:0 1000:100000" bench/load.sh
 #
 # Needs wrk and nginx (Debian packages; installed when missing and run as
 # root) and python3.
@@ -25,6 +26,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 DURATION=${2:-4s}
 SCALE_DURATION=${SCALE_DURATION:-5s}
+SCALE_ROUNDS=${SCALE_ROUNDS:-3}
 SCALE=${SCALE:-"0:0 0:10000 0:100000 1000:0 1000:100000 10000:100000"}
 GEN=${GEN:-../shared/bench/gen_scale.py}
 VENDOR=127.0.0.1:18181
@@ -236,21 +238,40 @@ echo
 echo "== 1,000 keep-alive connections through the gateway: RSS ${before} MiB idle, ${during} MiB under load, peak $(rss_mib "$gw_pid" VmHWM) MiB"
 stop_gateway
 
-# 3. The scale table.
+# 3. The scale table: rows interleaved round by round (one connection with
+# fsync on moves a p99 by hundreds of µs between runs); medians per row, and
+# each row's median p99 against the first row's (the shipped set).
 echo
-echo "== scale: 10-target Seam erasure, wrk -t1 -c1 -d$SCALE_DURATION --latency, durable trail"
-printf '  %-19s %9s %9s %8s %8s %8s %9s %10s\n' "policies/entities" "p50 µs" "p99 µs" "req/s" "timeouts" "ready s" "RSS MiB" "file MiB"
+echo "== scale: 10-target Seam erasure, wrk -t1 -c1 -d$SCALE_DURATION --latency, durable trail; medians of $SCALE_ROUNDS interleaved rounds"
+declare -A s_p50 s_p99 s_rps s_timeouts s_ready s_rss
 for pair in $SCALE; do
   pol=${pair%%:*}; ent=${pair##*:}
-  dir=$work/scale-$pol-$ent
-  python3 "$GEN" "$dir" --policies "$pol" --entities "$ent" --from policies >/dev/null
-  start_gateway "$dir"
-  out=$(SEAM_TOKEN=$SEAM_KEY run_wrk -t1 -c1 -d"$SCALE_DURATION" --latency -s "$ALLOW" "http://$GW")
-  file=$(stat -c %s "$dir/entities.json")
-  printf '  %-19s %9s %9s %8.0f %8s %8.2f %9s %10.1f\n' "$((pol + 6)) / $ent" "$(pct "$out" 50)" "$(pct "$out" 99)" \
-    "$(rps "$out")" "$(timeouts "$out")" "$ready" "$(rss_mib "$gw_pid" VmRSS)" "$(echo "$file / 1048576" | bc -l)"
-  last_dir=$dir
-  stop_gateway
+  python3 "$GEN" "$work/scale-$pol-$ent" --policies "$pol" --entities "$ent" --from policies >/dev/null
+done
+for r in $(seq "$SCALE_ROUNDS"); do
+  for pair in $SCALE; do
+    pol=${pair%%:*}; ent=${pair##*:}
+    dir=$work/scale-$pol-$ent
+    start_gateway "$dir"
+    out=$(SEAM_TOKEN=$SEAM_KEY run_wrk -t1 -c1 -d"$SCALE_DURATION" --latency -s "$ALLOW" "http://$GW")
+    s_p50[$pair]+="$(pct "$out" 50) "; s_p99[$pair]+="$(pct "$out" 99) "; s_rps[$pair]+="$(rps "$out") "
+    s_timeouts[$pair]+="$(timeouts "$out") "; s_ready[$pair]+="$ready "; s_rss[$pair]+="$(rss_mib "$gw_pid" VmRSS) "
+    last_dir=$dir
+    stop_gateway
+  done
+  echo "  round $r: p99 µs $(for pair in $SCALE; do printf '%s=%s ' "$pair" "$(awk '{print $NF}' <<<"${s_p99[$pair]}")"; done)"
+done
+printf '  %-19s %9s %9s %13s %8s %8s %8s %9s %10s\n' "policies/entities" "p50 µs" "p99 µs" "p99 vs first" "req/s" "timeouts" "ready s" "RSS MiB" "file MiB"
+first=
+for pair in $SCALE; do
+  pol=${pair%%:*}; ent=${pair##*:}
+  p99=$(median ${s_p99[$pair]})
+  first=${first:-$p99}
+  timed_out=0; for t in ${s_timeouts[$pair]}; do timed_out=$((timed_out + t)); done
+  file=$(stat -c %s "$work/scale-$pol-$ent/entities.json")
+  printf '  %-19s %9.0f %9.0f %+13.0f %8.0f %8s %8.2f %9s %10.1f\n' "$((pol + 6)) / $ent" "$(median ${s_p50[$pair]})" "$p99" \
+    "$(echo "$p99 - $first" | bc -l)" "$(median ${s_rps[$pair]})" "$timed_out" "$(median ${s_ready[$pair]})" \
+    "$(median ${s_rss[$pair]})" "$(echo "$file / 1048576" | bc -l)"
 done
 
 # 4. Reload of the largest set while requests flow.
