@@ -237,7 +237,7 @@ impl Gateway {
         };
         // On the trail before it takes effect: an approval nobody can see
         // never lets a call through.
-        if let Err(e) = self.trail.append((&record).into()).await {
+        if let Err(e) = self.trail.append(&record).await {
             self.metrics.trail_write_failed();
             return Err(AdminError::Unavailable(format!(
                 "the approval cannot be recorded, so it is not taken: {e}"

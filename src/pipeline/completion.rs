@@ -128,7 +128,7 @@ fn completion_record(seen: &Seen<'_>, pseudonyms: Option<&PseudonymKey>) -> Comp
 }
 
 async fn write(trail: &Trail, record: &CompletionRecord) {
-    if let Err(e) = trail.append(record.into()).await {
+    if let Err(e) = trail.append(record).await {
         tracing::error!(
             vendor_request_id = %record.vendor_request_id,
             error = %e,

@@ -25,7 +25,7 @@ use crate::pipeline::record::{decision_record, outcome_record, DecisionFacts, Ou
 use crate::profile::{self, ErasureCall, RequestHead, VendorProfile};
 use crate::response::{self, full, GatewayError, Refusal};
 use crate::trail::record::BudgetRecord;
-use crate::trail::TrailError;
+use crate::trail::{TrailError, Unsealed};
 use crate::Body;
 
 impl Gateway {
@@ -490,10 +490,7 @@ impl Gateway {
         }
     }
 
-    async fn record(
-        &self,
-        record: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), TrailError> {
+    async fn record(&self, record: Unsealed) -> Result<(), TrailError> {
         match self.trail.append(record).await {
             Ok(_) => Ok(()),
             Err(e) => {

@@ -19,6 +19,7 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::canon::Members;
 use crate::json::{self, StrictJsonError};
 
 /// `prev` of the first record of a chain.
@@ -27,50 +28,11 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The canonical bytes of a record: without `hash`, keys sorted, compact.
 pub fn canonical(record: &Map<String, Value>) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    write_object(record, |key| key != "hash", &mut out);
+    // A map's keys are strings: it always has members.
+    Members::of(record)
+        .unwrap_or_default()
+        .write(&[], Some("hash"), &mut out);
     out
-}
-
-/// Writes `map` with its members in bytewise key order (and those of every
-/// object inside), keeping the members whose key `keep` accepts. (A
-/// dependency turns on serde_json's `preserve_order`, so maps keep insertion
-/// order and must be written sorted.)
-fn write_object(map: &Map<String, Value>, keep: impl Fn(&str) -> bool, out: &mut Vec<u8>) {
-    let mut members: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| keep(k)).collect();
-    members.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    out.push(b'{');
-    for (n, (key, value)) in members.into_iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        // Writing a string into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, key.as_str());
-        out.push(b':');
-        write_value(value, out);
-    }
-    out.push(b'}');
-}
-
-fn write_value(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Object(map) => write_object(map, |_| true, out),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (n, item) in items.iter().enumerate() {
-                if n > 0 {
-                    out.push(b',');
-                }
-                write_value(item, out);
-            }
-            out.push(b']');
-        }
-        scalar => write_scalar(scalar, out),
-    }
-}
-
-fn write_scalar(value: &Value, out: &mut Vec<u8>) {
-    // Writing a string, number, bool or null into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// The chain hash of a record whose canonical bytes are `canonical`.
@@ -82,21 +44,48 @@ pub fn chain_hash(prev: &str, canonical: &[u8]) -> String {
 }
 
 /// Seals a record: sets `seq` and `prev`, computes and sets `hash`, and
-/// returns the line to append (with its trailing newline): the canonical
-/// bytes with `hash` as the last member, serialised once.
+/// returns the line to append (with its trailing newline), as
+/// [`seal_members`] writes it.
 pub fn seal(record: &mut Map<String, Value>, seq: u64, prev: &str) -> Vec<u8> {
+    // A map's keys are strings: it always has members.
+    let members = Members::of(&*record).unwrap_or_default();
+    let mut line = Vec::new();
+    let hash = seal_members(&members, seq, prev, &[], &mut line);
     record.insert("seq".into(), seq.into());
     record.insert("prev".into(), prev.into());
-    record.remove("hash");
-    let mut line = canonical(record);
-    let hash = chain_hash(prev, &line);
-    // `{…}` → `{…,"hash":"…"}`: the record always has members (seq, prev).
-    line.pop();
-    line.extend_from_slice(b",\"hash\":\"");
-    line.extend_from_slice(hash.as_bytes());
-    line.extend_from_slice(b"\"}\n");
     record.insert("hash".into(), hash.into());
     line
+}
+
+/// Seals a record's members as number `seq` after `prev`, with the
+/// writer's own members `more` (each value already JSON; they and `seq`
+/// and `prev` replace the record's members of the same key; a `hash` of
+/// the record's is dropped). Appends the line to `out` — the canonical
+/// bytes with `hash` as the last member, and a newline — and returns the
+/// hash.
+pub fn seal_members(
+    members: &Members,
+    seq: u64,
+    prev: &str,
+    more: &[(&str, &[u8])],
+    out: &mut Vec<u8>,
+) -> String {
+    let prev_json = serde_json::to_string(prev).unwrap_or_default();
+    let seq_json = seq.to_string();
+    let mut envelope: Vec<(&str, &[u8])> = Vec::with_capacity(more.len() + 2);
+    envelope.push(("prev", prev_json.as_bytes()));
+    envelope.push(("seq", seq_json.as_bytes()));
+    envelope.extend_from_slice(more);
+    envelope.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let start = out.len();
+    members.write(&envelope, Some("hash"), out);
+    let hash = chain_hash(prev, &out[start..]);
+    // `{…}` → `{…,"hash":"…"}`: the record always has members (seq, prev).
+    out.pop();
+    out.extend_from_slice(b",\"hash\":\"");
+    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    hash
 }
 
 /// Why one line does not continue the chain.

@@ -2,6 +2,7 @@
 //! erasure decision before anything is forwarded, and what the upstream
 //! answered after.
 
+mod canon;
 pub mod chain;
 pub mod checkpoint;
 mod diagnose;
@@ -21,4 +22,6 @@ pub mod tail;
 pub mod verify;
 pub mod writer;
 
-pub use writer::{CommitMode, CommitObserver, Committed, Trail, TrailError, WriterConfig};
+pub use writer::{
+    CommitMode, CommitObserver, Committed, Trail, TrailError, Unsealed, WriterConfig,
+};

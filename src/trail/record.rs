@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::writer::Unsealed;
+
 /// The record kinds.
 pub mod kind {
     /// A decision about an erasure call, written before anything is forwarded.
@@ -118,12 +120,9 @@ pub struct ApprovalRecord {
     pub note: Option<String>,
 }
 
-impl From<&ApprovalRecord> for Map<String, Value> {
+impl From<&ApprovalRecord> for Unsealed {
     fn from(record: &ApprovalRecord) -> Self {
-        with_kind(
-            kind::APPROVAL,
-            serde_json::to_value(record).unwrap_or_default(),
-        )
+        Unsealed::new(kind::APPROVAL, record)
     }
 }
 
@@ -290,12 +289,9 @@ pub struct CompletionTarget {
     pub state: String,
 }
 
-impl From<&CompletionRecord> for Map<String, Value> {
+impl From<&CompletionRecord> for Unsealed {
     fn from(record: &CompletionRecord) -> Self {
-        with_kind(
-            kind::COMPLETION,
-            serde_json::to_value(record).unwrap_or_default(),
-        )
+        Unsealed::new(kind::COMPLETION, record)
     }
 }
 
@@ -331,31 +327,15 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// A record as the writer takes it: its `kind` first, then its fields.
-fn with_kind(kind: &str, fields: Value) -> Map<String, Value> {
-    let mut map = Map::new();
-    map.insert("kind".into(), kind.into());
-    if let Value::Object(fields) = fields {
-        map.extend(fields);
-    }
-    map
-}
-
-impl From<&DecisionRecord> for Map<String, Value> {
+impl From<&DecisionRecord> for Unsealed {
     fn from(record: &DecisionRecord) -> Self {
-        with_kind(
-            kind::DECISION,
-            serde_json::to_value(record).unwrap_or_default(),
-        )
+        Unsealed::new(kind::DECISION, record)
     }
 }
 
-impl From<&OutcomeRecord> for Map<String, Value> {
+impl From<&OutcomeRecord> for Unsealed {
     fn from(record: &OutcomeRecord) -> Self {
-        with_kind(
-            kind::OUTCOME,
-            serde_json::to_value(record).unwrap_or_default(),
-        )
+        Unsealed::new(kind::OUTCOME, record)
     }
 }
 
@@ -363,9 +343,10 @@ impl From<&OutcomeRecord> for Map<String, Value> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::trail::chain::{seal_members, verify_line, GENESIS};
 
     #[test]
-    fn a_decision_record_writes_its_fields_in_the_trail_order_and_reads_back() {
+    fn a_decision_record_seals_into_a_line_that_verifies_and_reads_back() {
         let record = DecisionRecord {
             decision_id: "d-1".into(),
             request_id: "r-1".into(),
@@ -399,35 +380,15 @@ mod tests {
             call_sha256: None,
             body_sha256: None,
         };
-        let map = Map::from(&record);
-        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "kind",
-                "decision_id",
-                "request_id",
-                "vendor",
-                "upstream",
-                "action",
-                "principal",
-                "credential",
-                "client",
-                "targets",
-                "decision",
-                "mode",
-                "effect",
-                "status",
-                "refusal",
-                "reasons",
-                "context",
-                "policy_version"
-            ]
-        );
-        let mut sealed = map.clone();
-        sealed.insert("time".into(), "2026-12-03T00:00:00.000Z".into());
-        sealed.insert("seq".into(), 7.into());
-        let back = Sealed::<DecisionRecord>::from_map(&sealed).unwrap();
+        // Sealed into a line as the writer seals it, and read back.
+        let unsealed = Unsealed::from(&record);
+        let mut line = Vec::new();
+        seal_members(unsealed.members().unwrap(), 7, GENESIS, &[], &mut line);
+        let text = std::str::from_utf8(&line).unwrap();
+        let (map, head) = verify_line(text, None).unwrap();
+        assert_eq!(map["kind"], "decision");
+        assert_eq!(head.seq, 7);
+        let back = Sealed::<DecisionRecord>::from_map(&map).unwrap();
         assert_eq!(back.record, record);
         assert_eq!(back.seq, 7);
     }

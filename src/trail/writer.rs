@@ -15,8 +15,10 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::canon::{CanonError, Members};
 use super::chain::{self, Head, GENESIS};
 use super::record;
 use super::rotation::TrailFiles;
@@ -97,13 +99,45 @@ pub enum TrailError {
     /// The writer has stopped.
     #[error("the trail writer has stopped")]
     Stopped,
+    /// The record could not be written as JSON (nothing was appended).
+    #[error("the record cannot be written: {0}")]
+    Record(String),
 }
 
 type Reply = tokio::sync::oneshot::Sender<Result<Head, TrailError>>;
 
 struct Entry {
-    record: Map<String, Value>,
+    record: Unsealed,
     reply: Reply,
+}
+
+/// A record as the writer takes it: its members already in canonical form
+/// (serialized once, by the caller's task), or why it has none.
+#[derive(Debug)]
+pub struct Unsealed(Result<Members, CanonError>);
+
+impl Unsealed {
+    /// A typed record of `kind`: its fields plus `kind`.
+    pub fn new(kind: &'static str, record: &impl Serialize) -> Self {
+        Self(Members::of(record).and_then(|mut members| {
+            members.insert("kind", kind)?;
+            Ok(members)
+        }))
+    }
+
+    /// Its members.
+    ///
+    /// # Errors
+    /// Why the record has none: it does not serialize as a JSON object.
+    pub fn members(&self) -> Result<&Members, &CanonError> {
+        self.0.as_ref()
+    }
+}
+
+impl From<Map<String, Value>> for Unsealed {
+    fn from(record: Map<String, Value>) -> Self {
+        Self(Members::of(&record))
+    }
 }
 
 /// A handle to the trail writer; cheap to clone.
@@ -176,7 +210,8 @@ impl Trail {
     ///
     /// # Errors
     /// The record could not be made durable; nothing must be forwarded then.
-    pub async fn append(&self, record: Map<String, Value>) -> Result<Head, TrailError> {
+    pub async fn append(&self, record: impl Into<Unsealed>) -> Result<Head, TrailError> {
+        let record = record.into();
         let (reply, durable) = tokio::sync::oneshot::channel();
         self.queue
             .send(Entry { record, reply })
@@ -206,7 +241,7 @@ struct State {
     since_checkpoint: u64,
     signer: Option<CheckpointSigner>,
     /// Records to put first in the next batch (the `recovered` record).
-    pending: Vec<Map<String, Value>>,
+    pending: Vec<Members>,
     observer: Option<CommitObserver>,
     /// The stdout copy failed last time (logged once per failing stretch).
     stdout_failing: bool,
@@ -226,7 +261,8 @@ impl State {
                 recovered.insert("kind".into(), record::kind::RECOVERED.into());
                 recovered.insert("dropped_bytes".into(), dropped_bytes.into());
                 recovered.insert("file".into(), file.into());
-                recovered
+                // A map's keys are strings: it always has members.
+                Members::of(&recovered).unwrap_or_default()
             })
             .into_iter()
             .collect();
@@ -266,23 +302,36 @@ impl State {
                     }
                 }
             }
-            let records: Vec<Map<String, Value>> = batch
-                .iter_mut()
-                .map(|e| std::mem::take(&mut e.record))
-                .collect();
-            match self.commit(records) {
+            let mut records = Vec::with_capacity(batch.len());
+            let mut replies = Vec::with_capacity(batch.len());
+            for Entry { record, reply } in batch {
+                match record.0 {
+                    Ok(members) => {
+                        records.push(members);
+                        replies.push(reply);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "trail: a record cannot be written; its call is refused");
+                        let _ = reply.send(Err(TrailError::Record(e.to_string())));
+                    }
+                }
+            }
+            if records.is_empty() {
+                continue;
+            }
+            match self.commit(&records) {
                 Ok(heads) => {
                     healthy.store(true, Ordering::Release);
-                    for (entry, head) in batch.into_iter().zip(heads) {
-                        let _ = entry.reply.send(Ok(head));
+                    for (reply, head) in replies.into_iter().zip(heads) {
+                        let _ = reply.send(Ok(head));
                     }
                 }
                 Err(error) => {
                     if healthy.swap(false, Ordering::AcqRel) {
                         tracing::error!(%error, "trail: write failed; erasure calls are refused until it recovers");
                     }
-                    for entry in batch {
-                        let _ = entry.reply.send(Err(error.clone()));
+                    for reply in replies {
+                        let _ = reply.send(Err(error.clone()));
                     }
                 }
             }
@@ -292,35 +341,29 @@ impl State {
     /// Writes and syncs a batch; returns each record's head. On failure the
     /// file is cut back to its last durable length and the chain does not
     /// advance.
-    fn commit(&mut self, records: Vec<Map<String, Value>>) -> Result<Vec<Head>, TrailError> {
+    fn commit(&mut self, records: &[Members]) -> Result<Vec<Head>, TrailError> {
         let now = SystemTime::now();
         self.files.rotate_if_due(now)?;
-        let time = humantime::format_rfc3339_millis(now).to_string();
+        let time = serde_json::to_vec(&humantime::format_rfc3339_millis(now).to_string())
+            .unwrap_or_default();
+        let replica = serde_json::to_vec(&self.config.replica).unwrap_or_default();
+        let more: [(&str, &[u8]); 2] = [("replica", &replica), ("time", &time)];
         let mut head = self.head.clone();
         let mut since_checkpoint = self.since_checkpoint;
-        let mut bytes = Vec::with_capacity(records.len() * 512);
+        let mut bytes = Vec::with_capacity(records.len() * 1024);
         let mut heads = Vec::with_capacity(records.len());
         let mut lines = 0;
-        let mut seal = |mut record: Map<String, Value>, head: &mut Option<Head>| {
+        let mut seal = |members: &Members, head: &mut Option<Head>| {
             lines += 1;
-            record.insert("time".into(), time.clone().into());
-            record.insert("replica".into(), self.config.replica.clone().into());
             let (seq, prev) = head
                 .as_ref()
-                .map_or((1, GENESIS.to_owned()), |h| (h.seq + 1, h.hash.clone()));
-            let line = chain::seal(&mut record, seq, &prev);
-            let hash = record
-                .get("hash")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            bytes.extend_from_slice(&line);
+                .map_or((1, GENESIS), |h| (h.seq + 1, h.hash.as_str()));
+            let hash = chain::seal_members(members, seq, prev, &more, &mut bytes);
             let new_head = Head { seq, hash };
             *head = Some(new_head.clone());
             new_head
         };
-        let pending = self.pending.clone();
-        for record in pending {
+        for record in &self.pending {
             seal(record, &mut head);
         }
         for record in records {
@@ -329,8 +372,9 @@ impl State {
             if self.config.checkpoint_every > 0 && since_checkpoint >= self.config.checkpoint_every
             {
                 if let (Some(signer), Some(h)) = (&self.signer, head.as_ref()) {
-                    let checkpoint = signer(h, now);
-                    seal(checkpoint, &mut head);
+                    // A map's keys are strings: it always has members.
+                    let checkpoint = Members::of(&signer(h, now)).unwrap_or_default();
+                    seal(&checkpoint, &mut head);
                     since_checkpoint = 0;
                 }
             }
