@@ -74,22 +74,30 @@ impl Counters {
     pub(super) fn charge(&self, ask: &Ask<'_>) -> Charge {
         let windows = &ask.windows;
         let key = (ask.account.caller.to_owned(), ask.account.vendor.to_owned());
-        let remembered =
-            |target: &str| format!("{}\0{}\0{target}", ask.account.caller, ask.account.vendor);
         let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         let before = accounts
             .get(&key)
             .map(|slot| slot.counts(windows))
             .unwrap_or_default();
-        let repeats: Vec<Option<String>> = ask
+        // Each target's key, and the call that erased it in this window.
+        // `erased` changes only under the `accounts` lock, held throughout.
+        let seen: Vec<(String, Option<Arc<str>>)> = ask
             .targets
             .iter()
-            .map(|t| {
-                self.erased
-                    .get(&remembered(t))
+            .map(|target| {
+                let remembered =
+                    format!("{}\0{}\0{target}", ask.account.caller, ask.account.vendor);
+                let earlier = self
+                    .erased
+                    .get(&remembered)
                     .filter(|(index, _)| *index == windows.targets)
-                    .map(|(_, id)| id.to_string())
+                    .map(|(_, id)| id);
+                (remembered, earlier)
             })
+            .collect();
+        let repeats = seen
+            .iter()
+            .map(|(_, earlier)| earlier.as_ref().map(ToString::to_string))
             .collect();
         let judged = ask.judge(before, repeats);
         if !matches!(judged, Charge::Charged { .. }) {
@@ -108,14 +116,10 @@ impl Counters {
             },
         );
         let id: Arc<str> = Arc::from(ask.decision_id);
-        for target in ask.targets {
-            let key = remembered(target);
-            let first = self
-                .erased
-                .get(&key)
-                .is_none_or(|(index, _)| index != windows.targets);
-            if first {
-                self.erased.insert(key, (windows.targets, id.clone()));
+        for (remembered, earlier) in seen {
+            if earlier.is_none() {
+                self.erased
+                    .insert(remembered, (windows.targets, id.clone()));
             }
         }
         judged
