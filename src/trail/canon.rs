@@ -337,49 +337,28 @@ impl<'a> Seq<'a> {
     }
 }
 
-impl ser::SerializeSeq for Seq<'_> {
-    type Ok = Option<Members>;
-    type Error = CanonError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<Self::Ok, CanonError> {
-        self.close()
-    }
+/// The four array-like serde traits, all [`Seq::element`] and [`Seq::close`].
+macro_rules! seq_traits {
+    ($($name:ident :: $add:ident),*) => {$(
+        impl ser::$name for Seq<'_> {
+            type Ok = Option<Members>;
+            type Error = CanonError;
+            fn $add<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonError> {
+                self.element(value)
+            }
+            fn end(self) -> Result<Self::Ok, CanonError> {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Seq<'_> {
-    type Ok = Option<Members>;
-    type Error = CanonError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<Self::Ok, CanonError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleStruct for Seq<'_> {
-    type Ok = Option<Members>;
-    type Error = CanonError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<Self::Ok, CanonError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleVariant for Seq<'_> {
-    type Ok = Option<Members>;
-    type Error = CanonError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<Self::Ok, CanonError> {
-        self.close()
-    }
-}
+seq_traits!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// An object being written: its members collected, then written sorted
 /// into `out` (or, at the top level, handed back as [`Members`]).
@@ -445,35 +424,27 @@ impl ser::SerializeMap for Object<'_> {
     }
 }
 
-impl ser::SerializeStruct for Object<'_> {
-    type Ok = Option<Members>;
-    type Error = CanonError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), CanonError> {
-        self.member(Cow::Borrowed(key), value)
-    }
-    fn end(self) -> Result<Self::Ok, CanonError> {
-        self.close()
-    }
+/// The two struct-like serde traits, both [`Object::member`].
+macro_rules! struct_traits {
+    ($($name:ident),*) => {$(
+        impl ser::$name for Object<'_> {
+            type Ok = Option<Members>;
+            type Error = CanonError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), CanonError> {
+                self.member(Cow::Borrowed(key), value)
+            }
+            fn end(self) -> Result<Self::Ok, CanonError> {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Object<'_> {
-    type Ok = Option<Members>;
-    type Error = CanonError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), CanonError> {
-        self.member(Cow::Borrowed(key), value)
-    }
-    fn end(self) -> Result<Self::Ok, CanonError> {
-        self.close()
-    }
-}
+struct_traits!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
