@@ -16,7 +16,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 use crate::support::temp_dir;
-use crate::support::{call, cert_dir, request, send, tls_client};
+use crate::support::{call, cert_dir, refused_without_certificate, request, send, tls_client};
 use crate::support::{gateway_binary, run_gateway};
 
 const TOKEN: &str = "reviewer-token-for-the-console-tests";
@@ -591,10 +591,8 @@ async fn a_reviewer_certificate_is_access_enough_over_tls() {
     assert_eq!(parts.status, 200);
     assert!(String::from_utf8_lossy(&body).contains("decision(s) match"));
     // Without one, the handshake itself is refused.
-    let stranger = tls_client(&certs, false);
-    assert!(send(&stranger, request("GET", &format!("{base}/"), ""))
-        .await
-        .is_err());
+    let addr = console.base.trim_start_matches("https://");
+    assert!(refused_without_certificate(&certs, addr).await);
 }
 
 /// `GET` on the admin listener with the reviewer token; status and body.

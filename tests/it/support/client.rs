@@ -35,6 +35,17 @@ pub fn tls_client(
     certs: &DevCerts,
     with_client_cert: bool,
 ) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_client_config(certs, with_client_cert))
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// The rustls side of [`tls_client`].
+fn tls_client_config(certs: &DevCerts, with_client_cert: bool) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(certs.ca_cert.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
@@ -45,7 +56,7 @@ pub fn tls_client(
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_root_certificates(roots);
-    let config = if with_client_cert {
+    if with_client_cert {
         let chain = CertificateDer::pem_slice_iter(certs.client_cert.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
@@ -53,14 +64,46 @@ pub fn tls_client(
         builder.with_client_auth_cert(chain, key).unwrap()
     } else {
         builder.with_no_client_auth()
+    }
+}
+
+/// Whether a TLS listener at `addr` (`127.0.0.1:port`, serving the dev
+/// certificate for `localhost`) refuses a client without a certificate: an
+/// HTTP/1.1 request over a raw TLS stream gets an error or the end of the
+/// stream, and no answer. (Through a pooled client, TLS 1.3's late refusal
+/// can read as a request canceled before it was sent, which the pool
+/// retries on a new connection, and so on.)
+pub async fn refused_without_certificate(certs: &DevCerts, addr: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_client_config(certs, false)));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    // The first bytes of an answer, or none: the handshake, the write or
+    // the read failed, or the stream ended.
+    let exchange = async {
+        let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
+            return Vec::new();
+        };
+        let Ok(mut tls) = connector.connect(name, tcp).await else {
+            return Vec::new();
+        };
+        if tls
+            .write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        let mut answer = vec![0u8; 1024];
+        match tls.read(&mut answer).await {
+            Ok(n) => answer.truncate(n),
+            Err(_) => answer.clear(),
+        }
+        answer
     };
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http1()
-        .enable_http2()
-        .build();
-    Client::builder(TokioExecutor::new()).build(connector)
+    tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .expect("an answer or a refusal within 20s")
+        .is_empty()
 }
 
 /// Sends a request and collects the whole response.

@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-pub use client::{bearer, call, get, h2c_client, http1_client, request, send, tls_client, JSON};
+pub use client::{
+    bearer, call, get, h2c_client, http1_client, refused_without_certificate, request, send,
+    tls_client, JSON,
+};
 pub use erasure_gateway::stand_in::{Behaviour, Received, StandIn};
 pub use gateway::{
     assert_forwarded_as_decided, gateway_binary, received_sha256, run_gateway, spawn_gateway,
