@@ -28,7 +28,8 @@ pub struct RequestLabels {
 pub struct UpstreamErrorLabels {
     /// Upstream name.
     pub upstream: String,
-    /// `upstream_unreachable`, `upstream_timeout` or `upstream_failed`.
+    /// `upstream_unreachable`, `upstream_timeout`, `upstream_failed` or
+    /// `upstream_busy`.
     pub kind: &'static str,
 }
 

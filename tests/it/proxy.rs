@@ -291,6 +291,14 @@ async fn a_request_past_upstream_max_connections_waits_then_is_refused_unsent() 
         "it waited for a slot"
     );
     assert_eq!(requests.load(Ordering::SeqCst), 1, "never sent");
+    let (_, metrics) = get(&gateway.admin_url("/metrics")).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(
+            r#"erasure_gateway_upstream_errors_total{upstream="vendor",kind="upstream_busy"} 1"#
+        ),
+        "{metrics}"
+    );
     // The slot comes back with the first body: the next request is sent.
     drop(first);
     let mut third = None;
