@@ -108,6 +108,13 @@ impl Members {
     }
 }
 
+/// A JSON object's members: always there, its keys being strings.
+impl From<&serde_json::Map<String, serde_json::Value>> for Members {
+    fn from(map: &serde_json::Map<String, serde_json::Value>) -> Self {
+        Self::of(map).unwrap_or_default()
+    }
+}
+
 fn write_key(key: &str, out: &mut Vec<u8>) {
     // Writing a string into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, key);

@@ -28,10 +28,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The canonical bytes of a record: without `hash`, keys sorted, compact.
 pub fn canonical(record: &Map<String, Value>) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    // A map's keys are strings: it always has members.
-    Members::of(record)
-        .unwrap_or_default()
-        .write(&[], Some("hash"), &mut out);
+    Members::from(record).write(&[], Some("hash"), &mut out);
     out
 }
 
@@ -47,8 +44,7 @@ pub fn chain_hash(prev: &str, canonical: &[u8]) -> String {
 /// returns the line to append (with its trailing newline), as
 /// [`seal_members`] writes it.
 pub fn seal(record: &mut Map<String, Value>, seq: u64, prev: &str) -> Vec<u8> {
-    // A map's keys are strings: it always has members.
-    let members = Members::of(&*record).unwrap_or_default();
+    let members = Members::from(&*record);
     let mut line = Vec::new();
     let hash = seal_members(&members, seq, prev, &[], &mut line);
     record.insert("seq".into(), seq.into());

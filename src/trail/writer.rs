@@ -136,7 +136,7 @@ impl Unsealed {
 
 impl From<Map<String, Value>> for Unsealed {
     fn from(record: Map<String, Value>) -> Self {
-        Self(Members::of(&record))
+        Self(Ok(Members::from(&record)))
     }
 }
 
@@ -261,8 +261,7 @@ impl State {
                 recovered.insert("kind".into(), record::kind::RECOVERED.into());
                 recovered.insert("dropped_bytes".into(), dropped_bytes.into());
                 recovered.insert("file".into(), file.into());
-                // A map's keys are strings: it always has members.
-                Members::of(&recovered).unwrap_or_default()
+                Members::from(&recovered)
             })
             .into_iter()
             .collect();
@@ -372,8 +371,7 @@ impl State {
             if self.config.checkpoint_every > 0 && since_checkpoint >= self.config.checkpoint_every
             {
                 if let (Some(signer), Some(h)) = (&self.signer, head.as_ref()) {
-                    // A map's keys are strings: it always has members.
-                    let checkpoint = Members::of(&signer(h, now)).unwrap_or_default();
+                    let checkpoint = Members::from(&signer(h, now));
                     seal(&checkpoint, &mut head);
                     since_checkpoint = 0;
                 }

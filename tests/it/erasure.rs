@@ -709,8 +709,7 @@ async fn the_directory_decides_unknown_users_hit_miss_and_coalesced() {
     assert_eq!(directory.count(), 3);
     // Each fetch is a miss; every other lookup a hit (the coalesced ones
     // included: they did not fetch).
-    let (_, metrics) = support::get(&env.gateway.admin_url("/metrics")).await;
-    let metrics = String::from_utf8_lossy(&metrics);
+    let metrics = env.gateway.metrics().await;
     assert!(
         metrics.contains(r#"erasure_gateway_directory_lookups_total{result="miss"} 3"#),
         "{metrics}"

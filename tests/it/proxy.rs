@@ -223,8 +223,7 @@ async fn an_upstream_refusing_connections_is_a_502_in_json() {
         "error names internals"
     );
     // Failed exchanges are counted by kind (their latency is not recorded).
-    let (_, metrics) = get(&gateway.admin_url("/metrics")).await;
-    let metrics = String::from_utf8_lossy(&metrics);
+    let metrics = gateway.metrics().await;
     assert!(
         metrics.contains(
             r#"erasure_gateway_upstream_errors_total{upstream="vendor",kind="upstream_unreachable"} 1"#
@@ -291,8 +290,7 @@ async fn a_request_past_upstream_max_connections_waits_then_is_refused_unsent() 
         "it waited for a slot"
     );
     assert_eq!(requests.load(Ordering::SeqCst), 1, "never sent");
-    let (_, metrics) = get(&gateway.admin_url("/metrics")).await;
-    let metrics = String::from_utf8_lossy(&metrics);
+    let metrics = gateway.metrics().await;
     assert!(
         metrics.contains(
             r#"erasure_gateway_upstream_errors_total{upstream="vendor",kind="upstream_busy"} 1"#

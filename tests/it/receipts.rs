@@ -123,8 +123,7 @@ async fn the_gateway_polls_kore_with_its_own_key_until_every_target_is_final() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(kore.count(), 3, "no poll after the final answer");
-    let (_, metrics) = crate::support::get(&gateway.admin_url("/metrics")).await;
-    let metrics = String::from_utf8_lossy(&metrics);
+    let metrics = gateway.metrics().await;
     for line in [
         r#"erasure_gateway_completion_polls_total{upstream="kore",result="in_progress"} 1"#,
         r#"erasure_gateway_completion_polls_total{upstream="kore",result="final"} 1"#,

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    bearer, call, gateway_binary, get, policies_copy, spawn_gateway, spawn_vendor, Behaviour,
-    Gateway, GatewayConfig, StandIn,
+    bearer, call, gateway_binary, policies_copy, spawn_gateway, spawn_vendor, Behaviour, Gateway,
+    GatewayConfig, StandIn,
 };
 
 const OFFICER: &str = "reload-officer-token";
@@ -100,8 +100,7 @@ async fn post_v1_reload_applies_a_valid_change_and_refuses_an_invalid_one() {
         .unwrap()
         .contains("broken.cedar"));
 
-    let (_, metrics) = get(&gateway.admin_url("/metrics")).await;
-    let metrics = String::from_utf8_lossy(&metrics);
+    let metrics = gateway.metrics().await;
     assert!(
         metrics.contains(r#"erasure_gateway_policy_reloads_total{result="error"} 1"#),
         "{metrics}"
@@ -125,12 +124,10 @@ async fn editing_a_policy_file_reloads_it_without_a_restart() {
     assert_eq!(erase_vip(&gateway).await, 200);
     // Reading the files to load them is not a change: no reload loop.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, metrics) = get(&gateway.admin_url("/metrics")).await;
+    let metrics = gateway.metrics().await;
     assert!(
-        String::from_utf8_lossy(&metrics)
-            .contains(r#"erasure_gateway_policy_reloads_total{result="ok"} 1"#),
-        "only the initial load happened: {}",
-        String::from_utf8_lossy(&metrics)
+        metrics.contains(r#"erasure_gateway_policy_reloads_total{result="ok"} 1"#),
+        "only the initial load happened: {metrics}"
     );
     std::fs::write(dir.path().join("vip.cedar"), FORBID_VIP).unwrap();
     let started = Instant::now();

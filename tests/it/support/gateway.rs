@@ -46,6 +46,12 @@ impl Gateway {
         format!("http://{}{path}", self.admin)
     }
 
+    /// Its `/metrics` text (admin listener).
+    pub async fn metrics(&self) -> String {
+        let (_, body) = super::get(&self.admin_url("/metrics")).await;
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
     /// [`super::call`] on the proxy listener.
     pub async fn call(
         &self,
