@@ -27,6 +27,9 @@ pub struct Approval {
     pub requester: String,
     /// The vendor profile name.
     pub vendor: String,
+    /// The upstream the call goes to (one of those with this profile).
+    #[serde(default)]
+    pub upstream: String,
     /// `Namespace::Action::"id"`.
     pub action: String,
     /// The digest of the call as it would be forwarded.

@@ -54,7 +54,7 @@ fn settle(target: &AdminTarget, id: &str, decision: &str, note: Option<&str>) ->
         answer["state"].as_str().unwrap_or(decision),
         answer["requester"].as_str().unwrap_or("?"),
         answer["targets"].as_array().map_or(0, Vec::len),
-        answer["vendor"].as_str().unwrap_or("?"),
+        upstream(&answer),
         if decision == "approve" {
             "may now go ahead, once"
         } else {
@@ -129,6 +129,18 @@ fn call(
     Ok(answer)
 }
 
+/// Where a held call goes: its vendor, and the upstream when its name says
+/// something more (`seam (seam-sandbox)`).
+fn upstream(approval: &Value) -> String {
+    let vendor = approval["vendor"].as_str().unwrap_or("?");
+    match approval["upstream"].as_str() {
+        Some(upstream) if !upstream.is_empty() && upstream != vendor => {
+            format!("{vendor} ({upstream})")
+        }
+        _ => vendor.to_owned(),
+    }
+}
+
 /// `approvals list` as a table, one held call a line.
 fn table(answer: &Value) -> String {
     let empty = Vec::new();
@@ -157,7 +169,7 @@ fn table(answer: &Value) -> String {
                 text(&a["id"]),
                 text(&a["state"]),
                 text(&a["requester"]),
-                text(&a["vendor"]),
+                upstream(a),
                 format!("{first}{more}"),
                 policies.join(", "),
                 text(&a["expires"]),

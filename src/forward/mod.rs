@@ -111,6 +111,12 @@ impl Upstream {
         })
     }
 
+    /// Where its calls go and as whom: its name (which picks the vendor
+    /// credential sent in place of the caller's) and its base URL.
+    pub fn destination(&self) -> String {
+        format!("{} {}", self.name, self.url)
+    }
+
     /// How long the upstream may take to answer.
     pub fn timeout(&self) -> Duration {
         self.timeout

@@ -14,6 +14,7 @@ use crate::authz::PolicySnapshot;
 use crate::budget::{now, Approval, Settled};
 use crate::conn::ConnInfo;
 use crate::digest::sha256_hex;
+use crate::forward::Upstream;
 use crate::pipeline::evaluate::{Evaluation, Given};
 use crate::profile::{self, ErasureCall, RequestHead, VendorProfile};
 use crate::response::{AdminError, Refusal};
@@ -42,15 +43,19 @@ pub(super) struct Approved {
 }
 
 /// The digest a repeated call must match: method, path and query, the
-/// workspace it acts in, and the canonical body, as they would be forwarded.
-fn call_digest(outbound: &Outbound, context: Option<&Value>) -> String {
+/// workspace it acts in, the upstream it goes to (name and base URL: two
+/// upstreams may share a profile, say a sandbox and production account)
+/// and the canonical body, as they would be forwarded.
+fn call_digest(outbound: &Outbound, context: Option<&Value>, upstream: &Upstream) -> String {
     let workspace = context
         .and_then(|c| c.get("workspace"))
         .and_then(Value::as_str)
         .unwrap_or_default();
     let mut text = format!(
-        "{} {}\n{workspace}\n",
-        outbound.method, outbound.path_and_query
+        "{} {}\n{workspace}\n{}\n",
+        outbound.method,
+        outbound.path_and_query,
+        upstream.destination()
     )
     .into_bytes();
     text.extend_from_slice(&outbound.body);
@@ -102,7 +107,7 @@ impl Gateway {
                 return Err(self.refuse_at(gate, &evaluation).await);
             }
         };
-        let call_sha256 = call_digest(&outbound, lifted.context.as_ref());
+        let call_sha256 = call_digest(&outbound, lifted.context.as_ref(), &gate.route.upstream);
         let body_sha256 = sha256_hex(&outbound.body);
         let vendor = &gate.profile.name;
         let unavailable = |e: crate::budget::BudgetError, mut evaluation: Evaluation| {
@@ -133,6 +138,7 @@ impl Gateway {
             id: uuid::Uuid::now_v7().to_string(),
             requester: caller.id.clone(),
             vendor: vendor.clone(),
+            upstream: gate.route.upstream.name.clone(),
             action: format!(
                 "{}::Action::{:?}",
                 gate.profile.namespace, gate.profile.action
@@ -339,6 +345,7 @@ fn approval_json(approval: &Approval) -> Value {
         "state": approval.state,
         "requester": approval.requester,
         "vendor": approval.vendor,
+        "upstream": approval.upstream,
         "action": approval.action,
         "targets": approval.targets,
         "policies": approval.policies.iter().map(|(id, reason)| json!({"id": id, "approval": reason})).collect::<Vec<_>>(),

@@ -683,6 +683,84 @@ async fn an_approval_given_through_one_replica_holds_at_another_through_redis() 
     b.stop().await;
 }
 
+#[tokio::test]
+async fn an_approval_given_for_one_upstream_does_not_send_the_call_to_another_with_the_same_profile(
+) {
+    // Two Seam accounts behind one gateway: the approver approved the
+    // sandbox's erasure, never production's.
+    let sandbox = spawn_vendor(Behaviour::Echo).await;
+    let production = spawn_vendor(Behaviour::Echo).await;
+    let config =
+        GatewayConfig::new().named_vendor("seam-sandbox", "seam", &sandbox, "/seam-sandbox");
+    let (mut gateway, _policies) = approval_env(&production, config).await;
+    let auth = bearer(OFFICER);
+    let headers = [("authorization", auth.as_str()), JSON];
+    let bulk = body(&keys("acct", 4));
+    let sandbox_erase = "/seam-sandbox/customers/delete_data";
+    let (parts, error) = gateway.call("POST", sandbox_erase, &headers, &bulk).await;
+    assert_eq!(parts.status, 403, "{error}");
+    assert_eq!(error["error"]["type"], "approval_required", "{error}");
+    let id = parts.headers["x-erasure-approval-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (parts, listed) = call(
+        "GET",
+        &gateway.admin_url("/v1/approvals"),
+        &[("authorization", &bearer(REVIEWER))],
+        "",
+    )
+    .await;
+    assert_eq!(parts.status, 200, "{listed}");
+    assert_eq!(listed["approvals"][0]["vendor"], "seam", "{listed}");
+    assert_eq!(
+        listed["approvals"][0]["upstream"], "seam-sandbox",
+        "{listed}"
+    );
+    let (parts, approved) = settle(&gateway, &id, REVIEWER, "approve").await;
+    assert_eq!(parts.status, 200, "{approved}");
+
+    // The same requester, the same body, the same profile: another account.
+    let (parts, error) = gateway.call("POST", SEAM_ERASE, &headers, &bulk).await;
+    assert_eq!(parts.status, 403, "{error}");
+    assert_eq!(error["error"]["type"], "approval_required", "{error}");
+    assert_ne!(
+        parts.headers["x-erasure-approval-id"],
+        id.as_str(),
+        "production's call is held on its own"
+    );
+    assert_eq!(
+        production.count(),
+        0,
+        "the sandbox's approval reached production"
+    );
+    assert_eq!(sandbox.count(), 0);
+
+    // The approval still holds where it was given, once.
+    let (parts, answer) = gateway.call("POST", sandbox_erase, &headers, &bulk).await;
+    assert_eq!(parts.status, 200, "{answer}");
+    assert_eq!((sandbox.count(), production.count()), (1, 0));
+
+    let trail = gateway.trail();
+    let held = decisions(&trail);
+    let production_held = held
+        .iter()
+        .find(|r| r["upstream"] == "seam" && r["decision"] == "held")
+        .expect("production's held decision");
+    assert_ne!(production_held["approval_id"], id.as_str());
+    let went = held
+        .iter()
+        .find(|r| r["effect"] == "forwarded")
+        .expect("the sandbox call went");
+    assert_eq!(went["upstream"], "seam-sandbox");
+    assert_eq!(went["approval_id"], id.as_str());
+    assert_ne!(
+        went["call_sha256"], production_held["call_sha256"],
+        "the digest names the upstream"
+    );
+    gateway.stop().await;
+}
+
 /// `erasure-gateway approvals …` as `token`'s caller, against `gateway`.
 async fn approvals_command(
     gateway: &crate::support::Gateway,

@@ -139,6 +139,18 @@ impl GatewayConfig {
         self.upstream(profile, Some(profile), to, &format!("/{profile}"))
     }
 
+    /// An upstream named `name`, read by the built-in `profile`, routed from
+    /// `path_prefix` (several upstreams may share a profile).
+    pub fn named_vendor<'a>(
+        self,
+        name: &str,
+        profile: &str,
+        to: impl Into<Endpoint<'a>>,
+        path_prefix: &str,
+    ) -> Self {
+        self.upstream(name, Some(profile), to, path_prefix)
+    }
+
     /// An upstream without a profile, named `vendor` and routed from `/v`:
     /// every call to it passes through.
     pub fn plain<'a>(self, to: impl Into<Endpoint<'a>>) -> Self {
