@@ -186,6 +186,22 @@ impl IdForm {
         }
     }
 
+    /// Whether the part of `id` this form folds holds a letter whose case
+    /// a vendor may fold to another letter than [`apply`](Self::apply)
+    /// does: through upper case `ſ` (long s) meets `s`, `ß` meets `ss` and
+    /// `ﬁ` meets `fi`, as Unicode-aware case-insensitive
+    /// comparisons (collations, `/iu` expressions) may match them. Such an
+    /// id could erase someone other than the person decided on: refused.
+    #[must_use]
+    pub fn is_ambiguous(self, id: &str) -> bool {
+        let folded = match (self, id.rsplit_once('@')) {
+            (Self::EmailCasefold, Some(_)) => id,
+            (Self::EmailDomainCasefold, Some((_, domain))) => domain,
+            _ => return false,
+        };
+        crate::profile::text::fold_case(folded) != folded.to_lowercase()
+    }
+
     /// Whether ids are compared byte for byte.
     #[must_use]
     pub fn is_exact(&self) -> bool {

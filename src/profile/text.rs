@@ -3,7 +3,7 @@
 
 /// Folds letter case the way the most permissive server might: through upper
 /// case first, so `ſ` (long s) and `K` (Kelvin sign) meet `s` and `k`.
-pub(super) fn fold_case(s: &str) -> String {
+pub(crate) fn fold_case(s: &str) -> String {
     s.to_uppercase().to_lowercase()
 }
 

@@ -1186,9 +1186,14 @@ async fn kore_account_owner_spelled_in_upper_case_or_padded_is_never_erased() {
         r#"{"userIds":[" owner@example.com"]}"#,
         r#"{"userIds":["owner@example.com\t"]}"#,
         r#"{"userIds":["owner@example.com\u0000"]}"#,
+        // Letters a case-insensitive collation may fold to plain ones
+        // (ſ → s, ﬁ → fi): the vendor could match an address never looked up.
+        r#"{"userIds":["owner@example.\u017fe"]}"#,
+        r#"{"userIds":["u-1","\ufb01n@example.com"]}"#,
     ] {
-        let (parts, _) = env.kore_erase(&token, padded).await;
+        let (parts, json) = env.kore_erase(&token, padded).await;
         assert_refused_and_recorded(&env, 400, &parts, padded);
+        assert!(json.to_string().contains("userIds"), "{padded}: {json}");
     }
     env.gateway.stop().await;
 }

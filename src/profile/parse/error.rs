@@ -24,6 +24,10 @@ pub enum TargetProblem {
     Padded,
     /// A control character.
     ControlCharacter,
+    /// A letter whose case a vendor may fold to another letter than the
+    /// gateway's form does (`ſ`, `ß`, `ﬁ`): the vendor may match someone the
+    /// gateway did not look up.
+    AmbiguousCase,
 }
 
 impl fmt::Display for TargetProblem {
@@ -38,6 +42,9 @@ impl fmt::Display for TargetProblem {
             Self::NotUtf8 => "is not valid UTF-8",
             Self::Padded => "has leading or trailing whitespace",
             Self::ControlCharacter => "contains a control character",
+            Self::AmbiguousCase => {
+                "holds a letter whose case the vendor may fold to another letter (like ſ, ß or ﬁ), so it may match someone else: write the address in plain lower case"
+            }
         })
     }
 }

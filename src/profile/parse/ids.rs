@@ -160,4 +160,32 @@ mod tests {
         };
         assert_eq!(body["userIds"], json!(["owner@example.com", "u-AbC"]));
     }
+
+    #[test]
+    fn an_email_id_whose_case_folds_to_another_letter_is_refused() {
+        // A case-insensitive collation or `/iu` match may take each of
+        // these for a plain-ASCII address the gateway never looked up.
+        for (body, index) in [
+            ("{\"userIds\":[\"\u{17f}am@corp.com\"]}", 0), // ſ: long s
+            ("{\"userIds\":[\"u-1\",\"\u{fb01}n@corp.com\"]}", 1), // ﬁ: a ligature
+            ("{\"userIds\":[\"stra\u{df}e@corp.com\"]}", 0), // ß
+        ] {
+            assert_eq!(
+                kore(body).err(),
+                Some(ParseError::BadElement {
+                    field: "userIds".into(),
+                    index,
+                    problem: TargetProblem::AmbiguousCase,
+                }),
+                "{body}"
+            );
+        }
+        // Ids that are not addresses are exact, and plain-case letters
+        // outside ASCII fold one way only.
+        assert!(kore("{\"userIds\":[\"u-\u{17f}\",\"J\u{f6}rg@Corp.com\"]}").is_ok());
+        // Only the domain folds where the local part is the mailbox's own.
+        let domain = crate::setting::IdForm::EmailDomainCasefold;
+        assert!(!domain.is_ambiguous("\u{17f}am@corp.com"));
+        assert!(domain.is_ambiguous("sam@corp.\u{17f}e"));
+    }
 }

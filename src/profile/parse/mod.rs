@@ -127,7 +127,10 @@ pub fn parse(
             (Some(field), _) => {
                 let ids = params.ids(field, &source.object_fields)?;
                 let wires = wire_ids.entry(field.as_str()).or_default();
-                for (id, wire) in ids {
+                for (index, (id, wire)) in ids.into_iter().enumerate() {
+                    if form.is_ambiguous(&id) {
+                        return Err(bad(field, index, TargetProblem::AmbiguousCase));
+                    }
                     wires.push(match wire {
                         Value::String(_) => Value::String(form.apply(&id)),
                         other => other,
@@ -141,6 +144,9 @@ pub fn parse(
                     .get(name)
                     .ok_or_else(|| ParseError::MissingPathParam(name.clone()))?;
                 check_id(id).map_err(|problem| bad(name, 0, problem))?;
+                if form.is_ambiguous(id) {
+                    return Err(bad(name, 0, TargetProblem::AmbiguousCase));
+                }
                 let decided = target(id);
                 path_params.insert(name.clone(), decided.id.clone());
                 targets.push(decided);

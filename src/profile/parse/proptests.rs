@@ -33,6 +33,11 @@ fn oracle_targets(vendor: &str, body: &[u8]) -> Option<Vec<Target>> {
             let id = match item {
                 Value::String(s) if usable(s) => {
                     if source.id_form == IdForm::EmailCasefold && s.contains('@') {
+                        // A letter that folds to another through upper
+                        // case (ſ, ß, ﬁ) makes the address ambiguous.
+                        if s.to_uppercase().to_lowercase() != s.to_lowercase() {
+                            return None;
+                        }
                         s.to_lowercase()
                     } else {
                         s.clone()
