@@ -13,6 +13,12 @@ use http::uri::{Authority, InvalidUri, PathAndQuery, Scheme};
 use http::{HeaderValue, Uri};
 use serde::{Deserialize, Serialize};
 
+/// Folds letter case the way the most permissive server might: through upper
+/// case first, so `ſ` (long s) and `K` (Kelvin sign) meet `s` and `k`.
+pub(crate) fn fold_case(s: &str) -> String {
+    s.to_uppercase().to_lowercase()
+}
+
 /// A checked `http(s)` base URL, split into the parts a request URI is
 /// built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +205,7 @@ impl IdForm {
             (Self::EmailDomainCasefold, Some((_, domain))) => domain,
             _ => return false,
         };
-        crate::profile::text::fold_case(folded) != folded.to_lowercase()
+        fold_case(folded) != folded.to_lowercase()
     }
 
     /// Whether ids are compared byte for byte.

@@ -241,17 +241,28 @@ pub(super) fn check_upstreams(
         if let Some(prefix) = &up.path_prefix {
             check_prefix(prefix).map_err(|m| invalid("path_prefix", m))?;
         }
-        let profile = match up.profile.as_deref() {
-            Some("none") => None,
-            Some(name) => Some(profile_named(name).map_err(|m| invalid("profile", m))?),
-            None => profile_named(&up.name).ok(),
-        };
         if up.path_prefix.is_none() && up.host.is_none() {
             return Err(invalid(
                 "path_prefix",
                 "an upstream needs a path_prefix, a host, or both".into(),
             ));
         }
+        // Fail closed: an upstream whose erasure calls nobody recognises
+        // would forward them undecided, so going without a profile is said,
+        // never assumed from a name that matches none.
+        let profile = match up.profile.as_deref() {
+            Some("none") => None,
+            Some(name) => Some(profile_named(name).map_err(|m| invalid("profile", m))?),
+            None => Some(profile_named(&up.name).map_err(|_| {
+                invalid(
+                    "profile",
+                    format!(
+                        "not set, and `{}` names no vendor profile, so its erasure calls would pass through undecided: set the profile that reads them (`profile = \"seam\"`, \"kore\", \"botpenguin\" or a [[profile]] name), or `profile = \"none\"` for an upstream that takes no erasure calls",
+                        up.name
+                    ),
+                )
+            })?),
+        };
         if let Some(host) = &up.host {
             if host.is_empty() || host.contains(['/', ':', ' ']) {
                 return Err(invalid(
@@ -388,7 +399,7 @@ mod tests {
     #[test]
     fn the_upstream_url_is_parsed_once_at_load() {
         let config = parse(
-            "[[upstream]]\nname = \"a\"\nurl = \"https://api.example.com:8443/v7/\"\npath_prefix = \"/a\"\n",
+            "[[upstream]]\nname = \"a\"\nprofile = \"none\"\nurl = \"https://api.example.com:8443/v7/\"\npath_prefix = \"/a\"\n",
         )
         .unwrap();
         let url = &config.upstream[0].url;
@@ -420,7 +431,7 @@ mod tests {
     }
 
     #[test]
-    fn an_upstream_named_like_a_vendor_gets_its_profile_unless_it_opts_out() {
+    fn an_upstream_gets_the_profile_it_is_named_like_or_must_say_it_has_none() {
         let guarded =
             parse("[[upstream]]\nname = \"seam\"\nurl = \"http://x\"\npath_prefix = \"/s\"\n")
                 .unwrap();
@@ -429,7 +440,11 @@ mod tests {
         assert!(plain.upstream[0].profile.is_none());
         let other =
             parse("[[upstream]]\nname = \"docs\"\nurl = \"http://x\"\npath_prefix = \"/d\"\n")
-                .unwrap();
-        assert!(other.upstream[0].profile.is_none());
+                .unwrap_err()
+                .to_string();
+        assert!(other.contains("upstream[0].profile"), "{other}");
+        assert!(other.contains("profile = \"none\""), "{other}");
+        let plain = parse("[[upstream]]\nname = \"docs\"\nurl = \"http://x\"\npath_prefix = \"/d\"\nprofile = \"none\"\n").unwrap();
+        assert!(plain.upstream[0].profile.is_none());
     }
 }

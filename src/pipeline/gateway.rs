@@ -100,9 +100,9 @@ impl Gateway {
         for up in &config.upstream {
             let profile = up.profile.clone();
             if profile.is_none() {
-                tracing::warn!(
+                tracing::info!(
                     upstream = %up.name,
-                    "upstream has no vendor profile: no call to it is treated as an erasure call"
+                    "profile = \"none\": no call to this upstream is treated as an erasure call"
                 );
             }
             upstreams.push(Route {

@@ -17,7 +17,7 @@ mod parse;
 mod path;
 #[cfg(test)]
 mod test_support;
-pub(crate) mod text;
+mod text;
 mod validate;
 mod vendor;
 

@@ -1,11 +1,7 @@
 //! Small text rules shared by paths, classification, parsing and profile
 //! validation, so that each is written once.
 
-/// Folds letter case the way the most permissive server might: through upper
-/// case first, so `ſ` (long s) and `K` (Kelvin sign) meet `s` and `k`.
-pub(crate) fn fold_case(s: &str) -> String {
-    s.to_uppercase().to_lowercase()
-}
+pub(super) use crate::setting::fold_case;
 
 /// A Cedar identifier (and a path capture name): `[A-Za-z_][A-Za-z0-9_]*`.
 pub(super) fn is_identifier(s: &str) -> bool {

@@ -210,9 +210,7 @@ impl GatewayConfig {
         };
         let mut upstream = toml::Table::new();
         upstream.insert("name".into(), name.into());
-        if let Some(profile) = profile {
-            upstream.insert("profile".into(), profile.into());
-        }
+        upstream.insert("profile".into(), profile.unwrap_or("none").into());
         upstream.insert("url".into(), url.into());
         upstream.insert("path_prefix".into(), path_prefix.into());
         self.upstreams.push(upstream.into());
