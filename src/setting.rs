@@ -30,6 +30,14 @@ pub struct BaseUrl {
     base_path: String,
 }
 
+impl BaseUrl {
+    /// Its path, without a trailing `/` (empty for the root).
+    #[must_use]
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+}
+
 /// Why text is not a usable base URL. Each config key words it its own way
 /// (the messages are part of the config errors operators see).
 #[derive(Debug, thiserror::Error)]

@@ -117,6 +117,11 @@ impl Upstream {
         format!("{} {}", self.name, self.url)
     }
 
+    /// Its URL's path, prepended to every forwarded path (empty for none).
+    pub fn base_path(&self) -> &str {
+        self.url.base_path()
+    }
+
     /// How long the upstream may take to answer.
     pub fn timeout(&self) -> Duration {
         self.timeout

@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::completion::Links;
 use crate::pipeline::evaluate::{Evaluation, Evaluator};
 use crate::pipeline::inject;
-use crate::profile::{self, Classification, CredentialKind, RequestHead, VendorProfile};
+use crate::profile::{self, Ambiguity, Classification, CredentialKind, RequestHead, VendorProfile};
 use crate::response::{GatewayError, Refusal};
 use crate::route::{RouteError, RouteTable};
 use crate::trail::pseudonym::PseudonymKey;
@@ -254,8 +254,26 @@ impl Gateway {
             headers: request.headers(),
             has_body: !request.body().is_end_stream(),
         };
-        let classified =
-            crate::telemetry::stage("classify").in_scope(|| profile::classify(profile, &head));
+        let classified = crate::telemetry::stage("classify").in_scope(|| {
+            let classified = profile::classify(profile, &head);
+            let base = route.upstream.base_path();
+            if base.is_empty() || !matches!(classified, Classification::NotErasure) {
+                return classified;
+            }
+            // The vendor reads the base path and this one as one path: if
+            // that is an erasure call (or a spelling of one), refuse it.
+            let whole = format!("{base}{path}");
+            match profile::classify(
+                profile,
+                &RequestHead {
+                    path: &whole,
+                    ..head
+                },
+            ) {
+                Classification::NotErasure => classified,
+                _ => Classification::Refused(Ambiguity::BasePath(base.to_owned())),
+            }
+        });
         let response = match classified {
             Classification::NotErasure => {
                 self.pass_through(route, request, &path, conn, request_id)

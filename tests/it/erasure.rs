@@ -1168,6 +1168,48 @@ async fn botpenguin_post_with_a_method_override_in_body_or_mangled_query_is_refu
 }
 
 #[tokio::test]
+async fn an_erasure_path_completed_by_the_upstreams_base_path_is_refused_unsent() {
+    // Kore's url carries `/api`, the start of its erasure path: the vendor
+    // reads `/kore/public/bot/eraseUsersData` as `/api/public/bot/…`.
+    let kore = spawn_vendor(Behaviour::Echo).await;
+    let base = format!("{}/api", kore.url());
+    let config = GatewayConfig::new()
+        .jwt_hs256(JWT_SECRET)
+        .jwt_caller("kore-officer", &["privacy-officer"])
+        .vendor("kore", Endpoint::Url(&base));
+    let mut gateway = spawn_gateway(config).await;
+    let token = jwt("kore-officer", 300, JWT_SECRET);
+    for path in [
+        "/kore/public/bot/eraseUsersData",
+        "/kore/public/bot/eraseUsersData/",
+        "/kore/public/bot/ERASEUSERSDATA",
+    ] {
+        let (parts, json) = gateway
+            .call(
+                "DELETE",
+                path,
+                &[("auth", &token), JSON],
+                r#"{"userIds":["u-1"]}"#,
+            )
+            .await;
+        assert_eq!(parts.status, 400, "{path}: {json}");
+        assert!(json.to_string().contains("base path"), "{path}: {json}");
+    }
+    assert_eq!(kore.count(), 0, "an erasure reached Kore undecided");
+    let trail = gateway.trail();
+    let refused: Vec<_> = trail
+        .iter()
+        .filter(|r| r["kind"] == "decision" && r["effect"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 3, "{trail:?}");
+    // What is not an erasure call under the base path still passes.
+    let (parts, _) = gateway.call("GET", "/kore/public/bot/list", &[], "").await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(kore.received()[0].path_and_query, "/api/public/bot/list");
+    gateway.stop().await;
+}
+
+#[tokio::test]
 async fn kore_account_owner_spelled_in_upper_case_or_padded_is_never_erased() {
     let mut env = env().await;
     let token = jwt("kore-officer", 300, JWT_SECRET);

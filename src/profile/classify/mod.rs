@@ -93,6 +93,10 @@ pub enum Ambiguity {
     /// the upstream might each read a different one.
     #[error("header `{0}` appears more than once")]
     RepeatedHeader(String),
+    /// The path is not an erasure call, but the upstream's base path (its
+    /// URL's path, `{0}`) and it together are: the vendor would read one.
+    #[error("the upstream's base path `{0}` and this path together form the erasure path; the gateway decides calls by the path after the base URL (set the upstream's url without it)")]
+    BasePath(String),
 }
 
 impl Ambiguity {
