@@ -490,9 +490,21 @@ when { context.target_count > 3 };
 /// The officer's Seam call of `n` fresh targets, held for approval: its
 /// body and the approval id.
 async fn held_call(gateway: &crate::support::Gateway, prefix: &str, n: usize) -> (String, String) {
+    held_call_at(gateway, SEAM_ERASE, prefix, n).await
+}
+
+/// [`held_call`], sent to `path` (another upstream with Seam's profile).
+async fn held_call_at(
+    gateway: &crate::support::Gateway,
+    path: &str,
+    prefix: &str,
+    n: usize,
+) -> (String, String) {
     let auth = bearer(OFFICER);
     let bulk = body(&keys(prefix, n));
-    let (parts, error) = seam_erase(gateway, &auth, &bulk).await;
+    let (parts, error) = gateway
+        .call("POST", path, &[("authorization", &auth), JSON], &bulk)
+        .await;
     assert_eq!(parts.status, 403, "{error}");
     assert_eq!(error["error"]["type"], "approval_required", "{error}");
     let id = parts.headers["x-erasure-approval-id"]
@@ -504,6 +516,19 @@ async fn held_call(gateway: &crate::support::Gateway, prefix: &str, n: usize) ->
         "{error}"
     );
     (bulk, id)
+}
+
+/// `GET /v1/approvals` as the reviewer: the answer, checked to be 200.
+async fn listed_approvals(gateway: &crate::support::Gateway) -> Value {
+    let (parts, listed) = call(
+        "GET",
+        &gateway.admin_url("/v1/approvals"),
+        &[("authorization", &bearer(REVIEWER))],
+        "",
+    )
+    .await;
+    assert_eq!(parts.status, 200, "{listed}");
+    listed
 }
 
 async fn settle(
@@ -546,14 +571,7 @@ async fn a_held_call_goes_ahead_once_after_a_second_caller_approves_it() {
     );
     let (parts, _) = settle(&gateway, &id, INTERN, "approve").await;
     assert_eq!(parts.status, 403);
-    let (parts, listed) = call(
-        "GET",
-        &gateway.admin_url("/v1/approvals"),
-        &[("authorization", &bearer(REVIEWER))],
-        "",
-    )
-    .await;
-    assert_eq!(parts.status, 200, "{listed}");
+    let listed = listed_approvals(&gateway).await;
     assert_eq!(listed["approvals"][0]["id"], id.as_str());
     assert_eq!(listed["approvals"][0]["state"], "pending");
     assert_eq!(
@@ -695,23 +713,9 @@ async fn an_approval_given_for_one_upstream_does_not_send_the_call_to_another_wi
     let (mut gateway, _policies) = approval_env(&production, config).await;
     let auth = bearer(OFFICER);
     let headers = [("authorization", auth.as_str()), JSON];
-    let bulk = body(&keys("acct", 4));
     let sandbox_erase = "/seam-sandbox/customers/delete_data";
-    let (parts, error) = gateway.call("POST", sandbox_erase, &headers, &bulk).await;
-    assert_eq!(parts.status, 403, "{error}");
-    assert_eq!(error["error"]["type"], "approval_required", "{error}");
-    let id = parts.headers["x-erasure-approval-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let (parts, listed) = call(
-        "GET",
-        &gateway.admin_url("/v1/approvals"),
-        &[("authorization", &bearer(REVIEWER))],
-        "",
-    )
-    .await;
-    assert_eq!(parts.status, 200, "{listed}");
+    let (bulk, id) = held_call_at(&gateway, sandbox_erase, "acct", 4).await;
+    let listed = listed_approvals(&gateway).await;
     assert_eq!(listed["approvals"][0]["vendor"], "seam", "{listed}");
     assert_eq!(
         listed["approvals"][0]["upstream"], "seam-sandbox",
