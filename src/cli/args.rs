@@ -193,10 +193,16 @@ Exit 0 and a summary when intact; exit 1 naming file, line and seq when not.")]
         #[arg(long)]
         partial: bool,
         /// Also check a receipt (`audit receipt --format json`) against the
-        /// trail: each record unmodified and in the trail, the checkpoint
-        /// covering them (its signature checked with --public-key).
+        /// trail: each record unmodified and in the trail, none about the
+        /// target left out, its state, time, caller and policies the ones
+        /// its records make, the checkpoint covering them (its signature
+        /// checked with --public-key).
         #[arg(long, value_name = "RECEIPT")]
         receipt: Option<PathBuf>,
+        /// The key the trail's pseudonyms were made with, for a receipt of a
+        /// raw target id in a pseudonymized trail.
+        #[arg(long, value_name = "FILE", requires = "receipt")]
+        pseudonym_key: Option<PathBuf>,
     },
     /// List decisions, joined with their outcomes, filtered.
     #[command(after_help = "Examples:\n  \

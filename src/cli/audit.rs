@@ -36,12 +36,13 @@ pub(super) fn run(command: AuditCommand) -> Ran {
             public_key,
             partial,
             receipt,
+            pseudonym_key,
         } => verify(
             &files,
             checkpoint.as_deref(),
             public_key.as_deref(),
             partial,
-            receipt.as_deref(),
+            (receipt.as_deref(), pseudonym_key.as_deref()),
         ),
         AuditCommand::Query {
             files,
@@ -128,7 +129,7 @@ fn verify(
     checkpoint: Option<&Path>,
     public_key: Option<&Path>,
     partial: bool,
-    receipt: Option<&Path>,
+    (receipt, pseudonym_key): (Option<&Path>, Option<&Path>),
 ) -> Ran {
     let options = VerifyOptions {
         partial,
@@ -136,12 +137,18 @@ fn verify(
         public_key: optional(public_key, checkpoint::read_public_key)?,
     };
     let receipt = optional(receipt, read_receipt)?;
+    let pseudonym_key = optional(pseudonym_key, PseudonymKey::load)?;
     println!("{}", verified(files, &options)?);
     let Some(receipt) = receipt else {
         return Ok(());
     };
-    match receipts::verify_receipt(&receipt, files, options.public_key.as_deref())
-        .map_err(Failure::usage)?
+    match receipts::verify_receipt(
+        &receipt,
+        files,
+        options.public_key.as_deref(),
+        pseudonym_key.as_ref(),
+    )
+    .map_err(Failure::usage)?
     {
         Ok(check) => {
             println!(
@@ -165,9 +172,19 @@ fn verify(
     }
 }
 
+/// A receipt, read strictly: a repeated key anywhere is refused, as the
+/// trail's verification refuses one.
 fn read_receipt(path: &Path) -> Result<receipts::Receipt, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: not a receipt: {e}", path.display()))
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::json::from_slice(&bytes)
+        .map_err(|e| match e {
+            crate::json::StrictJsonError::DuplicateKey(key) => {
+                format!("the key `{key}` is repeated")
+            }
+            crate::json::StrictJsonError::Syntax(syntax) => syntax,
+        })
+        .and_then(|value| serde_json::from_value(value).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: not a receipt: {e}", path.display()))
 }
 
 /// `audit receipt`: the target's records on stdout; exit 1 when the trail

@@ -55,6 +55,12 @@ pub struct ProfileDefinition {
     pub pass_methods: Vec<String>,
     /// Where the ids to erase come from; each becomes one Cedar resource.
     pub targets: Vec<TargetSource>,
+    /// The most targets one call may name (1 to [`MAX_TARGETS_CEILING`]);
+    /// a call naming more is refused (400) before anything is decided.
+    /// Every target is written to the call's decision record, so this also
+    /// bounds a record's size. Defaults to 1,000.
+    #[serde(default = "default_max_targets")]
+    pub max_targets: usize,
     /// Body or query fields copied into the Cedar context.
     #[serde(default)]
     pub context: Vec<ContextField>,
@@ -182,6 +188,14 @@ pub struct TargetSource {
     /// to the forwarded call. Defaults to `exact`.
     #[serde(default)]
     pub id_form: IdForm,
+}
+
+/// The highest `max_targets` a profile may set: a decision record naming
+/// this many targets stays well within a trail line's bound.
+pub const MAX_TARGETS_CEILING: usize = 10_000;
+
+fn default_max_targets() -> usize {
+    1_000
 }
 
 fn default_pass_methods() -> Vec<String> {

@@ -10,7 +10,8 @@ use http::Method;
 
 use super::credential::CredentialKind;
 use super::definition::{
-    ContextType, OtherMethods, ParamSource, ProfileDefinition, RESERVED_CONTEXT_KEYS,
+    ContextType, OtherMethods, ParamSource, ProfileDefinition, MAX_TARGETS_CEILING,
+    RESERVED_CONTEXT_KEYS,
 };
 use super::path::PathPattern;
 use super::text::{fold_case, is_identifier};
@@ -196,6 +197,12 @@ impl ProfileDefinition {
     fn validate_targets(&self, pattern: &PathPattern) -> Result<(), ProfileError> {
         if self.targets.is_empty() {
             return Err(self.invalid("targets", "must name at least one target source"));
+        }
+        if !(1..=MAX_TARGETS_CEILING).contains(&self.max_targets) {
+            return Err(self.invalid(
+                "max_targets",
+                format!("must be between 1 and {MAX_TARGETS_CEILING}"),
+            ));
         }
         let captures: Vec<&str> = pattern.captures().collect();
         let carries_params = self.methods.iter().any(|m| m.params != ParamSource::None);
@@ -476,6 +483,21 @@ mod tests {
             VendorProfile::new(acme),
             Err(ProfileError::Invalid { field, .. }) if field == "targets"
         ));
+    }
+
+    #[test]
+    fn max_targets_is_between_one_and_the_ceiling() {
+        let mut acme: ProfileDefinition = toml::from_str(MINIMAL_PROFILE).unwrap();
+        assert_eq!(acme.max_targets, 1_000, "the default");
+        for bad in [0, MAX_TARGETS_CEILING + 1] {
+            acme.max_targets = bad;
+            assert!(matches!(
+                VendorProfile::new(acme.clone()),
+                Err(ProfileError::Invalid { field, .. }) if field == "max_targets"
+            ));
+        }
+        acme.max_targets = MAX_TARGETS_CEILING;
+        assert!(VendorProfile::new(acme).is_ok());
     }
 
     #[test]

@@ -70,6 +70,19 @@ impl Members {
         Ok(())
     }
 
+    /// About how many bytes [`write`](Self::write) makes of these members
+    /// alone (each key quoted, a colon and a comma; keys needing escapes
+    /// take a little more).
+    #[must_use]
+    pub fn approximate_len(&self) -> usize {
+        self.bytes.len()
+            + self
+                .members
+                .iter()
+                .map(|(key, _)| key.len() + 4)
+                .sum::<usize>()
+    }
+
     /// Writes the object: these members but those `envelope` names, merged
     /// with `envelope` (already JSON, sorted by key), and none named `skip`.
     pub fn write(&self, envelope: &[(&str, &[u8])], skip: Option<&str>, out: &mut Vec<u8>) {

@@ -411,12 +411,19 @@ pub enum ReceiptError {
     /// The receipt cannot be read.
     #[error("not a receipt: {0}")]
     Unreadable(String),
+    /// The receipt says other than what the trail's records about the
+    /// target (up to the receipt's last record) make of it.
+    #[error("{0}")]
+    Differs(String),
 }
 
 /// Checks `receipt` against the trail in `paths` (which the caller has
 /// verified): every record matches its own hash and is in the trail at its
-/// seq with that hash, and the checkpoint covers them all (its signature
-/// checked when `public_key` is given).
+/// seq with that hash, the checkpoint covers them all (its signature
+/// checked when `public_key` is given), and the receipt is the one the
+/// trail makes of its target up to its last record: the same records, none
+/// left out, and the same state, time, caller and policies
+/// (`pseudonym_key` finds a raw target in a pseudonymized trail).
 ///
 /// # Errors
 /// The first way the receipt does not hold; a file that cannot be read.
@@ -424,6 +431,7 @@ pub fn verify_receipt(
     receipt: &Receipt,
     paths: &[PathBuf],
     public_key: Option<&[u8]>,
+    pseudonym_key: Option<&PseudonymKey>,
 ) -> Result<Result<ReceiptCheck, ReceiptError>, FilesError> {
     let mut wanted: BTreeMap<u64, String> = BTreeMap::new();
     for record in receipt.records.iter().chain(&receipt.checkpoint) {
@@ -456,6 +464,9 @@ pub fn verify_receipt(
             }
         }
     }
+    if let Err(differs) = same_as_trail(receipt, paths, pseudonym_key)? {
+        return Ok(Err(differs));
+    }
     let mut signature_checked = false;
     if let Some(cp) = &receipt.checkpoint {
         let head = number(cp, "head_seq").unwrap_or(0);
@@ -478,4 +489,85 @@ pub fn verify_receipt(
         records: receipt.records.len(),
         signature_checked,
     }))
+}
+
+/// Whether `receipt` is the receipt the trail makes of its target from the
+/// records up to the receipt's last one (its checkpoint included): records
+/// written later, such as a completion, are not held against it.
+fn same_as_trail(
+    receipt: &Receipt,
+    paths: &[PathBuf],
+    pseudonym_key: Option<&PseudonymKey>,
+) -> Result<Result<(), ReceiptError>, FilesError> {
+    let seqs = |records: &[Map<String, Value>]| -> Vec<u64> {
+        records.iter().filter_map(|r| number(r, "seq")).collect()
+    };
+    let end = receipt
+        .records
+        .iter()
+        .chain(&receipt.checkpoint)
+        .filter_map(|r| number(r, "seq"))
+        .max()
+        .unwrap_or(0);
+    let filter = ReceiptBuilder::filter(&receipt.target);
+    let mut builder = ReceiptBuilder::new(&filter, pseudonym_key);
+    for_each_record(paths, |record| {
+        if number(&record, "seq").is_some_and(|seq| seq <= end) {
+            builder.add(record);
+        }
+    })?;
+    let trail = builder.finish();
+    let (held, made) = (seqs(&receipt.records), seqs(&trail.records));
+    let differs = |what: String| Ok(Err(ReceiptError::Differs(what)));
+    if held != made {
+        let left_out: Vec<String> = made
+            .iter()
+            .filter(|s| !held.contains(s))
+            .map(u64::to_string)
+            .collect();
+        let foreign: Vec<String> = held
+            .iter()
+            .filter(|s| !made.contains(s))
+            .map(u64::to_string)
+            .collect();
+        let mut what = format!(
+            "the receipt's records are not the trail's records about {}",
+            receipt.target
+        );
+        if !left_out.is_empty() {
+            what.push_str(&format!("; left out: seq {}", left_out.join(", ")));
+        }
+        if !foreign.is_empty() {
+            what.push_str(&format!("; not about it: seq {}", foreign.join(", ")));
+        }
+        if made.is_empty() && pseudonym_key.is_none() {
+            what.push_str(" (a pseudonymized trail needs --pseudonym-key)");
+        }
+        return differs(what);
+    }
+    let fields: [(&str, String, String); 4] = [
+        ("state", receipt.state.clone(), trail.state.clone()),
+        (
+            "erased_at",
+            format!("{:?}", receipt.erased_at),
+            format!("{:?}", trail.erased_at),
+        ),
+        ("by", format!("{:?}", receipt.by), format!("{:?}", trail.by)),
+        (
+            "policies",
+            receipt.policies.join(", "),
+            trail.policies.join(", "),
+        ),
+    ];
+    for (field, says, made) in fields {
+        if says != made {
+            return differs(format!(
+                "the receipt says {field} {says}; its records say {made}"
+            ));
+        }
+    }
+    if receipt.checkpoint != trail.checkpoint {
+        return differs("the receipt's checkpoint is not the newest one after its records".into());
+    }
+    Ok(Ok(()))
 }

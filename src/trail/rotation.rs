@@ -273,8 +273,9 @@ impl TrailFiles {
 /// The chain head in a trail file (its last complete record), and how many
 /// bytes after the last newline belong to a torn, incomplete record.
 fn read_head(file: &mut File, len: u64, path: &Path) -> Result<(Option<Head>, u64), TrailError> {
-    // Records are far shorter than this; read enough to hold the last one.
-    let window = len.min(1 << 20);
+    // Enough to hold the last record: the writer refuses any longer than
+    // half of this.
+    let window = len.min(2 * super::writer::MAX_RECORD_BYTES as u64);
     let mut tail = vec![0; usize::try_from(window).unwrap_or(0)];
     file.seek(SeekFrom::Start(len - window))
         .and_then(|_| file.read_exact(&mut tail))

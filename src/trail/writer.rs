@@ -104,6 +104,13 @@ pub enum TrailError {
     Record(String),
 }
 
+/// The most a record's own members may take (about: see
+/// [`Members::approximate_len`]). A longer record is refused with its call:
+/// a trail line must stay well within what a restart reads back to find
+/// the chain's head (`rotation`'s tail window) and what `audit verify`
+/// reads as one line.
+pub const MAX_RECORD_BYTES: usize = 2 << 20;
+
 type Reply = tokio::sync::oneshot::Sender<Result<Head, TrailError>>;
 
 struct Entry {
@@ -305,6 +312,13 @@ impl State {
             let mut replies = Vec::with_capacity(batch.len());
             for Entry { record, reply } in batch {
                 match record.0 {
+                    Ok(members) if members.approximate_len() > MAX_RECORD_BYTES => {
+                        tracing::error!(bytes = members.approximate_len(), "trail: a record is over the bound of a trail line; its call is refused");
+                        let _ = reply.send(Err(TrailError::Record(format!(
+                            "the record takes about {} bytes, over the {MAX_RECORD_BYTES} a trail line may hold",
+                            members.approximate_len()
+                        ))));
+                    }
                     Ok(members) => {
                         records.push(members);
                         replies.push(reply);
@@ -446,6 +460,32 @@ mod tests {
         let records = read_chain(dir.path());
         assert_eq!(records.len(), 201);
         assert_eq!(records[0]["replica"], "t1");
+    }
+
+    #[test]
+    fn a_record_over_a_trail_lines_bound_is_refused_and_the_chain_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime();
+        rt.block_on(async {
+            let trail = Trail::start(writer_config(dir.path()), None).unwrap();
+            trail.append(unsealed(1)).await.unwrap();
+            let mut huge = unsealed(2);
+            huge.insert("targets".into(), "x".repeat(MAX_RECORD_BYTES).into());
+            let refused = trail.append(huge).await.unwrap_err();
+            assert!(
+                matches!(&refused, TrailError::Record(m) if m.contains("a trail line may hold")),
+                "{refused}"
+            );
+            assert!(trail.healthy(), "one record refused is not a failing disk");
+            let mut near = unsealed(3);
+            near.insert("targets".into(), "x".repeat(MAX_RECORD_BYTES - 1024).into());
+            assert_eq!(trail.append(near).await.unwrap().seq, 2);
+        });
+        // A restart finds the head behind the longest line the writer takes.
+        assert_eq!(append_all(writer_config(dir.path()), [unsealed(4)]), [3]);
+        let records = read_chain(dir.path());
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[2]["request_id"], "r4");
     }
 
     #[cfg(target_os = "linux")]

@@ -1168,6 +1168,37 @@ async fn botpenguin_post_with_a_method_override_in_body_or_mangled_query_is_refu
 }
 
 #[tokio::test]
+async fn a_call_naming_more_targets_than_its_profile_allows_is_refused_and_recorded_small() {
+    // Every target goes into the decision record: an unbounded list (a
+    // 1 MiB body holds ~250k keys) would make a record no restart or
+    // `audit verify` could read back.
+    let mut env = env().await;
+    let keys: Vec<String> = (0..50_000).map(|i| format!("k{i}")).collect();
+    let body = json!({ "customer_keys": keys }).to_string();
+    for auth in ["", OFFICER] {
+        let bearer = bearer(auth);
+        let (parts, json) = env.seam_erase(&bearer, &body).await;
+        assert_refused_and_recorded(&env, 400, &parts, "50,000 targets");
+        assert!(
+            json.to_string().contains("at most 1000"),
+            "in Seam's shape: {json}"
+        );
+    }
+    let line = env
+        .gateway
+        .trail()
+        .iter()
+        .map(|record| record.to_string().len())
+        .max()
+        .unwrap();
+    assert!(
+        line < 4_096,
+        "the refusal's record holds no target list: {line} bytes"
+    );
+    env.gateway.stop().await;
+}
+
+#[tokio::test]
 async fn an_erasure_path_completed_by_the_upstreams_base_path_is_refused_unsent() {
     // Kore's url carries `/api`, the start of its erasure path: the vendor
     // reads `/kore/public/bot/eraseUsersData` as `/api/public/bot/…`.

@@ -295,6 +295,35 @@ async fn a_receipt_says_erased_when_by_whom_and_under_which_policy_and_verifies(
     let caught = verify(&forged_file);
     caught.assert_exit(1);
     assert!(caught.stdout.contains("was modified"), "{}", caught.stdout);
+
+    // The summary is held to the records: another state or target, or a
+    // record left out, is caught although every record is genuine.
+    let mut other_state = receipt.clone();
+    other_state["state"] = "refused".into();
+    let mut other_target = receipt.clone();
+    other_target["target"] = "u-8".into();
+    let mut left_out = receipt.clone();
+    let dropped = left_out["records"].as_array_mut().unwrap().remove(3);
+    let dropped_seq = dropped["seq"].as_u64().unwrap();
+    for (forged, says) in [
+        (
+            other_state,
+            "the receipt says state refused; its records say erased".to_owned(),
+        ),
+        (other_target, "not about it: seq".to_owned()),
+        (left_out, format!("left out: seq {dropped_seq}")),
+    ] {
+        std::fs::write(&forged_file, forged.to_string()).unwrap();
+        let caught = verify(&forged_file);
+        caught.assert_exit(1);
+        assert!(caught.stdout.contains(&says), "{says}: {}", caught.stdout);
+    }
+    // A repeated key is refused, as the trail's verification refuses one.
+    let doubled = ran.stdout.replacen('{', "{\"state\": \"refused\",", 1);
+    std::fs::write(&forged_file, doubled).unwrap();
+    let caught = verify(&forged_file);
+    assert_ne!(caught.code, Some(0), "{}", caught.stdout);
+    assert!(caught.stderr.contains("not a receipt"), "{}", caught.stderr);
 }
 
 #[tokio::test]

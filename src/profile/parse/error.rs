@@ -91,6 +91,14 @@ pub enum ParseError {
     /// The call names nothing to erase.
     #[error("the call names no target to erase")]
     NoTargets,
+    /// The call names more targets than its profile's `max_targets`.
+    #[error("the call names {count} targets; at most {max} may be erased in one call")]
+    TooManyTargets {
+        /// How many it names.
+        count: usize,
+        /// The profile's `max_targets`.
+        max: usize,
+    },
     /// A body on a call that takes its parameters in the query string.
     #[error("this call takes its parameters in the query string; the body must be empty")]
     BodyOnQueryCall,
@@ -142,6 +150,7 @@ mod tests {
             ParseError::WrongType { .. } => "wrong_type",
             ParseError::BadElement { .. } => "bad_element",
             ParseError::NoTargets => "no_targets",
+            ParseError::TooManyTargets { .. } => "too_many_targets",
             ParseError::BodyOnQueryCall => "body_on_query_call",
             ParseError::BodyNotAllowed => "body_not_allowed",
             ParseError::QueryNotAllowed => "query_not_allowed",
@@ -149,6 +158,25 @@ mod tests {
             ParseError::BadHeader { .. } => "bad_header",
             ParseError::MissingPathParam(_) => "missing_path_param",
         }
+    }
+
+    #[test]
+    fn a_call_naming_more_targets_than_its_profile_allows_is_refused() {
+        let body = |n: usize| {
+            let keys: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+            serde_json::json!({ "customer_keys": keys }).to_string()
+        };
+        assert_eq!(seam_post(&body(1_000)).unwrap().targets.len(), 1_000);
+        let err = seam_post(&body(1_001)).unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::TooManyTargets {
+                count: 1_001,
+                max: 1_000
+            }
+        );
+        assert_eq!(tag(&err), "too_many_targets");
+        assert!(err.to_string().contains("at most 1000"), "{err}");
     }
 
     #[test]

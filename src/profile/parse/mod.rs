@@ -166,6 +166,12 @@ pub fn parse(
     if targets.is_empty() {
         return Err(ParseError::NoTargets);
     }
+    if targets.len() > profile.max_targets {
+        return Err(ParseError::TooManyTargets {
+            count: targets.len(),
+            max: profile.max_targets,
+        });
+    }
     Ok(ErasureRequest {
         vendor: profile.name.clone(),
         namespace: profile.namespace.clone(),
