@@ -31,7 +31,7 @@ pub use completion::{StatusAnswer, TargetState, TargetStatus};
 pub use credential::{credential, looks_like_jwt, Credential, CredentialKind, Secret};
 pub use definition::{
     CompletionRule, ContextField, ContextType, CredentialRule, IdForm, MethodRule, OtherMethods,
-    ParamSource, PrefixRule, ProfileDefinition, TargetSource, VendorRequestId,
+    ParamSource, PrefixRule, ProfileDefinition, TargetSource, VendorRequestId, MAX_TARGETS_CEILING,
     RESERVED_CONTEXT_KEYS,
 };
 pub use outbound::{forwarded_sha256, outbound, Outbound, OutboundError};
