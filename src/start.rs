@@ -227,6 +227,7 @@ fn console_on_admin(
         },
         policies,
         base: "/console".to_owned(),
+        reverify_after: None,
     })?;
     console.follow();
     let access = Access {

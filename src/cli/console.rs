@@ -55,6 +55,7 @@ pub(super) fn serve(command: AuditCommand) -> Ran {
         },
         policies,
         base: String::new(),
+        reverify_after: None,
     })
     .map_err(Failure::usage)?;
     let indexed = console.index.read().map_or(0, |i| i.entries.len());

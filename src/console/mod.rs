@@ -47,6 +47,9 @@ pub struct ConsoleSettings {
     /// Where the console's pages are: empty for `audit serve`, `/console`
     /// on the admin listener.
     pub base: String,
+    /// The least time between two verifications (default 10 s; each also
+    /// waits ten times as long as the last one took).
+    pub reverify_after: Option<Duration>,
 }
 
 /// The policy texts of each version loaded: version → `@id` → text.
@@ -216,21 +219,38 @@ impl Console {
         self.index.read().map_or(0, |index| index.lines_read())
     }
 
-    /// Verifies the whole trail again after each change, but spends at
-    /// most a tenth of one core on it: after a run that took `t`, the next
-    /// waits `max(REVERIFY_AFTER, 10 t)` (a busy gateway's trail changes
-    /// all the time; the overview says how many newer records wait).
+    /// The trail's files as they stand: each one's path, length and time
+    /// of change. An edit in place changes it even when no line is added.
+    fn files_state(&self) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+        crate::trail::files::trail_files(&self.settings.paths)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|path| {
+                let meta = std::fs::metadata(&path).ok();
+                let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+                (path, len, meta.and_then(|m| m.modified().ok()))
+            })
+            .collect()
+    }
+
+    /// Verifies the whole trail again after each change (a record added,
+    /// or any file's length or time of change moved: an edit in place),
+    /// but spends at most a tenth of one core on it: after a run that took
+    /// `t`, the next waits `max(reverify_after, 10 t)` (a busy gateway's
+    /// trail changes all the time; the overview says how many newer records
+    /// wait).
     fn verify_loop(&self) {
+        let least = self.settings.reverify_after.unwrap_or(REVERIFY_AFTER);
         let mut verified_at = None;
         let mut next = Instant::now();
         loop {
-            let records = self.records_indexed();
-            if verified_at != Some(records) && Instant::now() >= next {
+            let state = (self.records_indexed(), self.files_state());
+            if verified_at.as_ref() != Some(&state) && Instant::now() >= next {
                 self.verify_now();
                 if let Verification::Done { took, .. } = self.verification().0 {
-                    next = Instant::now() + REVERIFY_AFTER.max(took * 10);
+                    next = Instant::now() + least.max(took * 10);
                 }
-                verified_at = Some(records);
+                verified_at = Some(state);
             }
             let Ok(state) = self.verification.lock() else {
                 return;

@@ -4,6 +4,7 @@
 //! index follows appended records, and a tampered trail is reported broken.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
@@ -394,6 +395,44 @@ fn a_tampered_trail_is_reported_broken_at_its_first_bad_record() {
         (Some(bad), Some(bad)),
         "{failure}"
     );
+}
+
+#[test]
+fn an_edit_in_place_is_found_by_the_running_console_without_a_new_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key(dir.path());
+    let trail = write(dir.path(), records(40, &key), 1_000);
+    let console = Console::open(ConsoleSettings {
+        paths: vec![trail.clone()],
+        reverify_after: Some(Duration::from_millis(200)),
+        ..Default::default()
+    })
+    .unwrap();
+    console.follow();
+    let chain_ok = |console: &Console| {
+        console
+            .verification()
+            .0
+            .chain("decisions-a")
+            .map(|check| check.result.is_ok())
+    };
+    let until = |want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while chain_ok(&console) != Some(want) {
+            assert!(Instant::now() < deadline, "verification never said {want}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until(true);
+    // The same length, no line added: only the bytes change.
+    let file = trail.join("decisions-a-20261201T000000Z.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let forged = text.replacen("\"decision\":\"deny\"", "\"decision\":\"DENY\"", 1);
+    assert_ne!(forged, text);
+    assert_eq!(forged.len(), text.len());
+    std::fs::write(&file, forged).unwrap();
+    until(false);
+    console.stop();
 }
 
 /// The `data-seq` of each row of a decisions page, in order.
