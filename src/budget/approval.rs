@@ -5,8 +5,10 @@
 //!
 //! A held call is known by its requester, vendor and `call_sha256` (the
 //! digest of the call as it would be forwarded); its state moves once,
-//! atomically: `pending` → `approved:<by>` | `rejected:<by>`, and
-//! `approved` → `used` when the call goes.
+//! atomically: `pending` → `settling:<by>` (reserved by the one approver
+//! whose answer is being recorded) → `approved:<by>` | `rejected:<by>`
+//! (or back to `pending` when it could not be recorded), and `approved` →
+//! `used` when the call goes.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -122,16 +124,18 @@ impl MemoryApprovals {
         Some(approved.clone())
     }
 
-    fn settle(&self, id: &str, state: &str, by: &str) -> Settled {
+    /// Moves `id` from `from` (a state, and who holds it: none for
+    /// `pending`) to `to`, as `by`; anything else is answered as it stands.
+    fn step(&self, id: &str, from: (&str, Option<&str>), to: (&str, Option<&str>)) -> Settled {
         let mut held = self.locked();
         let Some(approval) = held.get_mut(id) else {
             return Settled::NotFound;
         };
-        if approval.state != "pending" {
+        if (approval.state.as_str(), approval.settled_by.as_deref()) != from {
             return Settled::AlreadySettled(approval.clone());
         }
-        state.clone_into(&mut approval.state);
-        approval.settled_by = Some(by.to_owned());
+        to.0.clone_into(&mut approval.state);
+        approval.settled_by = to.1.map(str::to_owned);
         Settled::Done(approval.clone())
     }
 
@@ -162,16 +166,21 @@ redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 return ARGV[1]
 ";
 
-/// Approve or reject a pending approval: KEYS state, call key; ARGV the new
-/// state, `reject` or `approve`.
-const SETTLE: &str = r"
+/// Move an approval from one state to another: KEYS state, call key; ARGV
+/// the state it must be in, the new one, and `reject` to forget the call.
+const STEP: &str = r"
 local s = redis.call('GET', KEYS[1])
 if not s then return {'missing', ''} end
-if s ~= 'pending' then return {'settled', s} end
-redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
-if ARGV[2] == 'reject' then redis.call('DEL', KEYS[2]) end
-return {'done', ARGV[1]}
+if s ~= ARGV[1] then return {'settled', s} end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+if ARGV[3] == 'reject' then redis.call('DEL', KEYS[2]) end
+return {'done', ARGV[2]}
 ";
+
+/// An approval's state as the store writes it: `pending`, `settling:bob`.
+fn state_text((state, by): (&str, Option<&str>)) -> String {
+    by.map_or_else(|| state.to_owned(), |by| format!("{state}:{by}"))
+}
 
 /// Use an approved approval once: KEYS state, call key.
 const TAKE: &str = r"
@@ -265,22 +274,24 @@ impl RedisCounters {
             .map(|a| a.with_state(&state).with_state("used")))
     }
 
-    async fn settle(&self, id: &str, state: &str, by: &str) -> Result<Settled, BudgetError> {
+    async fn step(
+        &self,
+        id: &str,
+        from: (&str, Option<&str>),
+        to: (&str, Option<&str>),
+    ) -> Result<Settled, BudgetError> {
         let Some(approval) = self.approval(id).await? else {
             return Ok(Settled::NotFound);
         };
         let call = redis_call_key(&approval.requester, &approval.vendor, &approval.call_sha256);
-        let script = Script::new(SETTLE);
+        let script = Script::new(STEP);
         let mut invocation = script.prepare_invoke();
         invocation
             .key(state_key(id))
             .key(call)
-            .arg(format!("{state}:{by}"))
-            .arg(if state == "rejected" {
-                "reject"
-            } else {
-                "approve"
-            });
+            .arg(state_text(from))
+            .arg(state_text(to))
+            .arg(if to.0 == "rejected" { "reject" } else { "keep" });
         let mut c = self.connection();
         let (outcome, now_state): (String, String) =
             self.bounded(invocation.invoke_async(&mut c)).await?;
@@ -338,15 +349,46 @@ impl Budgets {
         }
     }
 
-    /// Approves (`approve`) or rejects a pending approval, as `by`.
+    /// Reserves a pending approval for `by` to settle (`settling`): no
+    /// other approver can settle it meanwhile, and it lets no call through.
+    /// [`settle`](Self::settle) or [`release`](Self::release) follows.
+    ///
+    /// # Errors
+    /// The store cannot be reached.
+    pub async fn reserve(&self, id: &str, by: &str) -> Result<Settled, BudgetError> {
+        self.step(id, ("pending", None), ("settling", Some(by)))
+            .await
+    }
+
+    /// Gives a reservation of `by` back: pending again (its answer could not
+    /// be recorded).
+    ///
+    /// # Errors
+    /// The store cannot be reached.
+    pub async fn release(&self, id: &str, by: &str) -> Result<Settled, BudgetError> {
+        self.step(id, ("settling", Some(by)), ("pending", None))
+            .await
+    }
+
+    /// Approves (`approve`) or rejects an approval that `by` reserved.
     ///
     /// # Errors
     /// The store cannot be reached.
     pub async fn settle(&self, id: &str, approve: bool, by: &str) -> Result<Settled, BudgetError> {
         let state = if approve { "approved" } else { "rejected" };
+        self.step(id, ("settling", Some(by)), (state, Some(by)))
+            .await
+    }
+
+    async fn step(
+        &self,
+        id: &str,
+        from: (&str, Option<&str>),
+        to: (&str, Option<&str>),
+    ) -> Result<Settled, BudgetError> {
         match &self.store {
-            Store::Memory(_) => Ok(self.approvals.settle(id, state, by)),
-            Store::Redis(r) => r.settle(id, state, by).await,
+            Store::Memory(_) => Ok(self.approvals.step(id, from, to)),
+            Store::Redis(r) => r.step(id, from, to).await,
         }
     }
 

@@ -224,6 +224,18 @@ impl Gateway {
         if approval.state != "pending" {
             return Err(already(&approval));
         }
+        // Reserved first, so that of two approvers at once only one answer
+        // is recorded, and the one recorded is the one that holds.
+        let approval = match self
+            .budgets
+            .reserve(id, &approver.id)
+            .await
+            .map_err(unavailable)?
+        {
+            Settled::Done(approval) => approval,
+            Settled::AlreadySettled(approval) => return Err(already(&approval)),
+            Settled::NotFound => return Err(AdminError::NotFound),
+        };
         let state = if approve { "approved" } else { "rejected" };
         let record = ApprovalRecord {
             approval_id: approval.id.clone(),
@@ -245,6 +257,10 @@ impl Gateway {
         // never lets a call through.
         if let Err(e) = self.trail.append(&record).await {
             self.metrics.trail_write_failed();
+            if let Err(released) = self.budgets.release(id, &approver.id).await {
+                // Stays reserved until it expires: no call goes under it.
+                tracing::warn!(approval = id, error = %released, "approval left reserved");
+            }
             return Err(AdminError::Unavailable(format!(
                 "the approval cannot be recorded, so it is not taken: {e}"
             )));
@@ -321,6 +337,13 @@ impl Gateway {
 }
 
 fn already(approval: &Approval) -> AdminError {
+    if approval.state == "settling" {
+        return AdminError::Conflict(format!(
+            "approval {} is being settled by {}",
+            approval.id,
+            approval.settled_by.as_deref().unwrap_or("another approver")
+        ));
+    }
     AdminError::Conflict(format!(
         "approval {} is {} already{}",
         approval.id,

@@ -632,6 +632,47 @@ async fn a_held_call_goes_ahead_once_after_a_second_caller_approves_it() {
     gateway.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_approvers_at_once_leave_one_answer_on_the_trail_and_it_is_the_one_that_holds() {
+    let seam = spawn_vendor(Behaviour::Echo).await;
+    let config = GatewayConfig::new().caller("second", "second-token-1", &["approver"]);
+    let (mut gateway, _policies) = approval_env(&seam, config).await;
+    for round in 0..5 {
+        let (_, id) = held_call(&gateway, &format!("race{round}"), 4).await;
+        let ((approved, _), (rejected, _)) = tokio::join!(
+            settle(&gateway, &id, REVIEWER, "approve"),
+            settle(&gateway, &id, "second-token-1", "reject"),
+        );
+        let statuses = [approved.status.as_u16(), rejected.status.as_u16()];
+        assert!(
+            statuses == [200, 409] || statuses == [409, 200],
+            "one answer holds, the other is refused: {statuses:?}"
+        );
+        let held = if statuses[0] == 200 {
+            "approved"
+        } else {
+            "rejected"
+        };
+        let records: Vec<Value> = gateway
+            .trail()
+            .into_iter()
+            .filter(|r| r["kind"] == "approval" && r["approval_id"] == id.as_str())
+            .collect();
+        assert_eq!(records.len(), 1, "round {round}: {records:?}");
+        assert_eq!(records[0]["state"], held, "round {round}");
+        let listed = listed_approvals(&gateway).await;
+        let this = listed["approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(this["state"], held, "round {round}");
+    }
+    assert_eq!(seam.count(), 0);
+    gateway.stop().await;
+}
+
 #[tokio::test]
 async fn a_rejected_call_stays_refused_and_approval_cannot_lift_other_denials() {
     let seam = spawn_vendor(Behaviour::Echo).await;
