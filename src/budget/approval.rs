@@ -78,6 +78,9 @@ impl Approval {
     }
 }
 
+/// An approval's state and who put it there (none for `pending`).
+type State<'a> = (&'a str, Option<&'a str>);
+
 /// The approvals kept in this process.
 #[derive(Debug, Default)]
 pub(super) struct MemoryApprovals {
@@ -126,7 +129,7 @@ impl MemoryApprovals {
 
     /// Moves `id` from `from` (a state, and who holds it: none for
     /// `pending`) to `to`, as `by`; anything else is answered as it stands.
-    fn step(&self, id: &str, from: (&str, Option<&str>), to: (&str, Option<&str>)) -> Settled {
+    fn step(&self, id: &str, from: State<'_>, to: State<'_>) -> Settled {
         let mut held = self.locked();
         let Some(approval) = held.get_mut(id) else {
             return Settled::NotFound;
@@ -178,7 +181,7 @@ return {'done', ARGV[2]}
 ";
 
 /// An approval's state as the store writes it: `pending`, `settling:bob`.
-fn state_text((state, by): (&str, Option<&str>)) -> String {
+fn state_text((state, by): State<'_>) -> String {
     by.map_or_else(|| state.to_owned(), |by| format!("{state}:{by}"))
 }
 
@@ -274,12 +277,7 @@ impl RedisCounters {
             .map(|a| a.with_state(&state).with_state("used")))
     }
 
-    async fn step(
-        &self,
-        id: &str,
-        from: (&str, Option<&str>),
-        to: (&str, Option<&str>),
-    ) -> Result<Settled, BudgetError> {
+    async fn step(&self, id: &str, from: State<'_>, to: State<'_>) -> Result<Settled, BudgetError> {
         let Some(approval) = self.approval(id).await? else {
             return Ok(Settled::NotFound);
         };
@@ -380,12 +378,7 @@ impl Budgets {
             .await
     }
 
-    async fn step(
-        &self,
-        id: &str,
-        from: (&str, Option<&str>),
-        to: (&str, Option<&str>),
-    ) -> Result<Settled, BudgetError> {
+    async fn step(&self, id: &str, from: State<'_>, to: State<'_>) -> Result<Settled, BudgetError> {
         match &self.store {
             Store::Memory(_) => Ok(self.approvals.step(id, from, to)),
             Store::Redis(r) => r.step(id, from, to).await,
