@@ -42,6 +42,10 @@ pub struct PolicyStore {
     id_forms: Vec<(String, IdForm)>,
     current: ArcSwap<PolicySnapshot>,
     reloads: Mutex<ReloadState>,
+    /// Held through a reload's read and swap: two reloads at once (the
+    /// file watcher and `/v1/reload`) take turns, so the set read last is
+    /// the set in force.
+    loading: Mutex<()>,
 }
 
 impl PolicyStore {
@@ -62,6 +66,7 @@ impl PolicyStore {
             id_forms,
             current: ArcSwap::from_pointee(snapshot),
             reloads: Mutex::new(ReloadState::default()),
+            loading: Mutex::new(()),
         }
     }
 
@@ -83,6 +88,10 @@ impl PolicyStore {
     /// # Errors
     /// The new set is invalid; the one in force stays.
     pub fn reload(&self) -> Result<Reloaded, PolicyErrors> {
+        let _turn = self
+            .loading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let previous = self.current.load().version().to_owned();
         let now = SystemTime::now();
         let loaded = PolicySnapshot::load(&self.dir)

@@ -268,11 +268,18 @@ impl Identifier {
         };
         if let (true, Some(jwt)) = (token_is_jwt, &self.jwt) {
             let id = jwt.verify(token)?;
-            let roles = self
-                .callers
-                .by_id(&id)
-                .map(|entry| entry.roles.clone())
-                .unwrap_or_default();
+            let entry = self.callers.by_id(&id);
+            // A JWT names only a caller without a token or certificate of
+            // its own: else whoever can get a JWT issued for that subject
+            // would act as (and with the roles of) the token's holder.
+            if entry.is_some_and(|e| {
+                e.token_sha256.is_some() || e.cert_subject.is_some() || e.cert_san.is_some()
+            }) {
+                return Err(IdentityError::InvalidJwt(
+                    "its subject is a caller that signs in with a token or certificate, not a JWT",
+                ));
+            }
+            let roles = entry.map(|entry| entry.roles.clone()).unwrap_or_default();
             return Ok(Caller {
                 id,
                 roles,
@@ -478,6 +485,30 @@ mod tests {
         // A static token still works beside `[jwt]`.
         let caller = identifier.identify(Some("seam_live_token"), false).unwrap();
         assert_eq!(caller.source, CallerSource::Token);
+    }
+
+    #[test]
+    fn a_jwt_cannot_name_a_caller_that_signs_in_with_a_token_or_certificate() {
+        let file = secret_file();
+        let mut by_cert = entry("mtls-ops", None, &["approver"]);
+        by_cert.cert_san = Some("ops.internal".into());
+        let callers = table(&[
+            entry(
+                "privacy-ops",
+                Some("seam_live_token"),
+                &["privacy-officer", "approver"],
+            ),
+            by_cert,
+        ])
+        .unwrap();
+        let identifier = Identifier::new(&callers, Some(&hs256(&file))).unwrap();
+        for sub in ["privacy-ops", "mtls-ops"] {
+            let token = sign_hs256(&json!({"sub": sub, "exp": now() + 300}));
+            assert!(
+                jwt_reason_of(&identifier, &token).contains("token or certificate"),
+                "{sub}"
+            );
+        }
     }
 
     #[test]
