@@ -89,7 +89,10 @@ impl JwksKeys {
 
     /// Fetches the key set if it is stale or does not hold `kid`; after a
     /// fetch was tried, the next waits a few seconds (a made-up `kid` or a
-    /// failing provider is not asked again at once).
+    /// failing provider is not asked again at once). One fetch at a time:
+    /// a call whose key is held does not wait for it (the keys held serve),
+    /// and calls waiting for a missing key wait for that one fetch, not one
+    /// each (a provider that never answers costs each at most one timeout).
     pub(super) async fn ensure(&self, kid: Option<&str>) {
         let needed = || {
             let keys = self.keys.load();
@@ -101,13 +104,22 @@ impl JwksKeys {
         if !needed() {
             return;
         }
-        let mut last = self.last_attempt.lock().await;
-        // Another call may have fetched while this one waited.
+        let mut last = if self.key(kid).is_some() {
+            match self.last_attempt.try_lock() {
+                Ok(last) => last,
+                Err(_) => return,
+            }
+        } else {
+            self.last_attempt.lock().await
+        };
+        // Another call may have fetched (or tried) while this one waited.
         if !needed() || last.is_some_and(|t| t.elapsed() < UNKNOWN_KID_COOLDOWN) {
             return;
         }
+        let fetched = self.fetch().await;
+        // The cooldown counts from when the attempt ended.
         *last = Some(Instant::now());
-        match self.fetch().await {
+        match fetched {
             Ok(set) => {
                 tracing::info!(url = %self.config.url, keys = set.by_kid.len(), "JWKS fetched");
                 self.keys.store(Arc::new(set));

@@ -1261,6 +1261,56 @@ async fn caller_jwts_verify_against_a_jwks_url_and_follow_key_rotation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_provider_that_never_answers_costs_waiting_calls_one_timeout_not_one_each() {
+    // Accepts and holds every connection, answers nothing.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        silent.local_addr().unwrap()
+    );
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let kore = spawn_vendor(Behaviour::Echo).await;
+    let config = GatewayConfig::new()
+        .set("jwt", "algorithm", "ES256")
+        .set("jwt", "jwks_url", url)
+        .jwt_caller("kore-officer", &["privacy-officer"])
+        .vendor("kore", &kore);
+    let mut gateway = spawn_gateway(config).await;
+    let key = SigningKey::generate("k-unheld");
+    let started = std::time::Instant::now();
+    let calls = (0..4).map(|i| {
+        let token = key.sign("kore-officer", None);
+        let gateway = &gateway;
+        async move {
+            gateway
+                .call(
+                    "DELETE",
+                    "/kore/api/public/bot/eraseUsersData",
+                    &[("auth", token.as_str()), JSON],
+                    json!({ "userIds": [format!("u-{i}")] }).to_string(),
+                )
+                .await
+                .0
+                .status
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let took = started.elapsed();
+    assert_eq!(statuses, [401; 4], "no key, no caller");
+    // One fetch timeout (5 s) for all four, where one each made 20 s.
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    assert_eq!(kore.count(), 0);
+    held.abort();
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_vendor_key_comes_from_the_environment_and_its_absence_stops_the_start() {
     let seam = spawn_vendor(Behaviour::Echo).await;
     let mut credential = toml::Table::new();
