@@ -186,6 +186,15 @@ impl TryFrom<ConfigToml> for Config {
         let mut admin = admin;
         let file = admin.token_sha256_file.take();
         token_from_file("admin", &mut admin.token_sha256, file)?;
+        if !admin.listen.ip().is_loopback() && admin.token_sha256.is_none() {
+            return Err(InvalidValue::new(
+                "admin.listen",
+                format!(
+                    "{} is reachable from other hosts, and without a token anyone there could reload the policies and ask /v1/authorize what would be decided: set [admin] token_sha256 (or token_sha256_file), or listen on 127.0.0.1",
+                    admin.listen
+                ),
+            ));
+        }
         let mut console = console;
         let file = console.token_sha256_file.take();
         token_from_file("console", &mut console.token_sha256, file)?;
@@ -519,6 +528,21 @@ mod tests {
             tracking.for_at_most,
             std::time::Duration::from_secs(24 * 3600)
         );
+    }
+
+    #[test]
+    fn an_admin_listener_other_hosts_can_reach_needs_a_token() {
+        let err = parse("[admin]\nlisten = \"0.0.0.0:9090\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("admin.listen"), "{err}");
+        assert!(err.contains("token_sha256"), "{err}");
+        let with_token = format!(
+            "[admin]\nlisten = \"0.0.0.0:9090\"\ntoken_sha256 = \"{}\"\n",
+            "ab".repeat(32)
+        );
+        assert!(parse(&with_token).is_ok());
+        assert!(parse("[admin]\nlisten = \"[::1]:9090\"\n").is_ok());
     }
 
     #[test]

@@ -1672,8 +1672,21 @@ fn the_dockerfile_dependency_layer_stubs_every_target_cargo_toml_declares() {
 #[test]
 fn the_image_config_listens_on_all_interfaces_and_writes_only_to_the_volume() {
     let instructions = dockerfile();
+    let text = read("deploy/container.toml");
+    // Reachable from other hosts, the admin listener needs a token: the
+    // image reads its hash from a mounted secret, and will not start
+    // without one.
+    let secret = "/run/secrets/admin-token.sha256";
+    assert!(text.contains(&format!("token_sha256_file = \"{secret}\"")));
+    let unmounted = Config::parse(&text, Path::new("deploy/container.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(unmounted.contains("admin.token_sha256_file"), "{unmounted}");
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = dir.path().join("admin-token.sha256");
+    std::fs::write(&mounted, format!("{}\n", "ab".repeat(32))).unwrap();
     let config = Config::parse(
-        &read("deploy/container.toml"),
+        &text.replace(secret, &mounted.display().to_string()),
         Path::new("deploy/container.toml"),
     )
     .unwrap();
