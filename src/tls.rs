@@ -225,9 +225,87 @@ pub fn certificate_sans(cert: &CertificateDer<'_>) -> Vec<String> {
         .collect()
 }
 
-/// The subject of a verified client certificate, as an RFC 4514 string.
+/// The subject of a verified client certificate, as an RFC 4514 string:
+/// the last RDN first, RDNs joined by `,` and an RDN's attributes by `+`,
+/// each value escaped (`CN=batch-eraser,O=Example`), so that no value can
+/// pose as more attributes. `None` when an attribute's value is not a
+/// string (such a certificate names no caller by subject).
 pub fn certificate_subject(cert: &CertificateDer<'_>) -> Option<String> {
-    x509_parser::parse_x509_certificate(cert.as_ref())
-        .ok()
-        .map(|(_, parsed)| parsed.subject().to_string())
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let registry = x509_parser::objects::oid_registry();
+    let mut rdns = Vec::new();
+    for rdn in parsed.subject().iter_rdn() {
+        let mut attributes = Vec::new();
+        for attribute in rdn.iter() {
+            let kind = attribute.attr_type();
+            let name = x509_parser::objects::oid2abbrev(kind, registry)
+                .map_or_else(|_| kind.to_id_string(), str::to_owned);
+            attributes.push(format!(
+                "{name}={}",
+                rfc4514_escape(attribute.as_str().ok()?)
+            ));
+        }
+        rdns.push(attributes.join("+"));
+    }
+    rdns.reverse();
+    Some(rdns.join(","))
+}
+
+/// An attribute value escaped as RFC 4514 (section 2.4) says.
+fn rfc4514_escape(value: &str) -> String {
+    let last = value.chars().count().saturating_sub(1);
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn subject_of(names: &[(rcgen::DnType, &str)]) -> Option<String> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (kind, value) in names {
+            params.distinguished_name.push(kind.clone(), *value);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        certificate_subject(cert.der())
+    }
+
+    #[test]
+    fn a_subject_is_written_as_rfc_4514_and_no_value_poses_as_more_attributes() {
+        use rcgen::DnType::{CommonName, OrganizationName};
+        assert_eq!(
+            subject_of(&[(OrganizationName, "Example"), (CommonName, "batch-eraser")]).unwrap(),
+            "CN=batch-eraser,O=Example"
+        );
+        // One common name that reads like two attributes stays one.
+        let posing = subject_of(&[(CommonName, "batch-eraser,O=Example")]).unwrap();
+        assert_eq!(posing, "CN=batch-eraser\\,O=Example");
+        let posing = subject_of(&[(CommonName, "batch-eraser, O=Example")]).unwrap();
+        assert_ne!(posing, "CN=batch-eraser,O=Example");
+        assert_eq!(
+            subject_of(&[(CommonName, " #a+b;c<d>e\"\\ ")]).unwrap(),
+            "CN=\\ #a\\+b\\;c\\<d\\>e\\\"\\\\\\ "
+        );
+        assert_eq!(
+            subject_of(&[(CommonName, "#x")]).unwrap(),
+            "CN=\\#x",
+            "a leading # is escaped"
+        );
+    }
 }
