@@ -157,6 +157,26 @@ impl TryFrom<JwtToml> for JwtConfig {
                 .ok_or_else(|| {
                     InvalidValue::new("jwt.jwks_url", "must be an http:// or https:// URL")
                 })?;
+            if parsed.authority().is_some_and(|a| a.as_str().contains('@')) {
+                // Never repeated: it may hold a password.
+                return Err(InvalidValue::new(
+                    "jwt.jwks_url",
+                    "must not carry user info (it would be logged with the URL)",
+                ));
+            }
+            let loopback = parsed.host().is_some_and(|host| {
+                host == "localhost"
+                    || host
+                        .trim_matches(['[', ']'])
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            });
+            if parsed.scheme_str() == Some("http") && !loopback {
+                return Err(InvalidValue::new(
+                    "jwt.jwks_url",
+                    "must be https:// (keys fetched over plain HTTP can be swapped by anyone on the path); http:// only on loopback",
+                ));
+            }
             if raw.jwks_refresh.as_secs() < 10 {
                 return Err(InvalidValue::new(
                     "jwt.jwks_refresh",
@@ -424,6 +444,14 @@ mod tests {
             JwtConfig::try_from(toml::from_str::<JwtToml>(text).unwrap()).map_err(|e| e.key)
         };
         assert!(parse("algorithm = \"ES256\"\njwks_url = \"https://idp.example/jwks\"").is_ok());
+        for local in [
+            "http://127.0.0.1:8000/jwks",
+            "http://localhost/jwks",
+            "http://[::1]/jwks",
+        ] {
+            let text = format!("algorithm = \"ES256\"\njwks_url = \"{local}\"");
+            assert!(parse(&text).is_ok(), "{local}");
+        }
         for (text, key) in [
             ("algorithm = \"HS256\"\njwks_url = \"https://idp/jwks\"", "jwt.jwks_url"),
             (
@@ -431,6 +459,11 @@ mod tests {
                 "jwt.jwks_url",
             ),
             ("algorithm = \"RS256\"\njwks_url = \"ftp://idp/jwks\"", "jwt.jwks_url"),
+            ("algorithm = \"RS256\"\njwks_url = \"http://idp/jwks\"", "jwt.jwks_url"),
+            (
+                "algorithm = \"RS256\"\njwks_url = \"https://u:p@idp/jwks\"",
+                "jwt.jwks_url",
+            ),
             (
                 "algorithm = \"RS256\"\njwks_url = \"https://idp/jwks\"\njwks_refresh = \"1s\"",
                 "jwt.jwks_refresh",
