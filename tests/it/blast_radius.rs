@@ -1217,22 +1217,7 @@ async fn caller_jwts_verify_against_a_jwks_url_and_follow_key_rotation() {
         .jwt_caller("kore-officer", &["privacy-officer"])
         .vendor("kore", &kore);
     let mut gateway = spawn_gateway(config).await;
-    let erase = |token: String, user: &'static str| {
-        let gateway = &gateway;
-        async move {
-            gateway
-                .call(
-                    "DELETE",
-                    "/kore/api/public/bot/eraseUsersData",
-                    &[("auth", token.as_str()), JSON],
-                    json!({ "userIds": [user] }).to_string(),
-                )
-                .await
-                .0
-                .status
-                .as_u16()
-        }
-    };
+    let erase = |token: String, user: &'static str| kore_erase_as(&gateway, token, user.to_owned());
     assert_eq!(erase(old.sign("kore-officer", None), "u-1").await, 200);
     assert_eq!(jwks.fetches(), 1);
     assert_eq!(erase(old.sign("kore-officer", None), "u-2").await, 200);
@@ -1260,6 +1245,21 @@ async fn caller_jwts_verify_against_a_jwks_url_and_follow_key_rotation() {
     gateway.stop().await;
 }
 
+/// A Kore.ai erasure of `user` with the JWT `token`: the answer's status.
+async fn kore_erase_as(gateway: &crate::support::Gateway, token: String, user: String) -> u16 {
+    gateway
+        .call(
+            "DELETE",
+            "/kore/api/public/bot/eraseUsersData",
+            &[("auth", token.as_str()), JSON],
+            json!({ "userIds": [user] }).to_string(),
+        )
+        .await
+        .0
+        .status
+        .as_u16()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jwks_provider_that_never_answers_costs_waiting_calls_one_timeout_not_one_each() {
     // Accepts and holds every connection, answers nothing.
@@ -1283,23 +1283,8 @@ async fn a_jwks_provider_that_never_answers_costs_waiting_calls_one_timeout_not_
     let mut gateway = spawn_gateway(config).await;
     let key = SigningKey::generate("k-unheld");
     let started = std::time::Instant::now();
-    let calls = (0..4).map(|i| {
-        let token = key.sign("kore-officer", None);
-        let gateway = &gateway;
-        async move {
-            gateway
-                .call(
-                    "DELETE",
-                    "/kore/api/public/bot/eraseUsersData",
-                    &[("auth", token.as_str()), JSON],
-                    json!({ "userIds": [format!("u-{i}")] }).to_string(),
-                )
-                .await
-                .0
-                .status
-                .as_u16()
-        }
-    });
+    let calls =
+        (0..4).map(|i| kore_erase_as(&gateway, key.sign("kore-officer", None), format!("u-{i}")));
     let statuses = futures_util::future::join_all(calls).await;
     let took = started.elapsed();
     assert_eq!(statuses, [401; 4], "no key, no caller");
