@@ -213,7 +213,8 @@ impl IdForm {
             (Self::EmailDomainCasefold, Some((_, domain))) => domain,
             _ => return false,
         };
-        fold_case(folded) != folded.to_lowercase()
+        // ASCII letters fold one way only: no allocation for most ids.
+        !folded.is_ascii() && fold_case(folded) != folded.to_lowercase()
     }
 
     /// Whether ids are compared byte for byte.

@@ -221,11 +221,9 @@ impl Gateway {
                 approver.id
             )));
         }
-        if approval.state != "pending" {
-            return Err(already(&approval));
-        }
-        // Reserved first, so that of two approvers at once only one answer
-        // is recorded, and the one recorded is the one that holds.
+        // Reserved first (only a pending approval can be), so that of two
+        // approvers at once only one answer is recorded, and the one
+        // recorded is the one that holds.
         let approval = match self
             .budgets
             .reserve(id, &approver.id)

@@ -447,10 +447,19 @@ pub fn verify_receipt(
         }
         wanted.insert(seq, hash.to_owned());
     }
+    // One pass: each record's hash where the receipt names its seq, and
+    // the receipt the trail makes of the target up to the receipt's end.
+    let end = wanted.keys().next_back().copied().unwrap_or(0);
+    let filter = ReceiptBuilder::filter(&receipt.target);
+    let mut builder = ReceiptBuilder::new(&filter, pseudonym_key);
     let mut found: BTreeMap<u64, String> = BTreeMap::new();
     for_each_record(paths, |record| {
-        if let Some(seq) = number(&record, "seq").filter(|s| wanted.contains_key(s)) {
+        let seq = number(&record, "seq");
+        if let Some(seq) = seq.filter(|s| wanted.contains_key(s)) {
             found.insert(seq, text(&record, "hash").to_owned());
+        }
+        if seq.is_some_and(|seq| seq <= end) {
+            builder.add(record);
         }
     })?;
     for (seq, hash) in &wanted {
@@ -464,7 +473,7 @@ pub fn verify_receipt(
             }
         }
     }
-    if let Err(differs) = same_as_trail(receipt, paths, pseudonym_key)? {
+    if let Err(differs) = same_as_trail(receipt, &builder.finish(), pseudonym_key.is_none()) {
         return Ok(Err(differs));
     }
     let mut signature_checked = false;
@@ -491,34 +500,16 @@ pub fn verify_receipt(
     }))
 }
 
-/// Whether `receipt` is the receipt the trail makes of its target from the
-/// records up to the receipt's last one (its checkpoint included): records
-/// written later, such as a completion, are not held against it.
-fn same_as_trail(
-    receipt: &Receipt,
-    paths: &[PathBuf],
-    pseudonym_key: Option<&PseudonymKey>,
-) -> Result<Result<(), ReceiptError>, FilesError> {
+/// Whether `receipt` is `trail`, the receipt the trail makes of its target
+/// from the records up to the receipt's last one (its checkpoint
+/// included): records written later, such as a completion, are not held
+/// against it. `keyless`: no pseudonym key was given.
+fn same_as_trail(receipt: &Receipt, trail: &Receipt, keyless: bool) -> Result<(), ReceiptError> {
     let seqs = |records: &[Map<String, Value>]| -> Vec<u64> {
         records.iter().filter_map(|r| number(r, "seq")).collect()
     };
-    let end = receipt
-        .records
-        .iter()
-        .chain(&receipt.checkpoint)
-        .filter_map(|r| number(r, "seq"))
-        .max()
-        .unwrap_or(0);
-    let filter = ReceiptBuilder::filter(&receipt.target);
-    let mut builder = ReceiptBuilder::new(&filter, pseudonym_key);
-    for_each_record(paths, |record| {
-        if number(&record, "seq").is_some_and(|seq| seq <= end) {
-            builder.add(record);
-        }
-    })?;
-    let trail = builder.finish();
     let (held, made) = (seqs(&receipt.records), seqs(&trail.records));
-    let differs = |what: String| Ok(Err(ReceiptError::Differs(what)));
+    let differs = |what: String| Err(ReceiptError::Differs(what));
     if held != made {
         let left_out: Vec<String> = made
             .iter()
@@ -540,7 +531,7 @@ fn same_as_trail(
         if !foreign.is_empty() {
             what.push_str(&format!("; not about it: seq {}", foreign.join(", ")));
         }
-        if made.is_empty() && pseudonym_key.is_none() {
+        if made.is_empty() && keyless {
             what.push_str(" (a pseudonymized trail needs --pseudonym-key)");
         }
         return differs(what);
@@ -569,5 +560,5 @@ fn same_as_trail(
     if receipt.checkpoint != trail.checkpoint {
         return differs("the receipt's checkpoint is not the newest one after its records".into());
     }
-    Ok(Ok(()))
+    Ok(())
 }
